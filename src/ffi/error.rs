@@ -1,0 +1,165 @@
+//! Statuses and the error object that carries the details of a failure to C.
+
+use crate::Error;
+use std::ffi::{c_char, CString};
+
+/// What a `gr_*` call did. The numbers are part of the ABI: never reused, never renumbered.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum gr_status {
+    /// Success; the out-params are written.
+    GR_OK = 0,
+    /// A required pointer argument was NULL (the message names it).
+    GR_ERR_NULL_ARGUMENT = 1,
+    /// A string argument was not valid UTF-8 (the message names it).
+    GR_ERR_INVALID_UTF8 = 2,
+    /// A JSON argument did not parse (the message names it and says where).
+    GR_ERR_INVALID_JSON = 3,
+    /// An argument had a bad value (the message names it).
+    GR_ERR_INVALID_ARGUMENT = 4,
+    /// The configuration is invalid (the message names the variable or field).
+    GR_ERR_CONFIG = 5,
+    /// No key can admit the request now: "all API keys have reached their rate limits".
+    /// `gr_error_retry_after_ms` says when one can.
+    GR_ERR_ALL_KEYS_RATE_LIMITED = 6,
+    /// Every key of the pool is disabled (invalid, leaked, suspended, API disabled).
+    GR_ERR_NO_USABLE_KEYS = 7,
+    /// The Gemini API answered with an error for the caller (see `gr_error_http_status`,
+    /// `gr_error_rpc_status`), or kept failing after the allowed retries.
+    GR_ERR_API = 8,
+    /// The connection failed after the allowed retries.
+    GR_ERR_TRANSPORT = 9,
+    /// The call's time budget ran out.
+    GR_ERR_TIMEOUT = 10,
+    /// The shared state store is unusable.
+    GR_ERR_STATE = 11,
+    /// A bug in the library: a panic was caught at the boundary.
+    GR_ERR_PANIC = 100,
+}
+
+/// The details of a failure. Created by the library, read with the `gr_error_*` functions,
+/// freed with `gr_error_free`.
+///
+/// Thread safety: an error object is immutable; it may be read from any thread.
+#[allow(non_camel_case_types)]
+pub struct gr_error {
+    pub(crate) status: gr_status,
+    pub(crate) message: CString,
+    pub(crate) retry_after_ms: u64,
+    pub(crate) http_status: u16,
+    pub(crate) rpc_status: CString,
+}
+
+fn c_string(s: String) -> CString {
+    CString::new(s.replace('\0', "\u{fffd}")).unwrap_or_default()
+}
+
+impl gr_error {
+    pub fn new(status: gr_status, message: String) -> gr_error {
+        gr_error {
+            status,
+            message: c_string(message),
+            retry_after_ms: 0,
+            http_status: 0,
+            rpc_status: CString::default(),
+        }
+    }
+
+    pub fn from_error(e: &Error) -> gr_error {
+        let status = match e {
+            Error::Config { .. } => gr_status::GR_ERR_CONFIG,
+            Error::InvalidArgument { argument, reason }
+                if argument.ends_with("_json") && reason.contains("JSON") =>
+            {
+                gr_status::GR_ERR_INVALID_JSON
+            }
+            Error::InvalidArgument { .. } => gr_status::GR_ERR_INVALID_ARGUMENT,
+            Error::AllKeysRateLimited { .. } => gr_status::GR_ERR_ALL_KEYS_RATE_LIMITED,
+            Error::NoUsableKeys { .. } => gr_status::GR_ERR_NO_USABLE_KEYS,
+            Error::Api(_) => gr_status::GR_ERR_API,
+            Error::Transport { .. } => gr_status::GR_ERR_TRANSPORT,
+            Error::Timeout { .. } => gr_status::GR_ERR_TIMEOUT,
+            Error::State { .. } => gr_status::GR_ERR_STATE,
+        };
+        let mut error = gr_error::new(status, e.to_string());
+        error.retry_after_ms = e.retry_after_ms().unwrap_or(0);
+        if let Error::Api(api) = e {
+            error.http_status = api.http_status;
+            error.rpc_status = c_string(api.rpc_status.clone());
+        }
+        error
+    }
+}
+
+/// The status of an error (`GR_ERR_PANIC` for a NULL `error`).
+#[no_mangle]
+pub extern "C" fn gr_error_status(error: *const gr_error) -> gr_status {
+    // SAFETY: NULL or a live error from this library.
+    unsafe { error.as_ref() }.map_or(gr_status::GR_ERR_PANIC, |e| e.status)
+}
+
+/// The error's message, one line, naming what was wrong. Never contains an API key.
+/// Borrowed: valid until `gr_error_free(error)`; do not free it. "" for a NULL `error`.
+#[no_mangle]
+pub extern "C" fn gr_error_message(error: *const gr_error) -> *const c_char {
+    // SAFETY: NULL or a live error from this library.
+    unsafe { error.as_ref() }.map_or(c"".as_ptr(), |e| e.message.as_ptr())
+}
+
+/// For `GR_ERR_ALL_KEYS_RATE_LIMITED`: milliseconds until a key can admit again (at least 1).
+/// 0 for any other error.
+#[no_mangle]
+pub extern "C" fn gr_error_retry_after_ms(error: *const gr_error) -> u64 {
+    // SAFETY: NULL or a live error from this library.
+    unsafe { error.as_ref() }.map_or(0, |e| e.retry_after_ms)
+}
+
+/// For `GR_ERR_API`: the HTTP status the service answered (e.g. 400). 0 otherwise.
+#[no_mangle]
+pub extern "C" fn gr_error_http_status(error: *const gr_error) -> u16 {
+    // SAFETY: NULL or a live error from this library.
+    unsafe { error.as_ref() }.map_or(0, |e| e.http_status)
+}
+
+/// For `GR_ERR_API`: the RPC status of the error body (e.g. "INVALID_ARGUMENT"), "" if none.
+/// Borrowed: valid until `gr_error_free(error)`; do not free it.
+#[no_mangle]
+pub extern "C" fn gr_error_rpc_status(error: *const gr_error) -> *const c_char {
+    // SAFETY: NULL or a live error from this library.
+    unsafe { error.as_ref() }.map_or(c"".as_ptr(), |e| e.rpc_status.as_ptr())
+}
+
+/// Frees an error. Freeing NULL does nothing.
+#[no_mangle]
+pub extern "C" fn gr_error_free(error: *mut gr_error) {
+    super::guard::guard_void(|| {
+        if !error.is_null() {
+            // SAFETY: a pointer this library returned, freed once.
+            drop(unsafe { Box::from_raw(error) });
+        }
+    })
+}
+
+/// The name of a `gr_status` value ("GR_ERR_API"), or "GR_UNKNOWN_STATUS" for a number that
+/// is not one. Static: do not free. (Takes an `int32_t` so that any number is safe to pass.)
+#[no_mangle]
+pub extern "C" fn gr_status_name(status: i32) -> *const c_char {
+    let name: &'static std::ffi::CStr = match status {
+        0 => c"GR_OK",
+        1 => c"GR_ERR_NULL_ARGUMENT",
+        2 => c"GR_ERR_INVALID_UTF8",
+        3 => c"GR_ERR_INVALID_JSON",
+        4 => c"GR_ERR_INVALID_ARGUMENT",
+        5 => c"GR_ERR_CONFIG",
+        6 => c"GR_ERR_ALL_KEYS_RATE_LIMITED",
+        7 => c"GR_ERR_NO_USABLE_KEYS",
+        8 => c"GR_ERR_API",
+        9 => c"GR_ERR_TRANSPORT",
+        10 => c"GR_ERR_TIMEOUT",
+        11 => c"GR_ERR_STATE",
+        100 => c"GR_ERR_PANIC",
+        _ => c"GR_UNKNOWN_STATUS",
+    };
+    name.as_ptr()
+}

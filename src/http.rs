@@ -1,0 +1,131 @@
+//! The HTTP client: one reused, keep-alive reqwest blocking client per pool, rustls TLS, the key
+//! in the `x-goog-api-key` header and never in the URL.
+//!
+//! A reqwest blocking client runs its connections on a runtime thread, and threads do not
+//! survive `fork`. So the client remembers the process that built it; a forked child builds its
+//! own on first use, and never drops the parent's (dropping it would wait for a thread that does
+//! not exist in the child).
+
+use crate::key::ApiKey;
+use std::sync::atomic::{AtomicPtr, Ordering::AcqRel, Ordering::Acquire};
+use std::time::Duration;
+
+/// What one HTTP attempt came back with.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The service answered (any status).
+    Answer { status: u16, body: String },
+    /// No answer within the time given.
+    Timeout,
+    /// No answer: connecting, sending or reading failed.
+    Transport(String),
+}
+
+struct Slot {
+    pid: u32,
+    client: reqwest::blocking::Client,
+}
+
+pub struct Http {
+    base_url: String,
+    slot: AtomicPtr<Slot>,
+}
+
+fn build_slot() -> Result<Box<Slot>, String> {
+    let client = reqwest::blocking::Client::builder()
+        .user_agent(concat!("gemini-rotator/", env!("CARGO_PKG_VERSION")))
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        // Per-request timeouts are set on each request from the call's remaining budget.
+        .timeout(None)
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {}", chain(&e)))?;
+    Ok(Box::new(Slot {
+        pid: std::process::id(),
+        client,
+    }))
+}
+
+/// An error and its causes, one line: reqwest's top-level message alone rarely says why.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cause = c.source();
+    }
+    s
+}
+
+impl Http {
+    pub fn new(base_url: &str) -> Result<Http, String> {
+        Ok(Http {
+            base_url: base_url.to_string(),
+            slot: AtomicPtr::new(Box::into_raw(build_slot()?)),
+        })
+    }
+
+    fn client(&self) -> Result<&reqwest::blocking::Client, String> {
+        let pid = std::process::id();
+        let current = self.slot.load(Acquire);
+        // SAFETY: slots are only ever freed by `drop`, in the process that built them.
+        if unsafe { (*current).pid } == pid {
+            return Ok(unsafe { &(*current).client });
+        }
+        // A forked child: build a client of its own. The parent's slot is left alone (leaked).
+        let fresh = Box::into_raw(build_slot()?);
+        match self.slot.compare_exchange(current, fresh, AcqRel, Acquire) {
+            Ok(_) => Ok(unsafe { &(*fresh).client }),
+            Err(winner) => {
+                // Another thread of this child won; ours is this process's own, so drop it.
+                drop(unsafe { Box::from_raw(fresh) });
+                Ok(unsafe { &(*winner).client })
+            }
+        }
+    }
+
+    /// The `generateContent` URL for a model.
+    pub fn generate_url(&self, model: &str) -> String {
+        format!("{}/v1beta/models/{model}:generateContent", self.base_url)
+    }
+
+    /// POSTs `body` (the caller's JSON, untouched) to `model`'s `generateContent` with `key`.
+    pub fn generate(&self, key: &ApiKey, model: &str, body: &str, timeout: Duration) -> Outcome {
+        let client = match self.client() {
+            Ok(c) => c,
+            Err(e) => return Outcome::Transport(e),
+        };
+        let sent = client
+            .post(self.generate_url(model))
+            .header("x-goog-api-key", key.secret())
+            .header("content-type", "application/json")
+            .timeout(timeout)
+            .body(body.to_owned())
+            .send();
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => return Outcome::Timeout,
+            Err(e) => return Outcome::Transport(chain(&e)),
+        };
+        let status = response.status().as_u16();
+        match response.text() {
+            Ok(body) => Outcome::Answer { status, body },
+            Err(e) if e.is_timeout() => Outcome::Timeout,
+            Err(e) => Outcome::Transport(chain(&e)),
+        }
+    }
+}
+
+impl Drop for Http {
+    fn drop(&mut self) {
+        let slot = *self.slot.get_mut();
+        // SAFETY: we own the slot; it is freed only in the process that built it.
+        if unsafe { (*slot).pid } == std::process::id() {
+            drop(unsafe { Box::from_raw(slot) });
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! The key pool: chooses a key for every request, sends it, and reacts to what the service says.
+//!
+//! Selection: free keys in round-robin from a shared cursor, skipping keys that are full,
+//! cooling down or disabled; the paid key only when no free key can admit; otherwise
+//! [`Error::AllKeysRateLimited`] with the time until the earliest key can admit again.
+//! Upstream failures: a 429 cools the key down for the service's `retryDelay` (a per-day quota
+//! until midnight Pacific time) and the call moves to another key; a dead key (invalid, leaked,
+//! suspended, API disabled) is disabled and the call moves on; 5xx and transport errors are
+//! retried with exponential backoff and full jitter, never held against the key; anything else
+//! is the caller's and comes back as is.
+
+use crate::clock;
+use crate::config::{validate_model, Config, StateLocation};
+use crate::error::{ApiError, Error};
+use crate::gemini::{classify, ErrorBody, Verdict};
+use crate::http::{Http, Outcome};
+use crate::key::{redact, ApiKey, Tier};
+use crate::limiter::Ticket;
+use crate::store::layout::{K_COOLDOWN_CAUSE, K_COOLDOWN_UNTIL, K_DISABLED};
+use crate::store::memory::MemoryStore;
+use crate::store::{
+    CooldownCause, DisabledReason, KeyCell, KeyCounter, KeySpec, PoolCell, PoolCounter, Store,
+};
+use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// A key of the pool and its (possibly shared) state record.
+pub struct PoolKey {
+    pub key: ApiKey,
+    pub tier: Tier,
+    pub cell: KeyCell,
+}
+
+impl PoolKey {
+    /// Admits at `now`, or says when this key may admit again (`u64::MAX`: never).
+    fn try_admit(&self, now: u64) -> Result<Ticket, u64> {
+        let words = &self.cell.0;
+        if words.word(K_DISABLED).load(Relaxed) != 0 {
+            return Err(u64::MAX);
+        }
+        let cool = words.word(K_COOLDOWN_UNTIL).load(Relaxed);
+        if now < cool {
+            return Err(cool);
+        }
+        self.cell.window().try_admit(now)
+    }
+
+    fn cool_down(&self, until: u64, cause: CooldownCause) {
+        let words = &self.cell.0;
+        words.word(K_COOLDOWN_CAUSE).store(cause as u64, Relaxed);
+        words.word(K_COOLDOWN_UNTIL).fetch_max(until, Relaxed);
+    }
+
+    fn disable(&self, reason: DisabledReason) {
+        // The first reason recorded stays.
+        let _ = self
+            .cell
+            .0
+            .word(K_DISABLED)
+            .compare_exchange(0, reason as u64, Relaxed, Relaxed);
+    }
+
+    pub fn disabled(&self) -> Option<DisabledReason> {
+        DisabledReason::from_word(self.cell.0.word(K_DISABLED).load(Relaxed))
+    }
+}
+
+/// Per-call options.
+#[derive(Clone, Debug, Default)]
+pub struct CallOptions {
+    /// The model; `None` uses the pool's default.
+    pub model: Option<String>,
+    /// How long to wait for a key when every key is full (0: fail at once).
+    pub max_wait_ms: u64,
+    /// The call's time budget; `None` (or more than the pool's) uses the pool's.
+    pub timeout_ms: Option<u64>,
+}
+
+/// A successful call.
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// The service's response JSON, as received.
+    pub body: String,
+    /// The fingerprint of the key that served it.
+    pub key_fingerprint: String,
+    /// HTTP attempts the call took (1 when nothing went wrong).
+    pub attempts: u32,
+}
+
+pub struct Pool {
+    config: Config,
+    free: Vec<PoolKey>,
+    paid: Option<PoolKey>,
+    record: PoolCell,
+    http: Http,
+    store: String,
+}
+
+/// A small per-thread xorshift generator for backoff jitter (not for anything secret).
+fn jitter_below(bound: u64) -> u64 {
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new(
+            clock::now_ms() ^ (std::process::id() as u64) << 32 ^ 0x9E37_79B9_7F4A_7C15
+        );
+    }
+    static SALT: AtomicU64 = AtomicU64::new(0);
+    STATE.with(|s| {
+        let mut x = s.get() ^ SALT.fetch_add(0x9E37_79B9, Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        if bound == 0 {
+            0
+        } else {
+            x % bound
+        }
+    })
+}
+
+impl Pool {
+    /// A pool configured from the environment.
+    pub fn from_env() -> Result<Pool, Error> {
+        Pool::new(Config::from_env()?)
+    }
+
+    pub fn new(config: Config) -> Result<Pool, Error> {
+        let store: Box<dyn Store> = match config.state {
+            StateLocation::Memory => Box::new(MemoryStore),
+        };
+        let spec = |key: &ApiKey, tier: Tier| KeySpec {
+            id: *key.id(),
+            fingerprint: key.fingerprint().to_string(),
+            tier,
+            limit: match tier {
+                Tier::Free => config.free_rate_limit,
+                Tier::Paid => config.paid_rate_limit,
+            },
+            window_ms: config.window_ms,
+            max_inflight_ms: config.timeout_ms,
+        };
+        let mut free = Vec::with_capacity(config.free_keys.len());
+        for key in &config.free_keys {
+            free.push(PoolKey {
+                cell: store.key(&spec(key, Tier::Free))?,
+                key: key.clone(),
+                tier: Tier::Free,
+            });
+        }
+        let paid = match &config.paid_key {
+            Some(key) => Some(PoolKey {
+                cell: store.key(&spec(key, Tier::Paid))?,
+                key: key.clone(),
+                tier: Tier::Paid,
+            }),
+            None => None,
+        };
+        let record = store.pool(&pool_id(&config))?;
+        let http = Http::new(&config.base_url).map_err(|message| Error::Transport { message })?;
+        Ok(Pool {
+            free,
+            paid,
+            record,
+            http,
+            store: store.describe(),
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where the pool's key state lives (`memory`, or the shared file).
+    pub fn store(&self) -> &str {
+        &self.store
+    }
+
+    /// Every key of the pool, free keys first.
+    pub fn keys(&self) -> impl Iterator<Item = &PoolKey> {
+        self.free.iter().chain(self.paid.iter())
+    }
+
+    pub fn record(&self) -> &PoolCell {
+        &self.record
+    }
+
+    /// Chooses a key and admits the request on it, or says when the earliest key can admit.
+    fn acquire(&self, now: u64) -> Result<(&PoolKey, Ticket), u64> {
+        let mut earliest = u64::MAX;
+        let k = self.free.len() as u64;
+        if k > 0 {
+            let start = self.record.cursor().fetch_add(1, Relaxed);
+            for i in 0..k {
+                let key = &self.free[((start + i) % k) as usize];
+                match key.try_admit(now) {
+                    Ok(ticket) => return Ok((key, ticket)),
+                    Err(ready) => {
+                        key.cell.count(KeyCounter::Refused);
+                        earliest = earliest.min(ready);
+                    }
+                }
+            }
+        }
+        if let Some(paid) = &self.paid {
+            match paid.try_admit(now) {
+                Ok(ticket) => {
+                    if k > 0 {
+                        self.record.add(PoolCounter::PaidFallbacks, 1);
+                    }
+                    return Ok((paid, ticket));
+                }
+                Err(ready) => {
+                    paid.cell.count(KeyCounter::Refused);
+                    earliest = earliest.min(ready);
+                }
+            }
+        }
+        Err(earliest)
+    }
+
+    /// Why no key can serve, when none will ever again (all disabled).
+    fn no_usable_keys(&self) -> Error {
+        let list: Vec<String> = self
+            .keys()
+            .map(|k| {
+                let reason = k.disabled().map(DisabledReason::as_str).unwrap_or("usable");
+                format!("{} {}", k.key.fingerprint(), reason)
+            })
+            .collect();
+        Error::NoUsableKeys {
+            detail: list.join(", "),
+        }
+    }
+
+    /// Waits (up to `wait_until`, a `clock::now_ms` time) for a key to admit the request.
+    fn acquire_waiting(&self, wait_until: u64) -> Result<(&PoolKey, Ticket), Error> {
+        loop {
+            let now = clock::now_ms();
+            match self.acquire(now) {
+                Ok(found) => return Ok(found),
+                Err(u64::MAX) => return Err(self.no_usable_keys()),
+                Err(ready) if ready > wait_until => {
+                    return Err(Error::AllKeysRateLimited {
+                        retry_after_ms: ready.saturating_sub(now).max(1),
+                    })
+                }
+                Err(ready) => {
+                    std::thread::sleep(Duration::from_millis(ready.saturating_sub(now).max(1)))
+                }
+            }
+        }
+    }
+
+    /// Sends one `generateContent` request (`request_json`, passed through untouched) through
+    /// the pool.
+    pub fn generate(&self, request_json: &str, options: &CallOptions) -> Result<Response, Error> {
+        self.record.add(PoolCounter::Requests, 1);
+        let result = self.generate_inner(request_json, options);
+        match &result {
+            Ok(_) => self.record.add(PoolCounter::Succeeded, 1),
+            Err(e) => {
+                self.record.add(PoolCounter::Failed, 1);
+                if matches!(e, Error::AllKeysRateLimited { .. }) {
+                    self.record.add(PoolCounter::Exhausted, 1);
+                }
+            }
+        }
+        result
+    }
+
+    fn generate_inner(&self, request_json: &str, options: &CallOptions) -> Result<Response, Error> {
+        check_request(request_json)?;
+        let model = match &options.model {
+            None => self.config.model.clone(),
+            Some(m) => validate_model(m).map_err(|r| Error::invalid("model", r))?,
+        };
+        let budget = options
+            .timeout_ms
+            .unwrap_or(self.config.timeout_ms)
+            .min(self.config.timeout_ms);
+        let started = Instant::now();
+        let deadline = clock::now_ms() + budget;
+        let wait_until = (clock::now_ms() + options.max_wait_ms).min(deadline);
+
+        let mut attempts = 0u32;
+        let mut retries = 0u32;
+        let mut last_failure: Option<Error> = None;
+        loop {
+            if attempts >= self.config.max_attempts {
+                return Err(last_failure.unwrap_or(Error::Timeout { after_ms: budget }));
+            }
+            let (key, ticket) = match self.acquire_waiting(wait_until) {
+                Ok(found) => found,
+                // After upstream failures, say what the service said rather than a bare refusal
+                // only when nothing could ever serve; a rate limit is reported as such.
+                Err(e) => return Err(e),
+            };
+            attempts += 1;
+            key.cell.count(KeyCounter::Admitted);
+            if retries > 0 {
+                key.cell.count(KeyCounter::Retries);
+            }
+            let remaining = deadline.saturating_sub(clock::now_ms());
+            if remaining == 0 {
+                key.cell.window().complete(ticket, clock::now_ms());
+                return Err(Error::Timeout {
+                    after_ms: started.elapsed().as_millis() as u64,
+                });
+            }
+            let sent = Instant::now();
+            let outcome = self.http.generate(
+                &key.key,
+                &model,
+                request_json,
+                Duration::from_millis(remaining),
+            );
+            key.cell.window().complete(ticket, clock::now_ms());
+            self.record
+                .observe_latency(sent.elapsed().as_micros() as u64);
+
+            let (status, body) = match outcome {
+                Outcome::Answer { status, body } => (status, body),
+                Outcome::Timeout => {
+                    key.cell.count(KeyCounter::Timeout);
+                    return Err(Error::Timeout {
+                        after_ms: started.elapsed().as_millis() as u64,
+                    });
+                }
+                Outcome::Transport(message) => {
+                    key.cell.count(KeyCounter::Transport);
+                    let failure = Error::Transport {
+                        message: redact(&message, self.config.all_keys()),
+                    };
+                    self.back_off(&mut retries, deadline, failure, &mut last_failure)?;
+                    continue;
+                }
+            };
+            let error = (!(200..300).contains(&status))
+                .then(|| ErrorBody::parse(&body))
+                .flatten();
+            let api_error = || {
+                let e = error.clone().unwrap_or_default();
+                Error::Api(ApiError {
+                    http_status: status,
+                    rpc_status: e.status,
+                    message: redact(
+                        if e.message.is_empty() {
+                            body.trim()
+                        } else {
+                            &e.message
+                        },
+                        self.config.all_keys(),
+                    ),
+                    key_fingerprint: Some(key.key.fingerprint().to_string()),
+                })
+            };
+            match classify(status, error.as_ref()) {
+                Verdict::Success => {
+                    key.cell.count(KeyCounter::Succeeded);
+                    return Ok(Response {
+                        body,
+                        key_fingerprint: key.key.fingerprint().to_string(),
+                        attempts,
+                    });
+                }
+                Verdict::RateLimited { delay_ms, per_day } => {
+                    key.cell.count(KeyCounter::Upstream429);
+                    let now = clock::now_ms();
+                    if per_day {
+                        let unix = clock::unix_now_secs();
+                        let wait_s = (clock::next_pacific_midnight(unix) - unix).max(1) as u64;
+                        key.cool_down(now + wait_s * 1000, CooldownCause::PerDay);
+                    } else {
+                        let delay = delay_ms.unwrap_or(self.config.window_ms).max(1);
+                        key.cool_down(now + delay, CooldownCause::PerMinute);
+                    }
+                    last_failure = Some(api_error());
+                }
+                Verdict::KeyDead(reason) => {
+                    key.cell.count(match reason {
+                        DisabledReason::ApiKeyInvalid => KeyCounter::InvalidKey,
+                        _ => KeyCounter::PermissionDenied,
+                    });
+                    key.disable(reason);
+                    last_failure = Some(api_error());
+                }
+                Verdict::Transient => {
+                    key.cell.count(KeyCounter::ServerError);
+                    self.back_off(&mut retries, deadline, api_error(), &mut last_failure)?;
+                }
+                Verdict::Caller => {
+                    key.cell.count(KeyCounter::ClientError);
+                    return Err(api_error());
+                }
+            }
+        }
+    }
+
+    /// After a transient failure: gives up once the retries are spent or the backoff would
+    /// outlast the deadline, otherwise sleeps for an exponentially growing, fully jittered time.
+    fn back_off(
+        &self,
+        retries: &mut u32,
+        deadline: u64,
+        failure: Error,
+        last_failure: &mut Option<Error>,
+    ) -> Result<(), Error> {
+        if *retries >= self.config.max_retries {
+            return Err(failure);
+        }
+        let ceiling = self
+            .config
+            .retry_base_ms
+            .saturating_mul(1u64 << (*retries).min(20))
+            .min(self.config.retry_max_ms);
+        let sleep = jitter_below(ceiling + 1);
+        if clock::now_ms() + sleep >= deadline {
+            return Err(failure);
+        }
+        *retries += 1;
+        *last_failure = Some(failure);
+        std::thread::sleep(Duration::from_millis(sleep));
+        Ok(())
+    }
+}
+
+/// The request must be a JSON object; it is sent as given, byte for byte.
+fn check_request(request_json: &str) -> Result<(), Error> {
+    if !request_json.trim_start().starts_with('{') {
+        return Err(Error::invalid(
+            "request_json",
+            "must be a JSON object (a GenerateContentRequest)",
+        ));
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(request_json)
+        .map(|_| ())
+        .map_err(|e| Error::invalid("request_json", format!("not valid JSON: {e}")))
+}
+
+/// The identity of a pool's key set: pools of the same keys share a cursor and counters.
+fn pool_id(config: &Config) -> [u8; 16] {
+    let mut free: Vec<_> = config.free_keys.iter().map(|k| *k.id()).collect();
+    free.sort_unstable();
+    let mut h = Sha256::new();
+    h.update(b"gemini-rotator/pool/v1\0");
+    for id in &free {
+        h.update(id);
+    }
+    h.update(b"paid\0");
+    if let Some(paid) = &config.paid_key {
+        h.update(paid.id());
+    }
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h.finalize()[..16]);
+    id
+}

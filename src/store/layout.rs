@@ -1,0 +1,254 @@
+//! The layout of the state the store keeps per key and per pool: plain arrays of `u64` atomics,
+//! so the same code runs on heap memory (this process) and on a shared mapping (every process on
+//! the host). Word positions are part of the shared file's format: append, never reorder.
+
+use crate::limiter::Window;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+// Key record header words.
+pub(crate) const K_HEAD: usize = 0;
+pub(crate) const K_LIMIT: usize = 1;
+pub(crate) const K_WINDOW_MS: usize = 2;
+pub(crate) const K_MAX_INFLIGHT_MS: usize = 3;
+pub(crate) const K_COOLDOWN_UNTIL: usize = 4;
+pub(crate) const K_COOLDOWN_CAUSE: usize = 5;
+pub(crate) const K_DISABLED: usize = 6;
+pub(crate) const K_TIER: usize = 7;
+pub(crate) const K_COUNTERS: usize = 8;
+
+/// Per-key counters, in the order of their words after `K_COUNTERS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum KeyCounter {
+    /// Requests this key was chosen for (every attempt).
+    Admitted,
+    /// 2xx answers.
+    Succeeded,
+    /// Times selection passed this key over because it was at its limit, cooling or disabled.
+    Refused,
+    /// 429 answers from the service.
+    Upstream429,
+    /// 400 API_KEY_INVALID answers.
+    InvalidKey,
+    /// 403 PERMISSION_DENIED answers.
+    PermissionDenied,
+    /// 500/502/503/504 answers.
+    ServerError,
+    /// Connection-level failures.
+    Transport,
+    /// Attempts that ran out of time.
+    Timeout,
+    /// Other 4xx answers (the caller's request).
+    ClientError,
+    /// Attempts that were a retry after a transient failure.
+    Retries,
+}
+
+pub(crate) const KEY_COUNTERS: usize = 11;
+pub(crate) const KEY_HEADER_WORDS: usize = K_COUNTERS + KEY_COUNTERS;
+
+/// Why a key is cooling down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CooldownCause {
+    None = 0,
+    /// A per-minute (or unspecified) quota: back after `retryDelay`.
+    PerMinute = 1,
+    /// A per-day quota: back after midnight Pacific time.
+    PerDay = 2,
+}
+
+impl CooldownCause {
+    pub fn from_word(w: u64) -> CooldownCause {
+        match w {
+            1 => CooldownCause::PerMinute,
+            2 => CooldownCause::PerDay,
+            _ => CooldownCause::None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CooldownCause::None => "none",
+            CooldownCause::PerMinute => "per_minute",
+            CooldownCause::PerDay => "per_day",
+        }
+    }
+}
+
+/// Why a key was disabled (0 in the word: it is not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DisabledReason {
+    ApiKeyInvalid = 1,
+    Leaked = 2,
+    ConsumerSuspended = 3,
+    ServiceDisabled = 4,
+    PermissionDenied = 5,
+}
+
+impl DisabledReason {
+    pub fn from_word(w: u64) -> Option<DisabledReason> {
+        Some(match w {
+            1 => DisabledReason::ApiKeyInvalid,
+            2 => DisabledReason::Leaked,
+            3 => DisabledReason::ConsumerSuspended,
+            4 => DisabledReason::ServiceDisabled,
+            5 => DisabledReason::PermissionDenied,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisabledReason::ApiKeyInvalid => "API_KEY_INVALID",
+            DisabledReason::Leaked => "LEAKED",
+            DisabledReason::ConsumerSuspended => "CONSUMER_SUSPENDED",
+            DisabledReason::ServiceDisabled => "SERVICE_DISABLED",
+            DisabledReason::PermissionDenied => "PERMISSION_DENIED",
+        }
+    }
+}
+
+// Pool record words.
+pub(crate) const P_CURSOR: usize = 0;
+pub(crate) const P_COUNTERS: usize = 1;
+
+/// Pool-wide counters, in the order of their words after `P_COUNTERS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum PoolCounter {
+    /// Calls made through the pool.
+    Requests,
+    /// Calls that returned a response.
+    Succeeded,
+    /// Calls that returned an error.
+    Failed,
+    /// Attempts the paid key served because every free key was full.
+    PaidFallbacks,
+    /// Calls refused because no key could admit them.
+    Exhausted,
+    /// Upstream attempts timed, and their total in microseconds.
+    LatencyCount,
+    LatencySumMicros,
+}
+
+pub(crate) const POOL_COUNTERS: usize = 7;
+/// Upper bounds (seconds) of the upstream latency histogram's buckets; one more word counts the
+/// attempts above the last bound.
+pub(crate) const LATENCY_BUCKETS_S: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+pub(crate) const P_BUCKETS: usize = P_COUNTERS + POOL_COUNTERS;
+pub(crate) const POOL_WORDS: usize = P_BUCKETS + LATENCY_BUCKETS_S.len() + 1;
+
+/// A run of atomic words owned by a store (heap block or shared mapping), kept alive by `owner`.
+#[derive(Clone)]
+pub struct Words {
+    ptr: NonNull<AtomicU64>,
+    len: usize,
+    _owner: Arc<dyn Send + Sync>,
+}
+
+// SAFETY: the words are atomics; `owner` keeps the memory mapped/allocated while any `Words`
+// exists, and is itself Send + Sync.
+unsafe impl Send for Words {}
+unsafe impl Sync for Words {}
+
+impl Words {
+    /// # Safety
+    /// `ptr..ptr+len` must be valid, 8-byte aligned words that stay valid while `owner` lives.
+    pub unsafe fn new(ptr: NonNull<AtomicU64>, len: usize, owner: Arc<dyn Send + Sync>) -> Words {
+        Words {
+            ptr,
+            len,
+            _owner: owner,
+        }
+    }
+
+    pub fn as_slice(&self) -> &[AtomicU64] {
+        // SAFETY: guaranteed by the constructor's contract.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    pub fn word(&self, i: usize) -> &AtomicU64 {
+        &self.as_slice()[i]
+    }
+}
+
+/// A key's record: header, counters, then the limiter's ring of `limit` slots.
+#[derive(Clone)]
+pub struct KeyCell(pub Words);
+
+impl KeyCell {
+    pub fn words_for(limit: u64) -> usize {
+        KEY_HEADER_WORDS + limit as usize
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.0.word(K_LIMIT).load(Relaxed)
+    }
+
+    pub fn window_ms(&self) -> u64 {
+        self.0.word(K_WINDOW_MS).load(Relaxed)
+    }
+
+    pub fn window(&self) -> Window<'_> {
+        let words = self.0.as_slice();
+        Window {
+            head: &words[K_HEAD],
+            slots: &words[KEY_HEADER_WORDS..],
+            window_ms: words[K_WINDOW_MS].load(Relaxed),
+            max_inflight_ms: words[K_MAX_INFLIGHT_MS].load(Relaxed),
+        }
+    }
+
+    pub fn count(&self, c: KeyCounter) {
+        self.0.word(K_COUNTERS + c as usize).fetch_add(1, Relaxed);
+    }
+
+    pub fn counter(&self, c: KeyCounter) -> u64 {
+        self.0.word(K_COUNTERS + c as usize).load(Relaxed)
+    }
+
+    /// Writes a fresh record's constant header fields.
+    pub fn init(&self, limit: u64, window_ms: u64, tier: u64) {
+        self.0.word(K_LIMIT).store(limit, Relaxed);
+        self.0.word(K_WINDOW_MS).store(window_ms, Relaxed);
+        self.0.word(K_TIER).store(tier, Relaxed);
+    }
+}
+
+/// A pool's shared record: the round-robin cursor and the pool-wide counters.
+#[derive(Clone)]
+pub struct PoolCell(pub Words);
+
+impl PoolCell {
+    pub fn cursor(&self) -> &AtomicU64 {
+        self.0.word(P_CURSOR)
+    }
+
+    pub fn add(&self, c: PoolCounter, n: u64) {
+        self.0.word(P_COUNTERS + c as usize).fetch_add(n, Relaxed);
+    }
+
+    pub fn counter(&self, c: PoolCounter) -> u64 {
+        self.0.word(P_COUNTERS + c as usize).load(Relaxed)
+    }
+
+    pub fn observe_latency(&self, micros: u64) {
+        self.add(PoolCounter::LatencyCount, 1);
+        self.add(PoolCounter::LatencySumMicros, micros);
+        let secs = micros as f64 / 1e6;
+        let bucket = LATENCY_BUCKETS_S
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(LATENCY_BUCKETS_S.len());
+        self.0.word(P_BUCKETS + bucket).fetch_add(1, Relaxed);
+    }
+
+    /// Non-cumulative counts per bucket (the last is above the last bound).
+    pub fn latency_buckets(&self) -> Vec<u64> {
+        (0..=LATENCY_BUCKETS_S.len())
+            .map(|i| self.0.word(P_BUCKETS + i).load(Relaxed))
+            .collect()
+    }
+}
