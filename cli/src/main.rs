@@ -1,1 +1,158 @@
-fn main() {}
+//! `gemini-rotator`: the command-line face of the library.
+//!
+//! - `demo`: drives the library against the built-in Gemini emulator on loopback (no keys, no
+//!   internet) and shows what happened.
+//! - `generate "prompt"`: one request through the pool configured in the environment.
+//! - `stats`: the statistics of the pool configured in the environment (`--json`).
+//! - `emulator`: runs the Gemini emulator on loopback.
+
+mod demo;
+
+use gemini_rotator::{gemini, metrics, CallOptions, Pool};
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+Usage: gemini-rotator <command> [options]
+
+Commands:
+  demo                 Run a demo workload against the built-in Gemini emulator (no API keys,
+                       no network: loopback only) and print per-key counts, paid fallbacks and
+                       exhaustion errors.
+  generate PROMPT      Send one request through the pool configured in the environment
+                       (GEMINI_FREE_KEYS, GEMINI_PAID_KEY, ...) and print the answer's text.
+                       Options: --model NAME, --max-wait-ms N, --json (print the whole response).
+  stats                Print the statistics of the pool configured in the environment.
+                       Options: --json.
+  emulator             Run the Gemini emulator on 127.0.0.1. Options: --config FILE.json,
+                       --port N.
+  help                 Print this help.
+
+Configuration is read from the environment; see the README for every variable.
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let rest = &args[1..];
+    let result = match command.as_str() {
+        "demo" => demo::run(rest),
+        "generate" => generate(rest),
+        "stats" => stats(rest),
+        "emulator" => emulator(rest),
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(Usage(format!("unknown command {other:?}"))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Usage(message)) => {
+            eprintln!("gemini-rotator: {message}\nTry 'gemini-rotator help'.");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A failure to report: the message, and exit status 2 for usage errors, 1 otherwise.
+pub struct Usage(pub String);
+
+impl From<gemini_rotator::Error> for Usage {
+    fn from(e: gemini_rotator::Error) -> Usage {
+        Usage(e.to_string())
+    }
+}
+
+/// Takes `--name VALUE` out of `args`.
+pub fn option(args: &[String], name: &str) -> Result<Option<String>, Usage> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(None),
+        Some(i) => args
+            .get(i + 1)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| Usage(format!("{name} needs a value"))),
+    }
+}
+
+fn generate(args: &[String]) -> Result<(), Usage> {
+    let mut prompt = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--model" | "--max-wait-ms" => i += 2,
+            "--json" => i += 1,
+            a if a.starts_with("--") => return Err(Usage(format!("unknown option {a:?}"))),
+            a => {
+                if prompt.replace(a.to_string()).is_some() {
+                    return Err(Usage("give one prompt (quote it)".into()));
+                }
+                i += 1;
+            }
+        }
+    }
+    let prompt = prompt.ok_or_else(|| Usage("generate needs a prompt".into()))?;
+    let max_wait_ms = match option(args, "--max-wait-ms")? {
+        None => 0,
+        Some(v) => v
+            .parse()
+            .map_err(|_| Usage(format!("--max-wait-ms: not a whole number: {v:?}")))?,
+    };
+    let pool = Pool::from_env()?;
+    let body = serde_json::json!({"contents": [{"role": "user", "parts": [{"text": prompt}]}]});
+    let options = CallOptions {
+        model: option(args, "--model")?,
+        max_wait_ms,
+        timeout_ms: None,
+    };
+    let response = pool.generate(&body.to_string(), &options)?;
+    if args.iter().any(|a| a == "--json") {
+        println!("{}", response.body);
+    } else {
+        let value: serde_json::Value = serde_json::from_str(&response.body)
+            .map_err(|e| Usage(format!("the service's answer is not JSON: {e}")))?;
+        println!("{}", gemini::response_text(&value));
+        eprintln!(
+            "(key {}, {} attempt(s))",
+            response.key_fingerprint, response.attempts
+        );
+    }
+    Ok(())
+}
+
+fn stats(args: &[String]) -> Result<(), Usage> {
+    let pool = Pool::from_env()?;
+    if args.iter().any(|a| a == "--json") {
+        println!("{}", metrics::snapshot_json(&pool));
+    } else {
+        print!("{}", demo::stats_table(&metrics::snapshot(&pool)));
+    }
+    Ok(())
+}
+
+fn emulator(args: &[String]) -> Result<(), Usage> {
+    let config = match option(args, "--config")? {
+        None => gemini_emulator::EmulatorConfig::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Usage(format!("--config {path}: {e}")))?;
+            gemini_emulator::EmulatorConfig::from_json(&text)
+                .map_err(|e| Usage(format!("--config {path}: {e}")))?
+        }
+    };
+    let port = match option(args, "--port")? {
+        None => 0,
+        Some(p) => p
+            .parse()
+            .map_err(|_| Usage(format!("--port: not a port number: {p:?}")))?,
+    };
+    let emu = gemini_emulator::Emulator::start_on_port(config, port)
+        .map_err(|e| Usage(format!("cannot start the emulator: {e}")))?;
+    println!("listening on {}", emu.base_url());
+    loop {
+        std::thread::park();
+    }
+}

@@ -1,0 +1,169 @@
+//! A Gemini API emulator for gemini-rotator's tests, benchmarks and demo.
+//!
+//! It serves `POST /{v1beta|v1}/models/{model}:generateContent` on loopback with the real
+//! service's answer and error shapes, enforces an exact rolling-window limit per API key,
+//! injects faults on demand, and records what it saw (per-key counters and a request log)
+//! without ever showing a key.
+//!
+//! ```no_run
+//! use gemini_emulator::{Emulator, EmulatorConfig, Fault, FaultKind, KeySpec};
+//!
+//! let emulator = Emulator::start(EmulatorConfig::with_keys(vec![
+//!     KeySpec::new("key-a", "a").with_limit(3, 300),
+//! ]))?;
+//! emulator.add_fault(Fault::new(FaultKind::Http503).for_label("a").times(1));
+//! println!("POST {}", emulator.generate_url("gemini-3-flash"));
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+mod api;
+mod config;
+mod control;
+mod errors;
+mod faults;
+mod http;
+mod limiter;
+mod request;
+mod responses;
+mod server;
+mod state;
+mod stats;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
+
+pub use config::{ConfigError, EmulatorConfig, KeySpec};
+pub use faults::{Fault, FaultKind};
+pub use stats::{KeyStats, LogEntry, Stats};
+
+use state::Shared;
+
+/// Tokio worker threads when the configuration does not say.
+const DEFAULT_WORKER_THREADS: usize = 2;
+
+/// A running emulator. It serves until dropped.
+///
+/// All methods take `&self` and may be called from any thread while requests are served.
+#[derive(Debug)]
+pub struct Emulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Starts an emulator on `127.0.0.1` with a port chosen by the system.
+    ///
+    /// Returns once the socket is listening. Serving happens on a dedicated tokio runtime in
+    /// background threads. Fails with `InvalidInput` for an invalid configuration.
+    pub fn start(config: EmulatorConfig) -> io::Result<Emulator> {
+        Emulator::start_on_port(config, 0)
+    }
+
+    /// Like [`Emulator::start`], on a given port (0 lets the system choose).
+    pub fn start_on_port(config: EmulatorConfig, port: u16) -> io::Result<Emulator> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let shared = Shared::new(&config);
+
+        let listener = StdTcpListener::bind(("127.0.0.1", port))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.worker_threads.unwrap_or(DEFAULT_WORKER_THREADS))
+            .thread_name("gemini-emulator-worker")
+            .enable_all()
+            .build()?;
+        let listener = {
+            let _context = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
+
+        let (shutdown, shutdown_rx) = oneshot::channel();
+        let serving = Arc::clone(&shared);
+        // The runtime lives on its own thread, so that dropping the emulator never drops a
+        // runtime inside another runtime's async context.
+        let thread = std::thread::Builder::new()
+            .name("gemini-emulator".into())
+            .spawn(move || {
+                runtime.block_on(server::serve(listener, serving, shutdown_rx));
+                // Dropping the runtime cancels whatever the grace period did not finish.
+                drop(runtime);
+            })?;
+
+        Ok(Emulator {
+            addr,
+            shared,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The port the emulator listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The full `generateContent` URL for `model` (API version `v1beta`).
+    pub fn generate_url(&self, model: &str) -> String {
+        format!("{}/v1beta/models/{model}:generateContent", self.base_url())
+    }
+
+    /// A snapshot of the counters (the JSON of `GET /_emulator/stats`).
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// Every finished `generateContent` request, in arrival order (`GET /_emulator/log`).
+    pub fn log(&self) -> Vec<LogEntry> {
+        self.shared.log()
+    }
+
+    /// Adds a fault after the existing ones.
+    pub fn add_fault(&self, fault: Fault) {
+        self.shared.add_fault(fault);
+    }
+
+    /// Adds a key, or replaces the key with the same label (its rate history is kept).
+    /// If another label had the same secret, the secret now belongs to this label.
+    pub fn set_key(&self, spec: KeySpec) {
+        self.shared.set_key(spec);
+    }
+
+    /// Clears counters, the log, faults, recorded bodies and rate-window state; keys stay.
+    /// Requests in flight during the reset are not recorded.
+    pub fn reset(&self) {
+        self.shared.reset();
+    }
+
+    /// The body of the last request made with the key of `label`, when the configuration
+    /// set `record_bodies`.
+    pub fn last_body(&self, label: &str) -> Option<String> {
+        self.shared.last_body(label)
+    }
+}
+
+impl Drop for Emulator {
+    /// Stops accepting, lets requests in flight finish briefly, closes every connection and
+    /// waits for the server thread.
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Reading a `generateContent` request body: validation, and the few things the emulator's
+//! answer depends on.
+
+use serde_json::Value;
+
+use crate::errors::ApiError;
+
+/// What the emulator takes from a valid request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prompt {
+    /// The text parts of the last entry of `contents`, joined with "".
+    pub last_text: String,
+    /// Words in every text part of `contents`, at least 1: the emulator's "prompt tokens".
+    pub prompt_tokens: u64,
+    /// `generationConfig.thinkingConfig.includeThoughts` was true.
+    pub include_thoughts: bool,
+}
+
+/// Token count of a text as the emulator counts it: its words, but at least 1.
+pub fn count_tokens(text: &str) -> u64 {
+    (text.split_whitespace().count() as u64).max(1)
+}
+
+/// Validates a request body the way the real service would, naming what is wrong.
+pub fn parse_prompt(body: &[u8]) -> Result<Prompt, ApiError> {
+    // An empty body reads as an empty request, which then lacks `contents`.
+    let request: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::invalid_request("", format!("Invalid JSON payload received. {e}."))
+        })?
+    };
+    let Value::Object(request) = request else {
+        return Err(ApiError::invalid_request(
+            "",
+            "Invalid JSON payload received. Root element must be a message.",
+        ));
+    };
+
+    let contents = match request.get("contents") {
+        None | Some(Value::Null) => return Err(contents_not_specified()),
+        Some(Value::Array(contents)) if contents.is_empty() => return Err(contents_not_specified()),
+        Some(Value::Array(contents)) => contents,
+        Some(other) => return Err(invalid_content("contents", other)),
+    };
+
+    let mut words = 0u64;
+    let mut last_text = String::new();
+    for (index, content) in contents.iter().enumerate() {
+        let field = format!("contents[{index}]");
+        let Value::Object(content) = content else {
+            return Err(invalid_content(&field, content));
+        };
+        let parts = match content.get("parts") {
+            Some(Value::Array(parts)) if !parts.is_empty() => parts,
+            _ => {
+                let field = format!("{field}.parts");
+                return Err(ApiError::invalid_request(
+                    &field,
+                    format!(
+                        "* GenerateContentRequest.{field}: contents.parts must not be empty.\n"
+                    ),
+                ));
+            }
+        };
+        last_text.clear();
+        for text in parts.iter().filter_map(|part| part.get("text")?.as_str()) {
+            words += text.split_whitespace().count() as u64;
+            last_text.push_str(text);
+        }
+    }
+
+    let include_thoughts = request
+        .get("generationConfig")
+        .and_then(|config| config.get("thinkingConfig"))
+        .and_then(|thinking| thinking.get("includeThoughts"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+
+    Ok(Prompt {
+        last_text,
+        prompt_tokens: words.max(1),
+        include_thoughts,
+    })
+}
+
+fn contents_not_specified() -> ApiError {
+    ApiError::invalid_request(
+        "contents",
+        "* GenerateContentRequest.contents: contents is not specified\n",
+    )
+}
+
+fn invalid_content(field: &str, value: &Value) -> ApiError {
+    ApiError::invalid_request(
+        field,
+        format!(
+            "Invalid value at '{field}' \
+             (type.googleapis.com/google.ai.generativelanguage.v1beta.Content), {value}"
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(body: &str) -> String {
+        parse_prompt(body.as_bytes()).unwrap_err().message
+    }
+
+    #[test]
+    fn takes_the_last_entry_text_and_counts_all_words() {
+        let prompt = parse_prompt(
+            br#"{"contents":[
+                {"role":"user","parts":[{"text":"one two"}]},
+                {"role":"model","parts":[{"text":"three"}]},
+                {"role":"user","parts":[{"text":"Hello "},{"inlineData":{}},{"text":"world"}]}
+            ],"generationConfig":{"thinkingConfig":{"includeThoughts":true}}}"#,
+        )
+        .unwrap();
+        assert_eq!(prompt.last_text, "Hello world");
+        assert_eq!(prompt.prompt_tokens, 5);
+        assert!(prompt.include_thoughts);
+    }
+
+    #[test]
+    fn names_what_is_wrong() {
+        assert!(message("{nope").starts_with("Invalid JSON payload received."));
+        assert!(message("[1]").contains("Root element must be a message"));
+        assert!(message("").contains("contents is not specified"));
+        assert!(message(r#"{"contents":[]}"#).contains("contents is not specified"));
+        assert!(message(r#"{"contents":"hi"}"#).contains("Invalid value at 'contents'"));
+        assert!(message(r#"{"contents":[3]}"#).contains("'contents[0]'"));
+        assert!(message(r#"{"contents":[{"role":"user"}]}"#).contains("contents[0].parts"));
+    }
+
+    #[test]
+    fn token_counts_are_at_least_one() {
+        assert_eq!(count_tokens(""), 1);
+        assert_eq!(count_tokens("echo: a b"), 3);
+        let prompt = parse_prompt(br#"{"contents":[{"parts":[{"text":""}]}]}"#).unwrap();
+        assert_eq!(prompt.prompt_tokens, 1);
+    }
+}

@@ -1,0 +1,139 @@
+//! Shared helpers of the Rust integration tests: an emulator on loopback with keys unique to
+//! the test, and pools configured against it.
+#![allow(dead_code)]
+
+use gemini_emulator::{Emulator, EmulatorConfig, Fault};
+use gemini_rotator::{CallOptions, Config, Error, Pool, Response};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Key strings unique to this test run and this test: key state is shared by every pool of the
+/// process (and the host), so tests must never reuse each other's keys.
+pub fn unique_keys(test: &str, n: usize) -> Vec<String> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let run = format!(
+        "{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    );
+    (0..n).map(|i| format!("test-{test}-{run}-{i}")).collect()
+}
+
+/// A test's world: the emulator, its keys by label, and the pool settings.
+pub struct World {
+    pub emu: Emulator,
+    pub free: Vec<String>,
+    pub paid: Option<String>,
+}
+
+impl World {
+    /// `free` free keys (labels free0..), an optional paid key (label paid), each known to the
+    /// emulator with `emu_limit` per `emu_window_ms` (None: unlimited).
+    pub fn new(
+        test: &str,
+        free: usize,
+        paid: bool,
+        emu_limit: Option<u32>,
+        emu_window_ms: u64,
+    ) -> World {
+        let keys = unique_keys(test, free + 1);
+        let mut specs = Vec::new();
+        for (i, k) in keys[..free].iter().enumerate() {
+            specs.push(json!({"key": k, "label": format!("free{i}"), "limit": emu_limit, "window_ms": emu_window_ms}));
+        }
+        if paid {
+            specs.push(json!({"key": keys[free], "label": "paid", "limit": emu_limit, "window_ms": emu_window_ms}));
+        }
+        let config =
+            EmulatorConfig::from_json(&json!({"keys": specs, "record_bodies": true}).to_string())
+                .expect("emulator config");
+        World {
+            emu: Emulator::start(config).expect("emulator starts"),
+            free: keys[..free].to_vec(),
+            paid: paid.then(|| keys[free].clone()),
+        }
+    }
+
+    /// The pool's JSON config with these overrides merged in.
+    pub fn config_json(&self, overrides: Value) -> String {
+        let mut c = json!({
+            "free_keys": self.free,
+            "base_url": self.emu.base_url(),
+            "retry_base_ms": 1,
+            "retry_max_ms": 5,
+            "timeout_ms": 10_000,
+        });
+        if let Some(paid) = &self.paid {
+            c["paid_key"] = json!(paid);
+        }
+        for (k, v) in overrides.as_object().expect("overrides are an object") {
+            c[k] = v.clone();
+        }
+        c.to_string()
+    }
+
+    pub fn pool(&self, overrides: Value) -> Pool {
+        Pool::new(Config::from_json(&self.config_json(overrides)).expect("valid config"))
+            .expect("pool")
+    }
+
+    pub fn fault(&self, fault: Value) {
+        self.emu
+            .add_fault(serde_json::from_value::<Fault>(fault).expect("fault"));
+    }
+
+    pub fn stats(&self) -> Value {
+        serde_json::to_value(self.emu.stats()).unwrap()
+    }
+
+    /// Requests the emulator received with the key of `label`.
+    pub fn received(&self, label: &str) -> u64 {
+        self.stats()["keys"][label]["requests"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    pub fn label_of(&self, fingerprint: &str) -> String {
+        if let Some(i) = self
+            .free
+            .iter()
+            .position(|k| gemini_rotator::key::fingerprint(k) == fingerprint)
+        {
+            return format!("free{i}");
+        }
+        if self
+            .paid
+            .as_deref()
+            .map(gemini_rotator::key::fingerprint)
+            .as_deref()
+            == Some(fingerprint)
+        {
+            return "paid".into();
+        }
+        panic!("fingerprint {fingerprint} is not one of this world's keys")
+    }
+}
+
+pub const HELLO: &str = r#"{"contents":[{"role":"user","parts":[{"text":"hello"}]}]}"#;
+
+pub fn ask(pool: &Pool) -> Result<Response, Error> {
+    pool.generate(HELLO, &CallOptions::default())
+}
+
+/// The statistics of a key (by fingerprint) from the pool's snapshot.
+pub fn key_stats(pool: &Pool, key: &str) -> Value {
+    let stats: Value = serde_json::from_str(&gemini_rotator::metrics::snapshot_json(pool)).unwrap();
+    let fp = gemini_rotator::key::fingerprint(key);
+    stats["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["fingerprint"] == fp.as_str())
+        .cloned()
+        .expect("key in stats")
+}
+
+pub fn pool_stats(pool: &Pool) -> Value {
+    let stats: Value = serde_json::from_str(&gemini_rotator::metrics::snapshot_json(pool)).unwrap();
+    stats["pool"].clone()
+}
