@@ -32,6 +32,9 @@
 // The library's patch version.
 #define GR_VERSION_PATCH 0
 
+// Bumped whenever the meaning of any word changes.
+#define LAYOUT_VERSION 1
+
 // What a `gr_*` call did. The numbers are part of the ABI: never reused, never renumbered.
 typedef enum {
   // Success; the out-params are written.

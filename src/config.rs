@@ -15,6 +15,8 @@ pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
 pub enum StateLocation {
     /// This process only.
     Memory,
+    /// Shared by every process on the host through this memory-mapped file.
+    Shm(std::path::PathBuf),
 }
 
 /// A validated pool configuration.
@@ -441,13 +443,37 @@ fn base_url(src: &dyn Source) -> Result<String, Error> {
     Ok(url.trim_end_matches('/').to_string())
 }
 
+/// `shm` (the default: a file under /dev/shm), `shm:/absolute/path`, or `memory`.
+///
+/// The state location is the host's, not the pool's: a JSON configuration without `state`
+/// takes `GEMINI_ROTATOR_STATE` from the environment, so that every pool of every process on
+/// the host agrees on it.
 fn state(src: &dyn Source) -> Result<StateLocation, Error> {
-    match text(src, &STATE)?.as_deref() {
-        None | Some("memory") => Ok(StateLocation::Memory),
-        Some(other) => Err(Error::config(
-            src.name(&STATE),
-            format!("unknown state location {other:?} (supported: memory)"),
-        )),
+    let (value, name) = match text(src, &STATE)? {
+        Some(v) => (v, src.name(&STATE)),
+        None => match std::env::var(STATE.env) {
+            Ok(v) if src.name(&STATE) != STATE.env && !v.trim().is_empty() => {
+                (v.trim().to_string(), STATE.env.to_string())
+            }
+            _ => return Ok(StateLocation::Shm(crate::store::shm::default_path())),
+        },
+    };
+    match value.as_str() {
+        "memory" => Ok(StateLocation::Memory),
+        "shm" => Ok(StateLocation::Shm(crate::store::shm::default_path())),
+        v => match v.strip_prefix("shm:") {
+            Some(path) if path.starts_with('/') && !path.ends_with('/') => {
+                Ok(StateLocation::Shm(std::path::PathBuf::from(path)))
+            }
+            Some(path) => Err(Error::config(
+                name,
+                format!("shm:PATH needs an absolute file path, got {path:?}"),
+            )),
+            None => Err(Error::config(
+                name,
+                format!("unknown state location {v:?} (use shm, shm:/absolute/path or memory)"),
+            )),
+        },
     }
 }
 
@@ -498,7 +524,10 @@ mod tests {
         );
         assert_eq!(c.base_url, DEFAULT_BASE_URL);
         assert_eq!(c.model, DEFAULT_MODEL);
-        assert_eq!(c.state, StateLocation::Memory);
+        assert_eq!(
+            c.state,
+            StateLocation::Shm(crate::store::shm::default_path())
+        );
     }
 
     #[test]
@@ -552,7 +581,14 @@ mod tests {
             (&[("GEMINI_FREE_KEYS", "a b")], "GEMINI_FREE_KEYS: key 1"),
             (
                 &[("GEMINI_FREE_KEYS", "a"), ("GEMINI_ROTATOR_STATE", "disk")],
-                "GEMINI_ROTATOR_STATE",
+                "GEMINI_ROTATOR_STATE: unknown state location",
+            ),
+            (
+                &[
+                    ("GEMINI_FREE_KEYS", "a"),
+                    ("GEMINI_ROTATOR_STATE", "shm:rel/x"),
+                ],
+                "GEMINI_ROTATOR_STATE: shm:PATH needs an absolute file path",
             ),
         ];
         for (pairs, expected) in cases {
@@ -570,6 +606,24 @@ mod tests {
         assert!(!msg.contains("secret-one"), "{msg}");
         let msg = err(env(&[("GEMINI_FREE_KEYS", "secret two")]));
         assert!(!msg.contains("secret"), "{msg}");
+    }
+
+    #[test]
+    fn state_locations() {
+        let state = |v: &str| {
+            env(&[("GEMINI_FREE_KEYS", "a"), ("GEMINI_ROTATOR_STATE", v)])
+                .unwrap()
+                .state
+        };
+        assert_eq!(state("memory"), StateLocation::Memory);
+        assert_eq!(
+            state("shm"),
+            StateLocation::Shm(crate::store::shm::default_path())
+        );
+        assert_eq!(
+            state("shm:/tmp/x.state"),
+            StateLocation::Shm("/tmp/x.state".into())
+        );
     }
 
     #[test]

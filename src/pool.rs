@@ -18,6 +18,7 @@ use crate::key::{redact, ApiKey, Tier};
 use crate::limiter::Ticket;
 use crate::store::layout::{K_COOLDOWN_CAUSE, K_COOLDOWN_UNTIL, K_DISABLED};
 use crate::store::memory::MemoryStore;
+use crate::store::shm::ShmStore;
 use crate::store::{
     CooldownCause, DisabledReason, KeyCell, KeyCounter, KeySpec, PoolCell, PoolCounter, Store,
 };
@@ -126,8 +127,9 @@ impl Pool {
     }
 
     pub fn new(config: Config) -> Result<Pool, Error> {
-        let store: Box<dyn Store> = match config.state {
+        let store: Box<dyn Store> = match &config.state {
             StateLocation::Memory => Box::new(MemoryStore),
+            StateLocation::Shm(path) => Box::new(ShmStore::open(path)?),
         };
         let spec = |key: &ApiKey, tier: Tier| KeySpec {
             id: *key.id(),

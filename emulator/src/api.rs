@@ -8,7 +8,10 @@ use hyper::{Request, Response};
 
 use crate::errors::{ApiError, QuotaPeriod};
 use crate::faults::{AppliedFault, FaultKind};
-use crate::http::{error_response, json_response, read_body, Body, BodyError, CloseConnection};
+use crate::http::{
+    error_response, json_response, query_param, read_body, Body, BodyError, CloseConnection,
+    MAX_BODY_BYTES,
+};
 use crate::request::parse_prompt;
 use crate::responses;
 use crate::state::{Arrival, Pending, Shared, Verdict};
@@ -34,7 +37,7 @@ pub async fn generate_content(
         .get("x-goog-api-key")
         .and_then(|value| value.to_str().ok())
         .filter(|key| !key.is_empty());
-    let url_key = crate::http::query_param(request.uri().query(), "key");
+    let url_key = query_param(request.uri().query(), "key");
     let key = header_key.or(url_key.as_deref().filter(|key| !key.is_empty()));
     // The arrival time is taken here, as soon as the head has been parsed.
     let (mut pending, verdict) = shared.admit(Arrival {
@@ -48,7 +51,7 @@ pub async fn generate_content(
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
             pending.release_slot();
-            let error = ApiError::payload_too_large(crate::http::MAX_BODY_BYTES);
+            let error = ApiError::payload_too_large(MAX_BODY_BYTES);
             return Ok(finish(pending, error_response(&error)));
         }
         // The client went away; `pending` records the request with status 0.
@@ -56,6 +59,10 @@ pub async fn generate_content(
     };
     if let Some(label) = pending.label() {
         shared.store_body(label, &body);
+    }
+    // A fault's latency delays whatever the answer turns out to be.
+    if let Some(ms) = pending.latency_ms().filter(|&ms| ms > 0) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 
     let response = match verdict {
@@ -65,27 +72,23 @@ pub async fn generate_content(
             limit,
             daily_limit,
         } => {
-            wait(fault.latency_ms).await;
-            let quoted = QuotedLimits { limit, daily_limit };
-            match injected_answer(&shared, &fault, &quoted, &body, pending.model()) {
+            let model = pending.model();
+            match injected_answer(&shared, &fault, limit, daily_limit, &body, model) {
                 Some(response) => response,
                 None => return Err(CloseConnection),
             }
         }
-        Verdict::Serve { latency_ms } => {
-            wait(latency_ms).await;
-            match parse_prompt(&body) {
-                Ok(prompt) => {
-                    let id = shared.next_response_id();
-                    json_response(200, &responses::echo(&prompt, pending.model(), id))
-                }
-                Err(error) => {
-                    // An invalid request does not use up quota.
-                    pending.release_slot();
-                    error_response(&error)
-                }
+        Verdict::Serve => match parse_prompt(&body) {
+            Ok(prompt) => {
+                let id = shared.next_response_id();
+                json_response(200, &responses::echo(&prompt, pending.model(), id))
             }
-        }
+            Err(error) => {
+                // An invalid request does not use up quota.
+                pending.release_slot();
+                error_response(&error)
+            }
+        },
     };
     Ok(finish(pending, response))
 }
@@ -96,27 +99,17 @@ fn finish(pending: Pending, response: Response<Body>) -> Response<Body> {
     response
 }
 
-async fn wait(latency_ms: Option<u64>) {
-    if let Some(ms) = latency_ms.filter(|&ms| ms > 0) {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
-}
-
-/// The key's limits, as quota faults quote them.
-struct QuotedLimits {
-    limit: Option<u32>,
-    daily_limit: Option<u32>,
-}
-
-/// The answer a fault gives, or `None` to close the connection without one.
+/// The answer a fault gives, or `None` to close the connection without one. Quota kinds
+/// quote the key's `limit` and `daily_limit`.
 fn injected_answer(
     shared: &Shared,
     fault: &AppliedFault,
-    quoted: &QuotedLimits,
+    limit: Option<u32>,
+    daily_limit: Option<u32>,
     body: &[u8],
     model: &str,
 ) -> Option<Response<Body>> {
-    let limit = quoted.limit.unwrap_or(DEFAULT_QUOTED_LIMIT);
+    let limit = limit.unwrap_or(DEFAULT_QUOTED_LIMIT);
     let retry_delay = fault.retry_delay.as_deref();
     let error = match fault.kind {
         FaultKind::Close => return None,
@@ -141,7 +134,7 @@ fn injected_answer(
         FaultKind::QuotaDay => ApiError::quota(
             QuotaPeriod::Day,
             model,
-            quoted.daily_limit.unwrap_or(DEFAULT_QUOTED_DAILY_LIMIT),
+            daily_limit.unwrap_or(DEFAULT_QUOTED_DAILY_LIMIT),
             retry_delay.unwrap_or(DEFAULT_DAILY_RETRY_DELAY),
         ),
         FaultKind::QuotaMessage => {

@@ -11,7 +11,7 @@ use crate::config::KeySpec;
 use crate::errors::ApiError;
 use crate::faults::Fault;
 use crate::http::{
-    error_response, json_response, method_not_allowed, query_param, read_body, Body,
+    error_response, json_response, method_not_allowed, query_param, read_body, Body, BodyError,
     CloseConnection,
 };
 use crate::state::Shared;
@@ -103,11 +103,11 @@ async fn parse<T: DeserializeOwned>(
 ) -> Result<Result<T, ApiError>, CloseConnection> {
     let body = match read_body(request.into_body()).await {
         Ok(body) => body,
-        Err(crate::http::BodyError::TooLarge) => {
+        Err(BodyError::TooLarge) => {
             let error = ApiError::bad_control_request(format!("{what} body is too large"));
             return Ok(Err(error));
         }
-        Err(crate::http::BodyError::Broken) => return Err(CloseConnection),
+        Err(BodyError::Broken) => return Err(CloseConnection),
     };
     Ok(serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_control_request(format!("invalid {what}: {e}"))))

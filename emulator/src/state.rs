@@ -40,9 +40,8 @@ pub enum Verdict {
         limit: Option<u32>,
         daily_limit: Option<u32>,
     },
-    /// Admitted by the limiter: validate the body and answer it (after `latency_ms`, when a
-    /// `delay` fault applies).
-    Serve { latency_ms: Option<u64> },
+    /// Admitted by the limiter: validate the body and answer it.
+    Serve,
 }
 
 /// The state shared by the server tasks and the [`crate::Emulator`] handle.
@@ -91,8 +90,8 @@ impl Shared {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave the state half-updated in a way that
-        // matters to a test double, so keep serving.
+        // A panic while the lock was held has already been reported by that panic; keep
+        // serving rather than failing every later request too.
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -126,6 +125,7 @@ impl Shared {
             key_in_url: arrival.key_in_url,
             model: arrival.model.to_string(),
             fault: None,
+            latency_ms: None,
             rate_limited: false,
             holds_slot: false,
             finished: false,
@@ -144,6 +144,7 @@ impl Shared {
         let inner = &mut *inner;
         let fault = inner.faults.pick(&label);
         pending.fault = fault.as_ref().map(|f| f.kind);
+        pending.latency_ms = fault.as_ref().and_then(|f| f.latency_ms);
         let entry = inner
             .keys
             .get_mut(&label)
@@ -158,7 +159,8 @@ impl Shared {
                 };
                 (pending, verdict)
             }
-            delay => {
+            // No fault, or a `delay` fault: normal handling.
+            _ => {
                 let window_ns = spec.window_ms.saturating_mul(1_000_000);
                 let admitted =
                     entry
@@ -167,9 +169,7 @@ impl Shared {
                 let verdict = match admitted {
                     Ok(()) => {
                         pending.holds_slot = true;
-                        Verdict::Serve {
-                            latency_ms: delay.and_then(|d| d.latency_ms),
-                        }
+                        Verdict::Serve
                     }
                     Err(exceeded) => {
                         pending.rate_limited = true;
@@ -295,6 +295,7 @@ pub struct Pending {
     key_in_url: bool,
     model: String,
     fault: Option<FaultKind>,
+    latency_ms: Option<u64>,
     rate_limited: bool,
     holds_slot: bool,
     finished: bool,
@@ -312,6 +313,11 @@ impl Pending {
     /// The model named in the path.
     pub fn model(&self) -> &str {
         &self.model
+    }
+
+    /// How long the applied fault (of any kind) delays the answer.
+    pub fn latency_ms(&self) -> Option<u64> {
+        self.latency_ms
     }
 
     /// Gives the quota slot back: the request turned out invalid and is not counted.
@@ -395,7 +401,7 @@ mod tests {
         assert!(matches!(v, Verdict::Reject(e) if e.code == 404));
         p.finish(404);
         let (p, v) = shared.admit(arrival(Some("secret"), "gemini-3"));
-        assert!(matches!(v, Verdict::Serve { latency_ms: None }));
+        assert!(matches!(v, Verdict::Serve));
         p.finish(200);
         let (p, v) = shared.admit(arrival(Some("secret"), "gemini-3"));
         assert!(matches!(v, Verdict::Reject(e) if e.code == 429));
@@ -422,12 +428,12 @@ mod tests {
         p.release_slot();
         p.finish(400);
         let (p, v) = shared.admit(arrival(Some("secret"), "m"));
-        assert!(matches!(v, Verdict::Serve { .. }));
+        assert!(matches!(v, Verdict::Serve));
         shared.reset();
         p.finish(200); // From before the reset: not recorded.
         assert_eq!(shared.stats().total, 0);
         let (_, v) = shared.admit(arrival(Some("secret"), "m"));
-        assert!(matches!(v, Verdict::Serve { .. }));
+        assert!(matches!(v, Verdict::Serve));
     }
 
     #[test]
@@ -437,7 +443,7 @@ mod tests {
         let (_, v) = shared.admit(arrival(Some("secret"), "m"));
         assert!(matches!(v, Verdict::Reject(e) if e.code == 400));
         let (_, v) = shared.admit(arrival(Some("new-secret"), "m"));
-        assert!(matches!(v, Verdict::Serve { .. }));
+        assert!(matches!(v, Verdict::Serve));
         assert_eq!(shared.stats().keys.len(), 1);
     }
 }

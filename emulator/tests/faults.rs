@@ -281,3 +281,18 @@ fn delayed_requests_are_logged_at_arrival() {
     let labels: Vec<Option<String>> = emulator.log().into_iter().map(|e| e.label).collect();
     assert_eq!(labels, [Some("a".to_string()), Some("b".to_string())]);
 }
+
+#[test]
+fn delay_also_slows_rate_limited_answers() {
+    let emulator = Emulator::start(EmulatorConfig::with_keys(vec![
+        KeySpec::new("key-a", "a").with_limit(1, 60_000)
+    ]))
+    .unwrap();
+    assert_eq!(generate(&emulator, Some("key-a"), &prompt("x")).0, 200);
+    emulator.add_fault(Fault::new(FaultKind::Delay).with_latency_ms(100));
+    let started = Instant::now();
+    assert_eq!(generate(&emulator, Some("key-a"), &prompt("x")).0, 429);
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    let a = &emulator.stats().keys["a"];
+    assert_eq!((a.rate_limited, a.injected), (1, 1));
+}

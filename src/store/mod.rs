@@ -3,6 +3,7 @@
 //!
 //! - [`memory::MemoryStore`]: this process only. Records are process-wide, so two pools that
 //!   share a key share its count.
+//! - [`shm::ShmStore`]: every process on the host, through a memory-mapped file (the default).
 //!
 //! A store on another engine (shared memory, Redis) implements the same trait with the same
 //! guarantees: one record per key, one per pool key set, and the first configuration of a key
@@ -10,6 +11,7 @@
 
 pub mod layout;
 pub mod memory;
+pub mod shm;
 
 use crate::error::Error;
 use crate::key::{KeyId, Tier};

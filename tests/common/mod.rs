@@ -19,6 +19,31 @@ pub fn unique_keys(test: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("test-{test}-{run}-{i}")).collect()
 }
 
+/// The state file of this test process: shared memory semantics exactly as in production, in
+/// a file of its own under the target directory (files of test processes that are gone are
+/// removed on first use).
+pub fn state_path() -> String {
+    static PATH: once_cell::sync::Lazy<String> = once_cell::sync::Lazy::new(|| {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("state");
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let pid = name
+                .strip_prefix("pid-")
+                .and_then(|n| n.strip_suffix(".state"))
+                .and_then(|p| p.parse::<i32>().ok());
+            // SAFETY: kill with signal 0 only checks that the process exists.
+            if pid.is_some_and(|p| unsafe { libc::kill(p, 0) } != 0) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        dir.join(format!("pid-{}.state", std::process::id()))
+            .display()
+            .to_string()
+    });
+    format!("shm:{}", &*PATH)
+}
+
 /// A test's world: the emulator, its keys by label, and the pool settings.
 pub struct World {
     pub emu: Emulator,
@@ -62,6 +87,7 @@ impl World {
             "retry_base_ms": 1,
             "retry_max_ms": 5,
             "timeout_ms": 10_000,
+            "state": state_path(),
         });
         if let Some(paid) = &self.paid {
             c["paid_key"] = json!(paid);
