@@ -79,6 +79,12 @@ typedef struct gr_error gr_error;
 // Thread safety: safe to use from many threads at once; free it only when no call is running.
 typedef struct gr_pool gr_pool;
 
+// Receives log events: `level` is 1 (error), 2 (warn), 3 (info) or 4 (debug); `event_json` is
+// one JSON object (`{"level":"warn","event":"key_cooldown","key":"<fingerprint>",...}`),
+// borrowed for the duration of the call. Called on the thread that caused the event, possibly
+// many at once: it must be thread-safe and must not call back into the pool.
+typedef void (*gr_log_fn)(void *user_data, int32_t level, const char *event_json);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -139,6 +145,20 @@ gr_status gr_stats_json(const gr_pool *pool, char **out_json, gr_error **out_err
 // The fingerprint the library shows for `key` (12 hex digits), so that a program can match
 // statistics and errors to its keys without printing them. Free the result with `gr_free`.
 gr_status gr_key_fingerprint(const char *key, char **out_fingerprint, gr_error **out_error);
+
+// The pool's statistics in the Prometheus text exposition format (version 0.0.4), ready to
+// serve on a `/metrics` page: `_total` counters, seconds, `key` (fingerprint) and `tier`
+// labels. With shared state the figures cover every process on the host. On `GR_OK`,
+// `*out_text` receives it; free it with `gr_free`.
+gr_status gr_metrics_prometheus(const gr_pool *pool, char **out_text, gr_error **out_error);
+
+// Sends log events to `callback` (with `user_data`) instead of stderr; NULL restores stderr.
+// Which events are emitted is set by `gr_set_log_level` or `GEMINI_ROTATOR_LOG`.
+void gr_set_log_callback(gr_log_fn callback, void *user_data);
+
+// Sets the most detailed log level emitted, process-wide: 0 off (the default), 1 error,
+// 2 warn, 3 info, 4 debug. Anything else is `GR_ERR_INVALID_ARGUMENT`.
+gr_status gr_set_log_level(int32_t level, gr_error **out_error);
 
 // Frees a string the library returned through a `char **` out-param. Freeing NULL does
 // nothing. Never pass it memory from anywhere else, and never free library strings with

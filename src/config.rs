@@ -42,6 +42,9 @@ pub struct Config {
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
     pub state: StateLocation,
+    /// The log level to set when the pool is created (`None`: leave it as it is; `Some(None)`:
+    /// off).
+    pub log: Option<Option<crate::log::Level>>,
 }
 
 /// One setting: its environment variable, its JSON field, and its default.
@@ -98,12 +101,17 @@ const RETRY_MAX: Setting = Setting {
     env: "GEMINI_RETRY_MAX_MS",
     json: "retry_max_ms",
 };
+const LOG: Setting = Setting {
+    env: "GEMINI_ROTATOR_LOG",
+    json: "log",
+};
 const STATE: Setting = Setting {
     env: "GEMINI_ROTATOR_STATE",
     json: "state",
 };
 
-const ALL: [&Setting; 13] = [
+const ALL: [&Setting; 14] = [
+    &LOG,
     &FREE_KEYS,
     &PAID_KEY,
     &FREE_LIMIT,
@@ -307,6 +315,12 @@ impl Config {
             retry_base_ms,
             retry_max_ms,
             state: state(src)?,
+            log: match text(src, &LOG)? {
+                None => None,
+                Some(v) => Some(
+                    crate::log::Level::parse(&v).map_err(|r| Error::config(src.name(&LOG), r))?,
+                ),
+            },
         })
     }
 
@@ -579,6 +593,10 @@ mod tests {
                 "GEMINI_MODEL",
             ),
             (&[("GEMINI_FREE_KEYS", "a b")], "GEMINI_FREE_KEYS: key 1"),
+            (
+                &[("GEMINI_FREE_KEYS", "a"), ("GEMINI_ROTATOR_LOG", "loud")],
+                "GEMINI_ROTATOR_LOG: unknown log level",
+            ),
             (
                 &[("GEMINI_FREE_KEYS", "a"), ("GEMINI_ROTATOR_STATE", "disk")],
                 "GEMINI_ROTATOR_STATE: unknown state location",

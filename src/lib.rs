@@ -6,7 +6,8 @@
 //! - [`pool`]: key selection, the HTTP attempt loop and the reaction to upstream failures.
 //! - [`gemini`]: the Gemini wire format (error bodies, response text).
 //! - [`http`]: the reused, fork-aware HTTP client.
-//! - [`metrics`]: statistics snapshots.
+//! - [`metrics`]: statistics snapshots and the Prometheus exposition.
+//! - [`log`]: structured log events.
 //! - `ffi`: the C ABI (`include/gemini_rotator.h`).
 
 pub mod clock;
@@ -17,6 +18,7 @@ pub mod gemini;
 pub mod http;
 pub mod key;
 pub mod limiter;
+pub mod log;
 pub mod metrics;
 pub mod pool;
 pub mod store;

@@ -3,8 +3,10 @@
 
 use crate::clock;
 use crate::pool::Pool;
-use crate::store::layout::{K_COOLDOWN_CAUSE, K_COOLDOWN_UNTIL, LATENCY_BUCKETS_S};
-use crate::store::{CooldownCause, KeyCounter, PoolCounter};
+use crate::store::layout::{
+    K_COOLDOWN_CAUSE, K_COOLDOWN_UNTIL, K_DISABLED, K_TIER, LATENCY_BUCKETS_S,
+};
+use crate::store::{CooldownCause, DisabledReason, KeyCell, KeyCounter, PoolCounter};
 use serde::Serialize;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -62,40 +64,47 @@ pub struct Stats {
     pub pool: PoolStats,
 }
 
+/// The statistics of one key record.
+pub fn key_stats(fingerprint: String, cell: &KeyCell, now: u64) -> KeyStats {
+    let usage = cell.window().usage(now);
+    let cool_until = cell.0.word(K_COOLDOWN_UNTIL).load(Relaxed);
+    let cooling = cool_until > now;
+    KeyStats {
+        fingerprint,
+        tier: if cell.0.word(K_TIER).load(Relaxed) == 1 {
+            "paid"
+        } else {
+            "free"
+        },
+        limit: cell.limit(),
+        window_ms: cell.window_ms(),
+        in_window: usage.in_window,
+        in_flight: usage.in_flight,
+        cooldown_remaining_ms: if cooling { cool_until - now } else { 0 },
+        cooldown_cause: cooling.then(|| {
+            CooldownCause::from_word(cell.0.word(K_COOLDOWN_CAUSE).load(Relaxed)).as_str()
+        }),
+        disabled: DisabledReason::from_word(cell.0.word(K_DISABLED).load(Relaxed))
+            .map(|r| r.as_str()),
+        admitted: cell.counter(KeyCounter::Admitted),
+        succeeded: cell.counter(KeyCounter::Succeeded),
+        refused: cell.counter(KeyCounter::Refused),
+        upstream_429: cell.counter(KeyCounter::Upstream429),
+        invalid_key: cell.counter(KeyCounter::InvalidKey),
+        permission_denied: cell.counter(KeyCounter::PermissionDenied),
+        server_errors: cell.counter(KeyCounter::ServerError),
+        transport_errors: cell.counter(KeyCounter::Transport),
+        timeouts: cell.counter(KeyCounter::Timeout),
+        client_errors: cell.counter(KeyCounter::ClientError),
+        retries: cell.counter(KeyCounter::Retries),
+    }
+}
+
 pub fn snapshot(pool: &Pool) -> Stats {
     let now = clock::now_ms();
     let keys = pool
         .keys()
-        .map(|k| {
-            let cell = &k.cell;
-            let usage = cell.window().usage(now);
-            let cool_until = cell.0.word(K_COOLDOWN_UNTIL).load(Relaxed);
-            let cooling = cool_until > now;
-            KeyStats {
-                fingerprint: k.key.fingerprint().to_string(),
-                tier: k.tier.as_str(),
-                limit: cell.limit(),
-                window_ms: cell.window_ms(),
-                in_window: usage.in_window,
-                in_flight: usage.in_flight,
-                cooldown_remaining_ms: if cooling { cool_until - now } else { 0 },
-                cooldown_cause: cooling.then(|| {
-                    CooldownCause::from_word(cell.0.word(K_COOLDOWN_CAUSE).load(Relaxed)).as_str()
-                }),
-                disabled: k.disabled().map(|r| r.as_str()),
-                admitted: cell.counter(KeyCounter::Admitted),
-                succeeded: cell.counter(KeyCounter::Succeeded),
-                refused: cell.counter(KeyCounter::Refused),
-                upstream_429: cell.counter(KeyCounter::Upstream429),
-                invalid_key: cell.counter(KeyCounter::InvalidKey),
-                permission_denied: cell.counter(KeyCounter::PermissionDenied),
-                server_errors: cell.counter(KeyCounter::ServerError),
-                transport_errors: cell.counter(KeyCounter::Transport),
-                timeouts: cell.counter(KeyCounter::Timeout),
-                client_errors: cell.counter(KeyCounter::ClientError),
-                retries: cell.counter(KeyCounter::Retries),
-            }
-        })
+        .map(|k| key_stats(k.key.fingerprint().to_string(), &k.cell, now))
         .collect();
     let rec = pool.record();
     let mut cumulative = 0;
@@ -144,4 +153,216 @@ pub fn snapshot_json(pool: &Pool) -> String {
         }
     }
     value.to_string()
+}
+
+/// Escapes a label value for the Prometheus text format.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The statistics in the Prometheus text exposition format (version 0.0.4): `_total` counters,
+/// seconds, and `key` / `tier` labels that carry fingerprints only.
+pub fn prometheus(stats: &Stats) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, String)>| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, value) in rows {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let key_labels =
+        |k: &KeyStats| format!("key=\"{}\",tier=\"{}\"", label(&k.fingerprint), k.tier);
+    let per_key = |f: &dyn Fn(&KeyStats) -> u64| -> Vec<(String, String)> {
+        stats
+            .keys
+            .iter()
+            .map(|k| (format!("{{{}}}", key_labels(k)), f(k).to_string()))
+            .collect()
+    };
+    family(
+        "gemini_rotator_key_admitted_total",
+        "counter",
+        "Requests sent with the key (every attempt).",
+        per_key(&|k| k.admitted),
+    );
+    family(
+        "gemini_rotator_key_succeeded_total",
+        "counter",
+        "Successful answers received with the key.",
+        per_key(&|k| k.succeeded),
+    );
+    family(
+        "gemini_rotator_key_local_refusals_total",
+        "counter",
+        "Times the library held a request back from the key (at its limit, cooling down or disabled).",
+        per_key(&|k| k.refused),
+    );
+    family(
+        "gemini_rotator_key_upstream_rate_limited_total",
+        "counter",
+        "429 answers the service gave the key.",
+        per_key(&|k| k.upstream_429),
+    );
+    let classes: [(&str, fn(&KeyStats) -> u64); 6] = [
+        ("invalid_key", |k| k.invalid_key),
+        ("permission_denied", |k| k.permission_denied),
+        ("server_error", |k| k.server_errors),
+        ("transport", |k| k.transport_errors),
+        ("timeout", |k| k.timeouts),
+        ("client_error", |k| k.client_errors),
+    ];
+    let mut rows = Vec::new();
+    for k in &stats.keys {
+        for (class, f) in classes {
+            rows.push((
+                format!("{{{},class=\"{class}\"}}", key_labels(k)),
+                f(k).to_string(),
+            ));
+        }
+    }
+    family(
+        "gemini_rotator_key_errors_total",
+        "counter",
+        "Failed attempts with the key, by class.",
+        rows,
+    );
+    family(
+        "gemini_rotator_key_retries_total",
+        "counter",
+        "Attempts with the key that retried a transient failure.",
+        per_key(&|k| k.retries),
+    );
+    family(
+        "gemini_rotator_key_window_requests",
+        "gauge",
+        "Requests counted in the key's current rolling window (finished or in flight).",
+        per_key(&|k| k.in_window),
+    );
+    family(
+        "gemini_rotator_key_in_flight_requests",
+        "gauge",
+        "Requests with the key waiting for an answer.",
+        per_key(&|k| k.in_flight),
+    );
+    family(
+        "gemini_rotator_key_window_limit_requests",
+        "gauge",
+        "The key's limit per rolling window.",
+        per_key(&|k| k.limit),
+    );
+    family(
+        "gemini_rotator_key_window_seconds",
+        "gauge",
+        "The length of the key's rolling window.",
+        stats
+            .keys
+            .iter()
+            .map(|k| {
+                (
+                    format!("{{{}}}", key_labels(k)),
+                    format_seconds(k.window_ms),
+                )
+            })
+            .collect(),
+    );
+    family(
+        "gemini_rotator_key_cooldown_remaining_seconds",
+        "gauge",
+        "Time left of the key's cooldown after a 429 (0: none), with its cause.",
+        stats
+            .keys
+            .iter()
+            .map(|k| {
+                (
+                    format!(
+                        "{{{},cause=\"{}\"}}",
+                        key_labels(k),
+                        k.cooldown_cause.unwrap_or("none")
+                    ),
+                    format_seconds(k.cooldown_remaining_ms),
+                )
+            })
+            .collect(),
+    );
+    family(
+        "gemini_rotator_key_disabled",
+        "gauge",
+        "1 if the key is disabled, with the reason.",
+        stats
+            .keys
+            .iter()
+            .map(|k| {
+                (
+                    format!(
+                        "{{{},reason=\"{}\"}}",
+                        key_labels(k),
+                        k.disabled.unwrap_or("none")
+                    ),
+                    u8::from(k.disabled.is_some()).to_string(),
+                )
+            })
+            .collect(),
+    );
+    let p = &stats.pool;
+    let single = |v: u64| vec![(String::new(), v.to_string())];
+    family(
+        "gemini_rotator_requests_total",
+        "counter",
+        "Calls made through the pool.",
+        single(p.requests),
+    );
+    family(
+        "gemini_rotator_requests_succeeded_total",
+        "counter",
+        "Calls that returned a response.",
+        single(p.succeeded),
+    );
+    family(
+        "gemini_rotator_requests_failed_total",
+        "counter",
+        "Calls that returned an error.",
+        single(p.failed),
+    );
+    family(
+        "gemini_rotator_paid_fallbacks_total",
+        "counter",
+        "Attempts the paid key served because no free key could.",
+        single(p.paid_fallbacks),
+    );
+    family(
+        "gemini_rotator_exhausted_total",
+        "counter",
+        "Calls refused because every key had reached its rate limit.",
+        single(p.exhausted),
+    );
+    let mut rows: Vec<(String, String)> = p
+        .latency
+        .buckets
+        .iter()
+        .map(|(le, n)| {
+            let le = if le.is_infinite() {
+                "+Inf".to_string()
+            } else {
+                le.to_string()
+            };
+            (format!("_bucket{{le=\"{le}\"}}"), n.to_string())
+        })
+        .collect();
+    rows.push(("_sum".into(), p.latency.sum_seconds.to_string()));
+    rows.push(("_count".into(), p.latency.count.to_string()));
+    family(
+        "gemini_rotator_upstream_latency_seconds",
+        "histogram",
+        "Latency of HTTP attempts to the service.",
+        rows,
+    );
+    out
+}
+
+fn format_seconds(ms: u64) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
 }

@@ -16,6 +16,7 @@ use crate::gemini::{classify, ErrorBody, Verdict};
 use crate::http::{Http, Outcome};
 use crate::key::{redact, ApiKey, Tier};
 use crate::limiter::Ticket;
+use crate::log::{self, Level, Value::Num, Value::Str};
 use crate::store::layout::{K_COOLDOWN_CAUSE, K_COOLDOWN_UNTIL, K_DISABLED};
 use crate::store::memory::MemoryStore;
 use crate::store::shm::ShmStore;
@@ -48,12 +49,31 @@ impl PoolKey {
     }
 
     fn cool_down(&self, until: u64, cause: CooldownCause) {
+        log::event(
+            Level::Warn,
+            "key_cooldown",
+            &[
+                ("key", Str(self.key.fingerprint())),
+                ("tier", Str(self.tier.as_str())),
+                ("cause", Str(cause.as_str())),
+                ("cooldown_ms", Num(until.saturating_sub(clock::now_ms()))),
+            ],
+        );
         let words = &self.cell.0;
         words.word(K_COOLDOWN_CAUSE).store(cause as u64, Relaxed);
         words.word(K_COOLDOWN_UNTIL).fetch_max(until, Relaxed);
     }
 
     fn disable(&self, reason: DisabledReason) {
+        log::event(
+            Level::Error,
+            "key_disabled",
+            &[
+                ("key", Str(self.key.fingerprint())),
+                ("tier", Str(self.tier.as_str())),
+                ("reason", Str(reason.as_str())),
+            ],
+        );
         // The first reason recorded stays.
         let _ = self
             .cell
@@ -159,6 +179,9 @@ impl Pool {
             None => None,
         };
         let record = store.pool(&pool_id(&config))?;
+        if let Some(level) = config.log {
+            log::set_level(level);
+        }
         let http = Http::new(&config.base_url).map_err(|message| Error::Transport { message })?;
         Ok(Pool {
             free,
@@ -210,6 +233,11 @@ impl Pool {
                 Ok(ticket) => {
                     if k > 0 {
                         self.record.add(PoolCounter::PaidFallbacks, 1);
+                        log::event(
+                            Level::Info,
+                            "paid_fallback",
+                            &[("key", Str(paid.key.fingerprint()))],
+                        );
                     }
                     return Ok((paid, ticket));
                 }
@@ -244,9 +272,13 @@ impl Pool {
                 Ok(found) => return Ok(found),
                 Err(u64::MAX) => return Err(self.no_usable_keys()),
                 Err(ready) if ready > wait_until => {
-                    return Err(Error::AllKeysRateLimited {
-                        retry_after_ms: ready.saturating_sub(now).max(1),
-                    })
+                    let retry_after_ms = ready.saturating_sub(now).max(1);
+                    log::event(
+                        Level::Warn,
+                        "exhausted",
+                        &[("retry_after_ms", Num(retry_after_ms))],
+                    );
+                    return Err(Error::AllKeysRateLimited { retry_after_ms });
                 }
                 Err(ready) => {
                     std::thread::sleep(Duration::from_millis(ready.saturating_sub(now).max(1)))
@@ -422,6 +454,15 @@ impl Pool {
             return Err(failure);
         }
         *retries += 1;
+        log::event(
+            Level::Info,
+            "retry",
+            &[
+                ("retry", Num(*retries as u64)),
+                ("backoff_ms", Num(sleep)),
+                ("after", Str(&failure.to_string())),
+            ],
+        );
         *last_failure = Some(failure);
         std::thread::sleep(Duration::from_millis(sleep));
         Ok(())

@@ -3,7 +3,7 @@
 
 use crate::Usage;
 use gemini_emulator::{Emulator, EmulatorConfig, Fault, FaultKind, KeySpec};
-use gemini_rotator::metrics::Stats;
+use gemini_rotator::metrics::{KeyStats, Stats};
 use gemini_rotator::{CallOptions, Config, Error, Pool};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -135,25 +135,7 @@ fn burst(pool: &Arc<Pool>, max_wait_ms: u64) -> BTreeMap<String, usize> {
 /// The statistics as a table for people.
 pub fn stats_table(stats: &Stats) -> String {
     let mut out = format!("Key pool (state: {}):\n", stats.state);
-    out.push_str("  key           tier  limit/window    in window  admitted  ok    refused  429  5xx  retries  cooldown   disabled\n");
-    for k in &stats.keys {
-        out.push_str(&format!(
-            "  {:<12}  {:<4}  {:>5}/{:<8}  {:>9}  {:>8}  {:>4}  {:>7}  {:>3}  {:>3}  {:>7}  {:<9}  {}\n",
-            k.fingerprint,
-            k.tier,
-            k.limit,
-            format!("{}ms", k.window_ms),
-            k.in_window,
-            k.admitted,
-            k.succeeded,
-            k.refused,
-            k.upstream_429,
-            k.server_errors,
-            k.retries,
-            if k.cooldown_remaining_ms > 0 { format!("{}ms", k.cooldown_remaining_ms) } else { "-".into() },
-            k.disabled.unwrap_or("-"),
-        ));
-    }
+    out.push_str(&key_table(&stats.keys));
     let p = &stats.pool;
     out.push_str(&format!(
         "Pool: {} requests, {} succeeded, {} failed, {} paid fallbacks, {} refused as exhausted; \
@@ -170,5 +152,35 @@ pub fn stats_table(stats: &Stats) -> String {
         },
         p.latency.count
     ));
+    out
+}
+
+/// One line per key.
+pub fn key_table(keys: &[KeyStats]) -> String {
+    let mut out = String::from(
+        "  key           tier  limit/window    in window  admitted  ok    refused  429  5xx  retries  cooldown            disabled\n",
+    );
+    for k in keys {
+        let cooldown = match (k.cooldown_remaining_ms, k.cooldown_cause) {
+            (0, _) => "-".to_string(),
+            (ms, cause) => format!("{}.{:03}s {}", ms / 1000, ms % 1000, cause.unwrap_or("")),
+        };
+        out.push_str(&format!(
+            "  {:<12}  {:<4}  {:>5}/{:<8}  {:>9}  {:>8}  {:>4}  {:>7}  {:>3}  {:>3}  {:>7}  {:<18}  {}\n",
+            k.fingerprint,
+            k.tier,
+            k.limit,
+            format!("{}ms", k.window_ms),
+            k.in_window,
+            k.admitted,
+            k.succeeded,
+            k.refused,
+            k.upstream_429,
+            k.server_errors,
+            k.retries,
+            cooldown,
+            k.disabled.unwrap_or("-"),
+        ));
+    }
     out
 }

@@ -21,8 +21,9 @@ Commands:
   generate PROMPT      Send one request through the pool configured in the environment
                        (GEMINI_FREE_KEYS, GEMINI_PAID_KEY, ...) and print the answer's text.
                        Options: --model NAME, --max-wait-ms N, --json (print the whole response).
-  stats                Print the statistics of the pool configured in the environment.
-                       Options: --json.
+  stats                Print the live statistics of the pool configured in the environment,
+                       across every process on the host that shares its state file.
+                       Options: --json, --prometheus, --all (every key in the state file).
   emulator             Run the Gemini emulator on 127.0.0.1. Options: --config FILE.json,
                        --port N.
   help                 Print this help.
@@ -124,11 +125,61 @@ fn generate(args: &[String]) -> Result<(), Usage> {
 }
 
 fn stats(args: &[String]) -> Result<(), Usage> {
+    for a in args {
+        if !["--json", "--prometheus", "--all"].contains(&a.as_str()) {
+            return Err(Usage(format!("stats: unknown option {a:?}")));
+        }
+    }
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    if has("--all") {
+        return stats_all(has("--json"));
+    }
     let pool = Pool::from_env()?;
-    if args.iter().any(|a| a == "--json") {
+    let snapshot = metrics::snapshot(&pool);
+    if has("--json") {
         println!("{}", metrics::snapshot_json(&pool));
+    } else if has("--prometheus") {
+        print!("{}", metrics::prometheus(&snapshot));
     } else {
-        print!("{}", demo::stats_table(&metrics::snapshot(&pool)));
+        print!("{}", demo::stats_table(&snapshot));
+    }
+    Ok(())
+}
+
+/// Every key in the host's state file, whichever pool or process registered it.
+fn stats_all(json: bool) -> Result<(), Usage> {
+    let path = match std::env::var("GEMINI_ROTATOR_STATE")
+        .ok()
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("") | Some("shm") => gemini_rotator::store::shm::default_path(),
+        Some(v) => match v.strip_prefix("shm:") {
+            Some(p) => p.into(),
+            None => {
+                return Err(Usage(format!(
+                    "stats --all reads a shared state file; GEMINI_ROTATOR_STATE is {v:?}"
+                )))
+            }
+        },
+    };
+    let file = gemini_rotator::store::shm::ShmFile::open(&path)?;
+    let now = gemini_rotator::clock::now_ms();
+    let keys: Vec<_> = file
+        .keys()
+        .iter()
+        .map(|(id, cell)| metrics::key_stats(gemini_rotator::key::fingerprint_of_id(id), cell, now))
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string(&keys).unwrap_or_default());
+    } else {
+        println!(
+            "State file {} ({} keys, {} KiB of records)",
+            path.display(),
+            keys.len(),
+            file.used_bytes() / 1024
+        );
+        print!("{}", demo::key_table(&keys));
     }
     Ok(())
 }

@@ -23,7 +23,7 @@ use crate::pool::{CallOptions, Pool};
 use crate::{metrics, Config};
 use error::{gr_error, gr_status};
 use guard::{c_str, guard, guard_void, non_null, opt_c_str, to_c};
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, c_void, CString};
 
 /// The library's major version (Cargo package version).
 pub const GR_VERSION_MAJOR: u32 = 0;
@@ -205,6 +205,89 @@ pub extern "C" fn gr_key_fingerprint(
         let fp = to_c(crate::key::fingerprint(key.trim()), "fingerprint")?;
         // SAFETY: checked non-NULL above.
         unsafe { *out_fingerprint = fp };
+        Ok(())
+    })
+}
+
+/// The pool's statistics in the Prometheus text exposition format (version 0.0.4), ready to
+/// serve on a `/metrics` page: `_total` counters, seconds, `key` (fingerprint) and `tier`
+/// labels. With shared state the figures cover every process on the host. On `GR_OK`,
+/// `*out_text` receives it; free it with `gr_free`.
+#[no_mangle]
+pub extern "C" fn gr_metrics_prometheus(
+    pool: *const gr_pool,
+    out_text: *mut *mut c_char,
+    out_error: *mut *mut gr_error,
+) -> gr_status {
+    guard(out_error, || {
+        non_null(pool, "pool")?;
+        non_null(out_text, "out_text")?;
+        // SAFETY: a live pool from gr_pool_new.
+        let text = metrics::prometheus(&metrics::snapshot(unsafe { &(*pool).pool }));
+        let text = to_c(text, "metrics")?;
+        // SAFETY: checked non-NULL above.
+        unsafe { *out_text = text };
+        Ok(())
+    })
+}
+
+/// Receives log events: `level` is 1 (error), 2 (warn), 3 (info) or 4 (debug); `event_json` is
+/// one JSON object (`{"level":"warn","event":"key_cooldown","key":"<fingerprint>",...}`),
+/// borrowed for the duration of the call. Called on the thread that caused the event, possibly
+/// many at once: it must be thread-safe and must not call back into the pool.
+#[allow(non_camel_case_types)]
+pub type gr_log_fn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, level: i32, event_json: *const c_char)>;
+
+struct UserData(*mut c_void);
+// SAFETY: the caller of gr_set_log_callback promises the callback is thread-safe with it.
+unsafe impl Send for UserData {}
+unsafe impl Sync for UserData {}
+
+impl UserData {
+    // A method, so that closures capture the whole (Send + Sync) wrapper, not its raw field.
+    fn get(&self) -> *mut c_void {
+        self.0
+    }
+}
+
+/// Sends log events to `callback` (with `user_data`) instead of stderr; NULL restores stderr.
+/// Which events are emitted is set by `gr_set_log_level` or `GEMINI_ROTATOR_LOG`.
+#[no_mangle]
+pub extern "C" fn gr_set_log_callback(callback: gr_log_fn, user_data: *mut c_void) {
+    guard_void(|| match callback {
+        None => crate::log::set_sink(None),
+        Some(cb) => {
+            let user = UserData(user_data);
+            crate::log::set_sink(Some(std::sync::Arc::new(move |level, json: &str| {
+                let Ok(json) = CString::new(json) else { return };
+                // SAFETY: the callback's contract above.
+                unsafe { cb(user.get(), level as i32, json.as_ptr()) };
+            })));
+        }
+    })
+}
+
+/// Sets the most detailed log level emitted, process-wide: 0 off (the default), 1 error,
+/// 2 warn, 3 info, 4 debug. Anything else is `GR_ERR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn gr_set_log_level(level: i32, out_error: *mut *mut gr_error) -> gr_status {
+    use crate::log::Level;
+    guard(out_error, || {
+        let level = match level {
+            0 => None,
+            1 => Some(Level::Error),
+            2 => Some(Level::Warn),
+            3 => Some(Level::Info),
+            4 => Some(Level::Debug),
+            other => {
+                return Err(guard::Failure::new(
+                    gr_status::GR_ERR_INVALID_ARGUMENT,
+                    format!("argument `level` must be 0 to 4, got {other}"),
+                ))
+            }
+        };
+        crate::log::set_level(level);
         Ok(())
     })
 }

@@ -163,3 +163,40 @@ pub fn pool_stats(pool: &Pool) -> Value {
     let stats: Value = serde_json::from_str(&gemini_rotator::metrics::snapshot_json(pool)).unwrap();
     stats["pool"].clone()
 }
+
+/// Three free keys (limit 4), a paid key (limit 2); free0 answers one per-minute 429, free1 is
+/// an invalid key, free2 answers one 503 (which counts in its window: the service saw it). Six
+/// calls: the first is served by free2 after a 429,
+/// an invalid key and a retry; two more by free2; two by the paid key; the sixth is refused.
+pub fn scripted_workload(w: &World) -> gemini_rotator::Pool {
+    let pool = w.pool(json!({"free_rate_limit": 4, "paid_rate_limit": 2}));
+    w.fault(json!({"label": "free0", "kind": "quota_minute", "count": 1, "retry_delay": "60s"}));
+    w.fault(json!({"label": "free1", "kind": "invalid_key"}));
+    w.fault(json!({"label": "free2", "kind": "http503", "count": 1}));
+    let served: Vec<_> = (0..6)
+        .map(|_| ask(&pool).map(|r| (w.label_of(&r.key_fingerprint), r.attempts)))
+        .collect();
+    let served: Vec<_> = served
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .map(|(l, a)| (l.as_str(), *a))
+                .map_err(|e| e.to_string())
+        })
+        .collect();
+    assert_eq!(served[0], Ok(("free2", 4)));
+    assert_eq!(
+        served[1..5],
+        [
+            Ok(("free2", 1)),
+            Ok(("free2", 1)),
+            Ok(("paid", 1)),
+            Ok(("paid", 1))
+        ]
+    );
+    assert!(served[5]
+        .as_ref()
+        .unwrap_err()
+        .contains("all API keys have reached their rate limits"));
+    pool
+}

@@ -1,0 +1,46 @@
+/* tests.h: every test function of the C test program, run in this order by main.c. */
+#ifndef GR_TESTS_H
+#define GR_TESTS_H
+
+/* test_api.c: the functions that need no service */
+void test_version(void);
+void test_status_names(void);
+void test_key_fingerprint(void);
+void test_error_accessors_on_null(void);
+void test_free_null(void);
+
+/* test_args.c: bad arguments of every kind */
+void test_null_arguments(void);
+void test_null_out_error(void);
+void test_invalid_utf8(void);
+void test_invalid_json(void);
+void test_config_errors(void);
+void test_env_config(void);
+void test_model_argument(void);
+
+/* test_rotation.c: key choice and rate limits */
+void test_rotation(void);
+void test_stats_json(void);
+void test_paid_fallback(void);
+void test_paid_only(void);
+void test_exhaustion(void);
+void test_key_state_shared_between_pools(void);
+
+/* test_failures.c: every class of upstream failure */
+void test_quota_minute(void);
+void test_quota_day(void);
+void test_quota_on_every_key(void);
+void test_invalid_key(void);
+void test_dead_keys(void);
+void test_http503_once(void);
+void test_http503_persistent(void);
+void test_bad_request(void);
+void test_location(void);
+void test_safety_block(void);
+void test_close(void);
+void test_timeout(void);
+
+/* test_threads.c */
+void test_threads(void);
+
+#endif /* GR_TESTS_H */
