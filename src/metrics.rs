@@ -198,7 +198,7 @@ pub fn prometheus(stats: &Stats) -> String {
     family(
         "gemini_rotator_key_local_refusals_total",
         "counter",
-        "Times the library held a request back from the key (at its limit, cooling down or disabled).",
+        "Times the key's own limiter, cooldown or disabled state held a request back (the library, not the service, refused).",
         per_key(&|k| k.refused),
     );
     family(

@@ -114,6 +114,10 @@ pub struct Pool {
     free: Vec<PoolKey>,
     paid: Option<PoolKey>,
     record: PoolCell,
+    /// Per key (free keys, then the paid key): when this process may next ask it (see
+    /// `try_key`). Never later than the key could really admit: cooldowns and window records
+    /// only ever move forward.
+    hints: Box<[AtomicU64]>,
     http: Http,
     store: String,
 }
@@ -183,7 +187,11 @@ impl Pool {
             log::set_level(level);
         }
         let http = Http::new(&config.base_url).map_err(|message| Error::Transport { message })?;
+        let hints = (0..free.len() + paid.is_some() as usize)
+            .map(|_| AtomicU64::new(0))
+            .collect();
         Ok(Pool {
+            hints,
             free,
             paid,
             record,
@@ -214,22 +222,19 @@ impl Pool {
     /// Chooses a key and admits the request on it, or says when the earliest key can admit.
     fn acquire(&self, now: u64) -> Result<(&PoolKey, Ticket), u64> {
         let mut earliest = u64::MAX;
-        let k = self.free.len() as u64;
+        let k = self.free.len();
         if k > 0 {
-            let start = self.record.cursor().fetch_add(1, Relaxed);
+            let start = self.record.cursor().fetch_add(1, Relaxed) as usize;
             for i in 0..k {
-                let key = &self.free[((start + i) % k) as usize];
-                match key.try_admit(now) {
-                    Ok(ticket) => return Ok((key, ticket)),
-                    Err(ready) => {
-                        key.cell.count(KeyCounter::Refused);
-                        earliest = earliest.min(ready);
-                    }
+                let index = (start % k + i) % k;
+                match self.try_key(index, now) {
+                    Ok(ticket) => return Ok((&self.free[index], ticket)),
+                    Err(ready) => earliest = earliest.min(ready),
                 }
             }
         }
         if let Some(paid) = &self.paid {
-            match paid.try_admit(now) {
+            match self.try_key(k, now) {
                 Ok(ticket) => {
                     if k > 0 {
                         self.record.add(PoolCounter::PaidFallbacks, 1);
@@ -241,13 +246,31 @@ impl Pool {
                     }
                     return Ok((paid, ticket));
                 }
-                Err(ready) => {
-                    paid.cell.count(KeyCounter::Refused);
-                    earliest = earliest.min(ready);
-                }
+                Err(ready) => earliest = earliest.min(ready),
             }
         }
         Err(earliest)
+    }
+
+    /// Tries key `index` (free keys, then the paid key). A key that refused is not asked again
+    /// in this process before the time it named: its hint, one word in a dense local array, so
+    /// that passing over full keys touches no shared memory.
+    fn try_key(&self, index: usize, now: u64) -> Result<Ticket, u64> {
+        let hint = &self.hints[index];
+        let ready = hint.load(Relaxed);
+        if now < ready {
+            return Err(ready);
+        }
+        let key = self
+            .free
+            .get(index)
+            .or(self.paid.as_ref())
+            .expect("index within the pool");
+        key.try_admit(now).map_err(|ready| {
+            key.cell.count(KeyCounter::Refused);
+            hint.store(ready, Relaxed);
+            ready
+        })
     }
 
     /// Why no key can serve, when none will ever again (all disabled).

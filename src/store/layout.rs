@@ -26,7 +26,8 @@ pub enum KeyCounter {
     Admitted,
     /// 2xx answers.
     Succeeded,
-    /// Times selection passed this key over because it was at its limit, cooling or disabled.
+    /// Times the key's limiter, cooldown or disabled flag turned a request away (a process
+    /// then skips the key without asking until the time it named, so skips are not counted).
     Refused,
     /// 429 answers from the service.
     Upstream429,

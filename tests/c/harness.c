@@ -139,14 +139,20 @@ int h_check_no_keys(const char *text, const char *file, int line, const char *wh
     return record(found == NULL, file, line, what, detail);
 }
 
-const char *h_key(char *out, size_t size, const char *tag, int i) {
-    pthread_mutex_lock(&keys_lock);
+/* A per-run nonce (with the pid, it keeps keys and files of two runs apart). Called from the main
+ * thread, or under keys_lock. */
+static void ensure_nonce(void) {
     if (run_nonce[0] == '\0') {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         snprintf(run_nonce, sizeof run_nonce, "%lx%05lx", (unsigned long)ts.tv_sec,
                  (unsigned long)(ts.tv_nsec / 1000) & 0xFFFFFUL);
     }
+}
+
+const char *h_key(char *out, size_t size, const char *tag, int i) {
+    pthread_mutex_lock(&keys_lock);
+    ensure_nonce();
     static unsigned long sequence;
     sequence++;
     snprintf(out, size, "c-%ld-%s-%s-%lu-%s%d", (long)getpid(), run_nonce, current_test, sequence,
@@ -164,6 +170,31 @@ const char *h_key(char *out, size_t size, const char *tag, int i) {
 }
 
 /* ---- utilities ------------------------------------------------------------------------------ */
+
+static char state_file[256];
+static char state_location[300];
+
+const char *h_state(void) {
+    if (state_location[0] == '\0') {
+        pthread_mutex_lock(&keys_lock);
+        ensure_nonce();
+        pthread_mutex_unlock(&keys_lock);
+        const char *dir = "/dev/shm";
+        if (access(dir, W_OK) != 0) {
+            dir = getenv("TMPDIR") != NULL && getenv("TMPDIR")[0] == '/' ? getenv("TMPDIR") : "/tmp";
+        }
+        snprintf(state_file, sizeof state_file, "%s/gr-c-tests-%ld-%s.state", dir, (long)getpid(),
+                 run_nonce);
+        snprintf(state_location, sizeof state_location, "shm:%s", state_file);
+    }
+    return state_location;
+}
+
+void h_cleanup(void) {
+    if (state_file[0] != '\0') {
+        unlink(state_file);
+    }
+}
 
 char *h_strdupf(const char *fmt, ...) {
     va_list args;
@@ -576,10 +607,13 @@ char *h_pool_config(const emulator *emu, const char *const *free_keys, size_t n_
     /* Small backoffs keep the retry tests fast; a test may set its own. */
     int own_base = has_extra && strstr(extra, "\"retry_base_ms\"") != NULL;
     int own_max = has_extra && strstr(extra, "\"retry_max_ms\"") != NULL;
-    char *config = h_strdupf("{\"free_keys\":[%s]%s,\"base_url\":\"%s\"%s%s%s%s}", keys, paid,
+    int own_state = has_extra && strstr(extra, "\"state\"") != NULL;
+    char *state = own_state ? h_strdupf("%s", "") : h_strdupf(",\"state\":\"%s\"", h_state());
+    char *config = h_strdupf("{\"free_keys\":[%s]%s,\"base_url\":\"%s\"%s%s%s%s%s}", keys, paid,
                              emu->base_url, own_base ? "" : ",\"retry_base_ms\":1",
-                             own_max ? "" : ",\"retry_max_ms\":4", has_extra ? "," : "",
+                             own_max ? "" : ",\"retry_max_ms\":4", state, has_extra ? "," : "",
                              has_extra ? extra : "");
+    free(state);
     free(keys);
     free(paid);
     return config;

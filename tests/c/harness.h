@@ -94,6 +94,12 @@ char *h_strdupf(const char *fmt, ...)
 #endif
     ;
 
+/* The key-state location every test pool uses: "shm:<file>", a state file private to this run
+ * (under /dev/shm), so that the tests exercise the shared-memory store without filling the
+ * host's default state file with test keys. h_cleanup() removes the file. */
+const char *h_state(void);
+void h_cleanup(void);
+
 /* Milliseconds of a monotonic clock. */
 int64_t h_now_ms(void);
 void h_sleep_ms(long ms);
@@ -153,7 +159,8 @@ long emu_label(const json_value *stats, const char *label, const char *field);
 long emu_label_status(const json_value *stats, const char *label, int http_status);
 
 /* A pool configuration for this emulator: free keys, optional paid key (NULL for none), and extra
- * JSON members (e.g. "\"free_rate_limit\":2", or NULL). Small retry backoffs. malloc'd. */
+ * JSON members (e.g. "\"free_rate_limit\":2", or NULL). Small retry backoffs and the run's
+ * private state file unless `extra` sets them. malloc'd. */
 char *h_pool_config(const emulator *emu, const char *const *free_keys, size_t n_free,
                     const char *paid_key, const char *extra);
 

@@ -1,6 +1,7 @@
 /* main.c: runs the C tests (all, or those named on the command line) and prints the closing
  * line "N passed, M failed" (checks). Exits 1 if any check failed. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -32,6 +33,7 @@ static const test_case TESTS[] = {
     TEST(paid_only),
     TEST(exhaustion),
     TEST(key_state_shared_between_pools),
+    TEST(shared_state_across_processes),
     TEST(quota_minute),
     TEST(quota_day),
     TEST(quota_on_every_key),
@@ -44,10 +46,43 @@ static const test_case TESTS[] = {
     TEST(safety_block),
     TEST(close),
     TEST(timeout),
+    TEST(log_level),
+    TEST(log_callback),
+    TEST(metrics_prometheus),
     TEST(threads),
 };
 
+/* `--child-generate CONFIG_JSON N`: the other process of test_shared_state_across_processes.
+ * Makes a pool and N requests; exits 0 if all succeeded. */
+static int child_generate(const char *config, int n) {
+    gr_pool *pool = NULL;
+    gr_error *err = NULL;
+    if (gr_pool_new(config, &pool, &err) != GR_OK) {
+        fprintf(stderr, "child: gr_pool_new: %s\n", gr_error_message(err));
+        gr_error_free(err);
+        return 1;
+    }
+    int failures = 0;
+    for (int i = 0; i < n; i++) {
+        char *response = NULL;
+        gr_status st = gr_generate(pool, NULL, "{\"contents\":[{\"parts\":[{\"text\":\"child\"}]}]}",
+                                   0, 0, &response, NULL, &err);
+        if (st != GR_OK) {
+            fprintf(stderr, "child: gr_generate %d: %s\n", i, gr_error_message(err));
+            gr_error_free(err);
+            err = NULL;
+            failures++;
+        }
+        gr_free(response);
+    }
+    gr_pool_free(pool);
+    return failures == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && strcmp(argv[1], "--child-generate") == 0) {
+        return child_generate(argv[2], atoi(argv[3]));
+    }
     /* Line-buffered, so that FAIL lines and the emulator's stderr appear in order. */
     setvbuf(stdout, NULL, _IOLBF, 0);
     size_t n_tests = sizeof TESTS / sizeof TESTS[0];
@@ -80,6 +115,7 @@ int main(int argc, char **argv) {
                (long long)(h_now_ms() - started));
         ran++;
     }
+    h_cleanup();
     if (ran == 0 || h_passed() + h_failed() == 0) {
         printf("no checks ran\n");
         printf("0 passed, 1 failed\n");

@@ -316,6 +316,8 @@ void test_config_errors(void) {
         {"\"model\":\"bad/model\"", "model"},
         {"\"model\":\"\"", "model"},
         {"\"state\":\"disk\"", "state"},
+        {"\"state\":\"shm:relative/file\"", "state"},
+        {"\"log\":\"loud\"", "log"},
         {"\"paid_key\":5", "paid_key"},
         {"\"frees\":1", "frees"},
     };
@@ -373,7 +375,7 @@ static const char *const ENV_VARS[] = {
     "GEMINI_PAID_RATE_LIMIT", "GEMINI_RATE_WINDOW_MS", "GEMINI_BASE_URL",
     "GEMINI_MODEL",          "GEMINI_TIMEOUT_MS",      "GEMINI_MAX_ATTEMPTS",
     "GEMINI_MAX_RETRIES",    "GEMINI_RETRY_BASE_MS",   "GEMINI_RETRY_MAX_MS",
-    "GEMINI_ROTATOR_STATE",
+    "GEMINI_ROTATOR_STATE",  "GEMINI_ROTATOR_LOG",
 };
 
 static void clear_env(void) {
@@ -435,6 +437,7 @@ void test_env_config(void) {
     setenv("GEMINI_FREE_RATE_LIMIT", "1", 1);
     setenv("GEMINI_RETRY_BASE_MS", "1", 1);
     setenv("GEMINI_RETRY_MAX_MS", "2", 1);
+    setenv("GEMINI_ROTATOR_STATE", h_state(), 1);
     free(free_keys);
 
     /* Each bad value is named by its variable. */
@@ -445,6 +448,9 @@ void test_env_config(void) {
     expect_env_error("GEMINI_MAX_RETRIES", "1.5", __FILE__, __LINE__);
     expect_env_error("GEMINI_MODEL", "bad/model", __FILE__, __LINE__);
     expect_env_error("GEMINI_ROTATOR_STATE", "disk", __FILE__, __LINE__);
+    expect_env_error("GEMINI_ROTATOR_STATE", "shm:relative/path", __FILE__, __LINE__);
+    setenv("GEMINI_ROTATOR_STATE", h_state(), 1);
+    expect_env_error("GEMINI_ROTATOR_LOG", "loud", __FILE__, __LINE__);
     expect_env_error("GEMINI_BASE_URL", "localhost:1", __FILE__, __LINE__);
     setenv("GEMINI_BASE_URL", fx.emu.base_url, 1);
 

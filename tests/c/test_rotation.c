@@ -1,12 +1,18 @@
 /* test_rotation.c: which key serves: round-robin over free keys, the paid key only when every
  * free key is full, "all API keys have reached their rate limits" when nothing can admit, and key
  * state shared by every pool of the process. Also the shape of gr_stats_json. */
+#include <errno.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "tests.h"
+
+extern char **environ;
 
 #define ROTATION_REQUESTS 31
 
@@ -362,5 +368,53 @@ void test_key_state_shared_between_pools(void) {
         gr_pool_free(pool);
         free(config);
     }
+    fx_stop(&fx);
+}
+
+/* Key state lives in the shared state file: another process using the same key (through the same
+ * state file) spends the same window. */
+void test_shared_state_across_processes(void) {
+    fixture fx;
+    if (fx_start(&fx, 1, 0, 0, "\"free_rate_limit\":3") != 0) {
+        fx_stop(&fx);
+        return;
+    }
+    char *config = h_pool_config(&fx.emu, (const char *const[]){fx.keys[0]}, 1, NULL,
+                                 "\"free_rate_limit\":3");
+    /* This very program, in its child mode, makes 2 requests with its own pool. */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (!CHECK(n > 0)) {
+        free(config);
+        fx_stop(&fx);
+        return;
+    }
+    self[n] = '\0';
+    char *argv[] = {self, "--child-generate", config, "2", NULL};
+    pid_t pid;
+    int rc = posix_spawn(&pid, self, NULL, NULL, argv, environ);
+    CHECKF(rc == 0, "posix_spawn: %s", strerror(rc));
+    int status = -1;
+    if (rc == 0) {
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+    CHECKF(rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+           "the child process failed (status %d)", status);
+    free(config);
+
+    /* This process's pool sees the child's two requests in the key's window. */
+    json_value *stats = h_pool_stats(fx.pool);
+    CHECK_EQ_INT(h_key_stat(stats, fx.fps[0], "in_window"), 2);
+    CHECK_EQ_INT(h_key_stat(stats, fx.fps[0], "admitted"), 2);
+    json_free(stats);
+    gr_error *err = NULL;
+    CHECK_OK(h_generate(fx.pool, NULL, 0, 0, 0, NULL, &err), err);
+    gr_error_free(err);
+    CHECK_STATUS(h_generate(fx.pool, NULL, 1, 0, 0, NULL, &err), GR_ERR_ALL_KEYS_RATE_LIMITED, err);
+    gr_error_free(err);
+    json_value *emu = emu_stats(&fx.emu);
+    CHECK_EQ_INT(json_number_at(emu, "total", -1), 3);
+    json_free(emu);
     fx_stop(&fx);
 }

@@ -25,6 +25,7 @@ void test_paid_fallback(void);
 void test_paid_only(void);
 void test_exhaustion(void);
 void test_key_state_shared_between_pools(void);
+void test_shared_state_across_processes(void);
 
 /* test_failures.c: every class of upstream failure */
 void test_quota_minute(void);
@@ -39,6 +40,11 @@ void test_location(void);
 void test_safety_block(void);
 void test_close(void);
 void test_timeout(void);
+
+/* test_observability.c: logging and Prometheus metrics */
+void test_log_level(void);
+void test_log_callback(void);
+void test_metrics_prometheus(void);
 
 /* test_threads.c */
 void test_threads(void);
