@@ -25,4 +25,4 @@ pub mod store;
 
 pub use config::Config;
 pub use error::{ApiError, Error};
-pub use pool::{CallOptions, Pool, Response};
+pub use pool::{CallOptions, Lease, Pool, Response};

@@ -87,6 +87,40 @@ impl PoolKey {
     }
 }
 
+/// A key admitted for one request, for callers that send the request themselves (and for the
+/// benchmarks of admission alone). Completing it stamps the key's window with the time the
+/// answer came back; dropping it completes it now.
+pub struct Lease<'p> {
+    key: &'p PoolKey,
+    ticket: Option<Ticket>,
+}
+
+impl Lease<'_> {
+    /// The admitted key (send it only in the `x-goog-api-key` header).
+    pub fn key(&self) -> &ApiKey {
+        &self.key.key
+    }
+
+    pub fn tier(&self) -> Tier {
+        self.key.tier
+    }
+
+    /// Marks the request finished at `now_ms` (a `clock::now_ms()` time).
+    pub fn complete(mut self, now_ms: u64) {
+        if let Some(ticket) = self.ticket.take() {
+            self.key.cell.window().complete(ticket, now_ms);
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.key.cell.window().complete(ticket, clock::now_ms());
+        }
+    }
+}
+
 /// Per-call options.
 #[derive(Clone, Debug, Default)]
 pub struct CallOptions {
@@ -224,9 +258,15 @@ impl Pool {
         let mut earliest = u64::MAX;
         let k = self.free.len();
         if k > 0 {
-            let start = self.record.cursor().fetch_add(1, Relaxed) as usize;
-            for i in 0..k {
-                let index = (start % k + i) % k;
+            let start = (self.record.cursor().fetch_add(1, Relaxed) % k as u64) as usize;
+            // From the cursor to the end, then from the start: no division per key.
+            for index in (start..k).chain(0..start) {
+                // A hint in the future: the key is full, skip it without touching its record.
+                let hint = self.hints[index].load(Relaxed);
+                if now < hint {
+                    earliest = earliest.min(hint);
+                    continue;
+                }
                 match self.try_key(index, now) {
                     Ok(ticket) => return Ok((&self.free[index], ticket)),
                     Err(ready) => earliest = earliest.min(ready),
@@ -270,6 +310,16 @@ impl Pool {
             key.cell.count(KeyCounter::Refused);
             hint.store(ready, Relaxed);
             ready
+        })
+    }
+
+    /// Admits one request at `now_ms` (a `clock::now_ms()` time) on the key the pool chooses, or
+    /// says from when on a key can admit (`u64::MAX`: every key is disabled). No HTTP, no
+    /// waiting, no counters but the keys' own: the selection and admission alone.
+    pub fn try_lease(&self, now_ms: u64) -> Result<Lease<'_>, u64> {
+        self.acquire(now_ms).map(|(key, ticket)| Lease {
+            key,
+            ticket: Some(ticket),
         })
     }
 
