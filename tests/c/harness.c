@@ -384,6 +384,10 @@ int emu_start(emulator *emu, const char *config_json) {
     }
     emu->port = port;
     snprintf(emu->base_url, sizeof emu->base_url, "http://127.0.0.1:%d", port);
+    /* It has read its configuration: remove the file now, so that nothing is left behind even if
+     * this process dies. */
+    unlink(emu->config_path);
+    emu->config_path[0] = '\0';
     return 0;
 }
 

@@ -105,7 +105,7 @@ void test_stats_json(void) {
     /* A fresh pool: every key listed, nothing counted. */
     json_value *stats = h_pool_stats(fx.pool);
     CHECK_STREQ(json_string_at(stats, "version"), gr_version());
-    CHECK(json_string_at(stats, "state") != NULL);
+    CHECK_STREQ(json_string_at(stats, "state"), h_state()); /* the configured state file */
     CHECK_EQ_INT(json_number_at(stats, "pool.requests", -1), 0);
     CHECK_EQ_INT(json_number_at(stats, "pool.latency.count", -1), 0);
     json_free(stats);
@@ -231,7 +231,8 @@ void test_paid_fallback(void) {
 
 void test_paid_only(void) {
     fixture fx;
-    if (fx_start(&fx, 0, 1, 0, NULL) != 0) {
+    /* Also the one test on the in-process store. */
+    if (fx_start(&fx, 0, 1, 0, "\"state\":\"memory\"") != 0) {
         fx_stop(&fx);
         return;
     }
@@ -243,6 +244,7 @@ void test_paid_only(void) {
         CHECK_STREQ(fp, fx.fps[0]);
     }
     json_value *stats = h_pool_stats(fx.pool);
+    CHECK_STREQ(json_string_at(stats, "state"), "memory");
     /* With no free keys the paid key is not a fallback: it is the pool. */
     CHECK_EQ_INT(json_number_at(stats, "pool.paid_fallbacks", -1), 0);
     CHECK_EQ_INT(h_key_stat(stats, fx.fps[0], "succeeded"), 3);
@@ -292,8 +294,10 @@ void test_exhaustion(void) {
     json_value *stats = h_pool_stats(fx.pool);
     CHECK_EQ_INT(json_number_at(stats, "pool.exhausted", -1), 3);
     CHECK_EQ_INT(json_number_at(stats, "pool.failed", -1), 3);
-    CHECK(h_key_stat(stats, fx.fps[0], "refused") >= 3);
-    CHECK(h_key_stat(stats, fx.fps[1], "refused") >= 3);
+    /* Each key's limiter refused at least once (later calls may skip a key known to be full
+     * without asking its limiter again). */
+    CHECK(h_key_stat(stats, fx.fps[0], "refused") >= 1);
+    CHECK(h_key_stat(stats, fx.fps[1], "refused") >= 1);
     json_free(stats);
 
     /* With max_wait_ms the call waits for the window to free a slot, and succeeds. */

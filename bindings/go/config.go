@@ -1,0 +1,144 @@
+package rotator
+
+import (
+	"encoding/json"
+	"regexp"
+	"time"
+)
+
+// Config holds the same settings as the GEMINI_* environment variables read by
+// [NewKeyPoolFromEnv]. A zero value means "the library's default"; the library validates every
+// setting and names the offending field in the error.
+type Config struct {
+	// FreeKeys are used round-robin, each held to FreeRateLimit requests per Window.
+	// (GEMINI_FREE_KEYS)
+	FreeKeys []string
+	// PaidKey is used only when every free key is at its limit. (GEMINI_PAID_KEY)
+	PaidKey string
+	// FreeRateLimit is the requests per Window allowed on each free key; default 60.
+	// (GEMINI_FREE_RATE_LIMIT)
+	FreeRateLimit int
+	// PaidRateLimit is the requests per Window allowed on the paid key; default 1000.
+	// (GEMINI_PAID_RATE_LIMIT)
+	PaidRateLimit int
+	// Window is the length of the rolling rate-limit window; default one minute. Millisecond
+	// precision, rounded up. (GEMINI_RATE_WINDOW_MS)
+	Window time.Duration
+	// BaseURL is the service's address; default https://generativelanguage.googleapis.com.
+	// (GEMINI_BASE_URL)
+	BaseURL string
+	// Model is the model of calls that name none; default "gemini-3.6-flash". (GEMINI_MODEL)
+	Model string
+	// Timeout is a call's whole time budget, retries included; default two minutes. A
+	// context deadline can shorten it, not lengthen it. (GEMINI_TIMEOUT_MS)
+	Timeout time.Duration
+	// MaxAttempts is the HTTP attempts per call at most, across keys and retries; default 8.
+	// (GEMINI_MAX_ATTEMPTS)
+	MaxAttempts int
+	// MaxRetries is the retries after transient failures (5xx, connection errors) at most;
+	// default 3. Zero means the default: set a negative number for no retries.
+	// (GEMINI_MAX_RETRIES)
+	MaxRetries int
+	// RetryBase is the backoff before the first retry (doubling, with jitter); default 500ms.
+	// (GEMINI_RETRY_BASE_MS)
+	RetryBase time.Duration
+	// RetryMax caps the backoff; default 16s. (GEMINI_RETRY_MAX_MS)
+	RetryMax time.Duration
+	// State is where key state lives: "shm" (a shared-memory file in /dev/shm, so that every
+	// process on the host shares each key's limit), "shm:/absolute/path" (another file), or
+	// "memory" (this process only). "" is the library's default, "shm" (or
+	// GEMINI_ROTATOR_STATE when set). (GEMINI_ROTATOR_STATE)
+	State string
+}
+
+// configJSON is the gr_pool_new configuration object; zero fields are left out so that the
+// library applies its defaults.
+type configJSON struct {
+	FreeKeys      []string `json:"free_keys,omitempty"`
+	PaidKey       string   `json:"paid_key,omitempty"`
+	FreeRateLimit int      `json:"free_rate_limit,omitempty"`
+	PaidRateLimit int      `json:"paid_rate_limit,omitempty"`
+	WindowMS      int64    `json:"window_ms,omitempty"`
+	BaseURL       string   `json:"base_url,omitempty"`
+	Model         string   `json:"model,omitempty"`
+	TimeoutMS     int64    `json:"timeout_ms,omitempty"`
+	MaxAttempts   int      `json:"max_attempts,omitempty"`
+	MaxRetries    *int     `json:"max_retries,omitempty"`
+	RetryBaseMS   int64    `json:"retry_base_ms,omitempty"`
+	RetryMaxMS    int64    `json:"retry_max_ms,omitempty"`
+	State         string   `json:"state,omitempty"`
+}
+
+// configFieldNames maps the library's field names to the Config fields, for error messages.
+var configFieldNames = map[string]string{
+	"free_keys":       "FreeKeys",
+	"paid_key":        "PaidKey",
+	"free_rate_limit": "FreeRateLimit",
+	"paid_rate_limit": "PaidRateLimit",
+	"window_ms":       "Window",
+	"base_url":        "BaseURL",
+	"model":           "Model",
+	"timeout_ms":      "Timeout",
+	"max_attempts":    "MaxAttempts",
+	"max_retries":     "MaxRetries",
+	"retry_base_ms":   "RetryBase",
+	"retry_max_ms":    "RetryMax",
+	"state":           "State",
+}
+
+var configFieldInMessage = regexp.MustCompile("config field `([a-z_]+)`")
+
+// marshal is the JSON object gr_pool_new takes.
+func (c Config) marshal() ([]byte, error) {
+	j := configJSON{
+		FreeKeys:      c.FreeKeys,
+		PaidKey:       c.PaidKey,
+		FreeRateLimit: c.FreeRateLimit,
+		PaidRateLimit: c.PaidRateLimit,
+		WindowMS:      millis(c.Window),
+		BaseURL:       c.BaseURL,
+		Model:         c.Model,
+		TimeoutMS:     millis(c.Timeout),
+		MaxAttempts:   c.MaxAttempts,
+		RetryBaseMS:   millis(c.RetryBase),
+		RetryMaxMS:    millis(c.RetryMax),
+		State:         c.State,
+	}
+	switch {
+	case c.MaxRetries < 0:
+		none := 0
+		j.MaxRetries = &none
+	case c.MaxRetries > 0:
+		j.MaxRetries = &c.MaxRetries
+	}
+	return json.Marshal(j)
+}
+
+// millis converts d to whole milliseconds, away from zero, so that a non-zero duration never
+// becomes 0 ("default") and a negative one stays negative (and is refused by the library).
+func millis(d time.Duration) int64 {
+	ms := d / time.Millisecond
+	if d%time.Millisecond > 0 {
+		ms++
+	} else if d%time.Millisecond < 0 {
+		ms--
+	}
+	return int64(ms)
+}
+
+// configError names the Config fields in a configuration error from the library, which
+// names the JSON fields it was given ("config field `free_rate_limit`" becomes
+// "Config.FreeRateLimit").
+func configError(err error) error {
+	se, ok := err.(*statusError)
+	if !ok || se.sentinel != ErrConfig {
+		return err
+	}
+	msg := configFieldInMessage.ReplaceAllStringFunc(se.msg, func(m string) string {
+		if field, ok := configFieldNames[configFieldInMessage.FindStringSubmatch(m)[1]]; ok {
+			return "Config." + field
+		}
+		return m
+	})
+	return &statusError{sentinel: ErrConfig, msg: msg}
+}

@@ -1,0 +1,3 @@
+module gemini-rotator/bindings/go
+
+go 1.22

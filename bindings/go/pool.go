@@ -1,0 +1,253 @@
+package rotator
+
+// #include <stdlib.h>
+// #include "gemini_rotator.h"
+import "C"
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// KeyPool is a pool of Gemini API keys with its HTTP client. It is safe for concurrent use by
+// any number of goroutines; create one per process and share it.
+//
+// Key state (each key's window, cooldown, disabled flag) belongs to the key, not to the pool: two
+// pools in one process that share a key share its limit.
+//
+// Close releases the pool. A finalizer also releases a pool that was never closed, but only as a
+// safety net: close pools explicitly.
+type KeyPool struct {
+	mu     sync.Mutex
+	ptr    *C.gr_pool
+	closed bool
+	// calls counts the C calls running on ptr (including those abandoned by a cancelled
+	// context): the pool is freed when it is closed and the last one has returned.
+	calls int
+}
+
+// NewKeyPoolFromEnv creates a pool from the GEMINI_* environment variables (GEMINI_FREE_KEYS,
+// GEMINI_PAID_KEY, GEMINI_FREE_RATE_LIMIT, ...). A configuration error matches [ErrConfig] and
+// names the variable.
+func NewKeyPoolFromEnv() (*KeyPool, error) {
+	return newKeyPool(nil)
+}
+
+// NewKeyPool creates a pool from cfg; the environment is not read. A configuration error
+// matches [ErrConfig] and names the [Config] field.
+func NewKeyPool(cfg Config) (*KeyPool, error) {
+	body, err := cfg.marshal()
+	if err != nil {
+		return nil, newError(ErrConfig, "encoding the configuration: %v", err)
+	}
+	p, err := newKeyPool(body)
+	return p, configError(err)
+}
+
+func newKeyPool(configJSON []byte) (*KeyPool, error) {
+	var ccfg *C.char
+	if configJSON != nil {
+		var err error
+		if ccfg, err = cBytes(configJSON, "the configuration"); err != nil {
+			return nil, err
+		}
+		defer C.free(unsafe.Pointer(ccfg))
+	}
+	var ptr *C.gr_pool
+	var cerr *C.gr_error
+	if status := C.gr_pool_new(ccfg, &ptr, &cerr); status != C.GR_OK {
+		return nil, takeError(status, cerr, false)
+	}
+	p := &KeyPool{ptr: ptr}
+	runtime.SetFinalizer(p, finalizeKeyPool)
+	return p, nil
+}
+
+// finalizeKeyPool is the finalizer of every pool: the safety net for a pool nobody closed. (A
+// variable so that a test can watch it run.)
+var finalizeKeyPool = func(p *KeyPool) { p.Close() }
+
+// KeyPool returns p itself, so that a *KeyPool is a [PoolProvider].
+func (p *KeyPool) KeyPool() *KeyPool { return p }
+
+// Close releases the pool. It is safe to call more than once and from several goroutines; it
+// always returns nil. Calls made after Close fail with [ErrClosed]. Calls still running in the
+// library (including those whose context was cancelled) finish first: the memory is released
+// when the last one returns, without Close waiting for it.
+func (p *KeyPool) Close() error {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	ptr := p.takeIfIdleLocked()
+	p.mu.Unlock()
+	runtime.SetFinalizer(p, nil)
+	C.gr_pool_free(ptr)
+	return nil
+}
+
+// acquire registers a call on the pool and returns the C handle, or ErrClosed.
+func (p *KeyPool) acquire() (*C.gr_pool, error) {
+	if p == nil {
+		return nil, newError(ErrClosed, "no key pool (nil *KeyPool)")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	p.calls++
+	return p.ptr, nil
+}
+
+// release ends a call registered by acquire, freeing the pool if it was the last call on a
+// closed pool.
+func (p *KeyPool) release() {
+	p.mu.Lock()
+	p.calls--
+	ptr := p.takeIfIdleLocked()
+	p.mu.Unlock()
+	C.gr_pool_free(ptr) // NULL does nothing
+}
+
+// takeIfIdleLocked hands over the C handle for freeing once the pool is closed and idle.
+func (p *KeyPool) takeIfIdleLocked() *C.gr_pool {
+	if !p.closed || p.calls > 0 {
+		return nil
+	}
+	ptr := p.ptr
+	p.ptr = nil
+	return ptr
+}
+
+// generateResult is what one gr_generate call produced, already copied into Go memory.
+type generateResult struct {
+	body        []byte
+	fingerprint string
+	err         error
+}
+
+// generate runs one gr_generate call under ctx. See [GeminiClient.GenerateContentJSON].
+func (p *KeyPool) generate(ctx context.Context, model string, body []byte, maxWait time.Duration) ([]byte, string, error) {
+	if err := contextError(ctx); err != nil {
+		return nil, "", err
+	}
+	var timeoutMS uint64
+	deadline, hasDeadline := ctx.Deadline()
+	if hasDeadline {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, "", timeoutError()
+		}
+		timeoutMS = uint64(millis(left))
+	}
+	var maxWaitMS uint64
+	if maxWait > 0 {
+		maxWaitMS = uint64(millis(maxWait))
+	}
+	ptr, err := p.acquire()
+	if err != nil {
+		return nil, "", err
+	}
+	call := func() generateResult {
+		defer p.release()
+		r := callGenerate(ptr, model, body, maxWaitMS, timeoutMS, hasDeadline)
+		runtime.KeepAlive(p)
+		return r
+	}
+	if ctx.Done() == nil { // the context can never be cancelled: no goroutine needed
+		r := call()
+		return r.body, r.fingerprint, r.err
+	}
+	// The C call blocks until the service answers; run it aside so that a cancelled context
+	// returns at once. The goroutine copies and frees the C results whenever C returns.
+	done := make(chan generateResult, 1)
+	go func() { done <- call() }()
+	select {
+	case r := <-done:
+		return r.body, r.fingerprint, r.err
+	case <-ctx.Done():
+		select {
+		case r := <-done: // finished meanwhile: do not throw a served answer away
+			return r.body, r.fingerprint, r.err
+		default:
+		}
+		return nil, "", contextError(ctx)
+	}
+}
+
+// contextError is ctx.Err(), except that a passed deadline is an error that matches both
+// context.DeadlineExceeded and ErrTimeout, as a timeout of the library itself does.
+func contextError(ctx context.Context) error {
+	err := ctx.Err()
+	if err == context.DeadlineExceeded {
+		return timeoutError()
+	}
+	return err
+}
+
+// timeoutError is the error of a call whose context deadline passed.
+func timeoutError() error {
+	return &statusError{sentinel: ErrTimeout, msg: "request timed out: the context deadline passed", cause: context.DeadlineExceeded}
+}
+
+// callGenerate is the gr_generate call itself. C copies nothing of Go's: the model and body
+// are copied into C memory, freed when the call returns.
+func callGenerate(ptr *C.gr_pool, model string, body []byte, maxWaitMS, timeoutMS uint64, deadlineBudget bool) generateResult {
+	var cmodel *C.char
+	if model != "" {
+		var err error
+		if cmodel, err = cString(model, "the model name"); err != nil {
+			return generateResult{err: err}
+		}
+		defer C.free(unsafe.Pointer(cmodel))
+	}
+	cbody, err := cBytes(body, "the request body")
+	if err != nil {
+		return generateResult{err: err}
+	}
+	defer C.free(unsafe.Pointer(cbody))
+	var out, fp *C.char
+	var cerr *C.gr_error
+	status := C.gr_generate(ptr, cmodel, cbody, C.uint64_t(maxWaitMS), C.uint64_t(timeoutMS), &out, &fp, &cerr)
+	if status != C.GR_OK {
+		return generateResult{err: takeError(status, cerr, deadlineBudget)}
+	}
+	return generateResult{body: takeBytes(out), fingerprint: takeString(fp)}
+}
+
+// Stats returns a snapshot of the pool's statistics: every key (by fingerprint) with its
+// limit, current use, cooldown, disabled reason and counters, and the pool's counters and
+// latency histogram.
+func (p *KeyPool) Stats() (*Stats, error) {
+	data, err := p.statsJSON()
+	if err != nil {
+		return nil, err
+	}
+	return parseStats(data)
+}
+
+// statsJSON is the library's statistics JSON, as gr_stats_json writes it.
+func (p *KeyPool) statsJSON() ([]byte, error) {
+	ptr, err := p.acquire()
+	if err != nil {
+		return nil, err
+	}
+	var out *C.char
+	var cerr *C.gr_error
+	status := C.gr_stats_json(ptr, &out, &cerr)
+	runtime.KeepAlive(p)
+	p.release()
+	if status != C.GR_OK {
+		return nil, takeError(status, cerr, false)
+	}
+	return takeBytes(out), nil
+}

@@ -1,0 +1,213 @@
+package rotator
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Tier is the kind of a key: free keys are used round-robin, the paid key only when every free
+// key is at its limit.
+type Tier string
+
+const (
+	TierFree Tier = "free"
+	TierPaid Tier = "paid"
+)
+
+// Stats is a snapshot of a pool's statistics, from [KeyPool.Stats].
+type Stats struct {
+	// Version is the library's version.
+	Version string
+	// State is where key state is kept, e.g. "memory".
+	State string
+	// Keys lists every key of the pool, free keys first, by fingerprint.
+	Keys []KeyStats
+	// Pool holds the pool-wide counters.
+	Pool PoolStats
+}
+
+// Key returns the statistics of the key with this fingerprint (see [Fingerprint]), or nil.
+func (s *Stats) Key(fingerprint string) *KeyStats {
+	for i := range s.Keys {
+		if s.Keys[i].Fingerprint == fingerprint {
+			return &s.Keys[i]
+		}
+	}
+	return nil
+}
+
+// KeyStats describes one key. Counters count since the key was first used in this process.
+type KeyStats struct {
+	Fingerprint string
+	Tier        Tier
+	// Limit is the requests allowed per Window.
+	Limit  uint64
+	Window time.Duration
+	// InWindow counts the requests in the current rolling window (finished or in flight).
+	InWindow uint64
+	InFlight uint64
+	// CooldownRemaining is what is left of a cooldown after a 429 (0: none).
+	CooldownRemaining time.Duration
+	// CooldownCause is "per_minute" or "per_day" during a cooldown, "" otherwise.
+	CooldownCause string
+	// Disabled says why the key was disabled ("API_KEY_INVALID", "LEAKED",
+	// "CONSUMER_SUSPENDED", "SERVICE_DISABLED", "PERMISSION_DENIED"); "" if it is usable.
+	Disabled string
+
+	Admitted         uint64
+	Succeeded        uint64
+	Refused          uint64
+	Upstream429      uint64
+	InvalidKey       uint64
+	PermissionDenied uint64
+	ServerErrors     uint64
+	TransportErrors  uint64
+	Timeouts         uint64
+	ClientErrors     uint64
+	Retries          uint64
+}
+
+// PoolStats holds the pool-wide counters.
+type PoolStats struct {
+	Requests      uint64
+	Succeeded     uint64
+	Failed        uint64
+	PaidFallbacks uint64
+	// Exhausted counts the calls refused with ErrAllKeysRateLimited.
+	Exhausted uint64
+	Latency   Latency
+}
+
+// Latency is a histogram of HTTP attempt latencies, Prometheus style.
+type Latency struct {
+	Count      uint64
+	SumSeconds float64
+	// Buckets are cumulative; the last one's UpperBound is +Inf.
+	Buckets []LatencyBucket
+}
+
+// LatencyBucket counts the attempts that took at most UpperBound seconds.
+type LatencyBucket struct {
+	UpperBound float64
+	Count      uint64
+}
+
+// The wire format of gr_stats_json.
+type statsJSON struct {
+	Version string         `json:"version"`
+	State   string         `json:"state"`
+	Keys    []keyStatsJSON `json:"keys"`
+	Pool    poolStatsJSON  `json:"pool"`
+}
+
+type keyStatsJSON struct {
+	Fingerprint         string  `json:"fingerprint"`
+	Tier                Tier    `json:"tier"`
+	Limit               uint64  `json:"limit"`
+	WindowMS            uint64  `json:"window_ms"`
+	InWindow            uint64  `json:"in_window"`
+	InFlight            uint64  `json:"in_flight"`
+	CooldownRemainingMS uint64  `json:"cooldown_remaining_ms"`
+	CooldownCause       *string `json:"cooldown_cause"`
+	Disabled            *string `json:"disabled"`
+	Admitted            uint64  `json:"admitted"`
+	Succeeded           uint64  `json:"succeeded"`
+	Refused             uint64  `json:"refused"`
+	Upstream429         uint64  `json:"upstream_429"`
+	InvalidKey          uint64  `json:"invalid_key"`
+	PermissionDenied    uint64  `json:"permission_denied"`
+	ServerErrors        uint64  `json:"server_errors"`
+	TransportErrors     uint64  `json:"transport_errors"`
+	Timeouts            uint64  `json:"timeouts"`
+	ClientErrors        uint64  `json:"client_errors"`
+	Retries             uint64  `json:"retries"`
+}
+
+type poolStatsJSON struct {
+	Requests      uint64 `json:"requests"`
+	Succeeded     uint64 `json:"succeeded"`
+	Failed        uint64 `json:"failed"`
+	PaidFallbacks uint64 `json:"paid_fallbacks"`
+	Exhausted     uint64 `json:"exhausted"`
+	Latency       struct {
+		Count      uint64              `json:"count"`
+		SumSeconds float64             `json:"sum_seconds"`
+		Buckets    [][]json.RawMessage `json:"buckets"`
+	} `json:"latency"`
+}
+
+// parseStats decodes the library's statistics JSON.
+func parseStats(data []byte) (*Stats, error) {
+	var j statsJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return nil, newError(ErrInternal, "decoding the statistics: %v", err)
+	}
+	s := &Stats{Version: j.Version, State: j.State, Keys: make([]KeyStats, len(j.Keys))}
+	for i, k := range j.Keys {
+		s.Keys[i] = KeyStats{
+			Fingerprint:       k.Fingerprint,
+			Tier:              k.Tier,
+			Limit:             k.Limit,
+			Window:            time.Duration(k.WindowMS) * time.Millisecond,
+			InWindow:          k.InWindow,
+			InFlight:          k.InFlight,
+			CooldownRemaining: time.Duration(k.CooldownRemainingMS) * time.Millisecond,
+			CooldownCause:     deref(k.CooldownCause),
+			Disabled:          deref(k.Disabled),
+			Admitted:          k.Admitted,
+			Succeeded:         k.Succeeded,
+			Refused:           k.Refused,
+			Upstream429:       k.Upstream429,
+			InvalidKey:        k.InvalidKey,
+			PermissionDenied:  k.PermissionDenied,
+			ServerErrors:      k.ServerErrors,
+			TransportErrors:   k.TransportErrors,
+			Timeouts:          k.Timeouts,
+			ClientErrors:      k.ClientErrors,
+			Retries:           k.Retries,
+		}
+	}
+	p := j.Pool
+	s.Pool = PoolStats{
+		Requests:      p.Requests,
+		Succeeded:     p.Succeeded,
+		Failed:        p.Failed,
+		PaidFallbacks: p.PaidFallbacks,
+		Exhausted:     p.Exhausted,
+		Latency:       Latency{Count: p.Latency.Count, SumSeconds: p.Latency.SumSeconds},
+	}
+	for _, b := range p.Latency.Buckets {
+		bucket, err := parseBucket(b)
+		if err != nil {
+			return nil, newError(ErrInternal, "decoding the statistics: %v", err)
+		}
+		s.Pool.Latency.Buckets = append(s.Pool.Latency.Buckets, bucket)
+	}
+	return s, nil
+}
+
+// parseBucket decodes one [upper bound, count] pair; the bound is a number or "+Inf".
+func parseBucket(pair []json.RawMessage) (LatencyBucket, error) {
+	if len(pair) != 2 {
+		return LatencyBucket{}, fmt.Errorf("latency bucket with %d elements", len(pair))
+	}
+	var b LatencyBucket
+	if string(pair[0]) == `"+Inf"` {
+		b.UpperBound = math.Inf(1)
+	} else if err := json.Unmarshal(pair[0], &b.UpperBound); err != nil {
+		return LatencyBucket{}, fmt.Errorf("latency bucket bound: %v", err)
+	}
+	if err := json.Unmarshal(pair[1], &b.Count); err != nil {
+		return LatencyBucket{}, fmt.Errorf("latency bucket count: %v", err)
+	}
+	return b, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

@@ -1,0 +1,56 @@
+"""gemini_rotator: spread Gemini API traffic over many API keys.
+
+Python binding of the gemini-rotator library (loaded with ctypes)::
+
+    from gemini_rotator import GeminiClient, KeyPool
+
+    with KeyPool(free_keys=["key-1", "key-2"], paid_key="key-3") as pool:
+        gemini = GeminiClient(pool)
+        print(gemini.simple_query("Your prompt here"))
+
+See the README for errors, threads, asyncio, fork and spawn.
+"""
+
+from ._errors import (
+    AllKeysRateLimitedError,
+    APIError,
+    ConfigError,
+    GeminiError,
+    GeminiTimeoutError,
+    InternalError,
+    InvalidArgumentError,
+    NoUsableKeysError,
+    PoolClosedError,
+    StateError,
+    TransportError,
+)
+from ._pool import KeyPool, fingerprint, library_version
+from ._client import GeminiClient
+from ._response import GenerateContentResponse, UsageMetadata
+from ._stats import KeyStats, LatencyHistogram, PoolCounters, PoolStats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIError",
+    "AllKeysRateLimitedError",
+    "ConfigError",
+    "GeminiClient",
+    "GeminiError",
+    "GeminiTimeoutError",
+    "GenerateContentResponse",
+    "InternalError",
+    "InvalidArgumentError",
+    "KeyPool",
+    "KeyStats",
+    "LatencyHistogram",
+    "NoUsableKeysError",
+    "PoolClosedError",
+    "PoolCounters",
+    "PoolStats",
+    "StateError",
+    "TransportError",
+    "UsageMetadata",
+    "fingerprint",
+    "library_version",
+]

@@ -1,0 +1,205 @@
+"""GeminiClient: ``simple_query`` / ``generate_content`` (and async twins) over a KeyPool."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+
+from . import _validate as check
+from ._pool import KeyPool
+from ._request import Content, build_request, encode
+from ._response import GenerateContentResponse
+from ._threads import run_blocking
+
+
+def _resolve_pool(pool: object) -> Tuple[KeyPool, bool]:
+    """(the pool, whether the client owns it)."""
+    if pool is None:
+        return KeyPool.from_env(), True
+    if isinstance(pool, KeyPool):
+        return pool, False
+    carried = getattr(pool, "key_pool", None)
+    if isinstance(carried, KeyPool):
+        return carried, False
+    if hasattr(pool, "key_pool"):
+        raise TypeError(
+            f"GeminiClient() got a {check.type_name(pool)} whose key_pool attribute is a "
+            f"{check.type_name(carried)}, not a KeyPool"
+        )
+    raise TypeError(
+        "GeminiClient() takes a KeyPool, an object with a key_pool attribute, or None "
+        f"(a pool from the environment), not {check.type_name(pool)}"
+    )
+
+
+class _Call:
+    """One checked, encoded request, ready to send (checked in the caller's thread, so bad
+    arguments raise at once even for the async methods)."""
+
+    __slots__ = ("request_json", "model", "max_wait_ms", "timeout_ms")
+
+    def __init__(
+        self, request_json: bytes, model: Optional[bytes], max_wait_ms: int, timeout_ms: int
+    ) -> None:
+        self.request_json = request_json
+        self.model = model
+        self.max_wait_ms = max_wait_ms
+        self.timeout_ms = timeout_ms
+
+    @classmethod
+    def prepare(
+        cls,
+        *,
+        model: Optional[str],
+        max_wait: Optional[float],
+        timeout: Optional[float],
+        **request: Any,
+    ) -> "_Call":
+        request_json = encode(build_request(**request))
+        model_name = check.optional_string("model", model)
+        return cls(
+            request_json,
+            None if model_name is None else model_name.encode("utf-8"),
+            0 if max_wait is None else check.seconds_to_ms("max_wait", max_wait, zero_ok=True),
+            0 if timeout is None else check.seconds_to_ms("timeout", timeout, zero_ok=False),
+        )
+
+    def send(self, pool: KeyPool) -> GenerateContentResponse:
+        text, served_by = pool._generate(
+            self.request_json, self.model, self.max_wait_ms, self.timeout_ms
+        )
+        return GenerateContentResponse.from_json(text, served_by)
+
+
+class GeminiClient:
+    """Sends Gemini ``generateContent`` requests through a :class:`KeyPool`.
+
+    ``GeminiClient()`` builds a pool from the environment (and closes it in :meth:`close`);
+    ``GeminiClient(pool)`` uses the given pool, and ``GeminiClient(conn)`` the pool an
+    application object carries in its ``key_pool`` attribute (neither is closed by the client).
+
+    Thread-safe: share one client between threads.
+    """
+
+    def __init__(self, pool: Union[KeyPool, Any, None] = None) -> None:
+        self._pool, self._owns_pool = _resolve_pool(pool)
+
+    @property
+    def pool(self) -> KeyPool:
+        return self._pool
+
+    def simple_query(self, prompt: str, *, model: Optional[str] = None) -> str:
+        """Sends ``prompt`` as one user turn and returns the answer's text."""
+        return self.generate_content(check.string("prompt", prompt), model=model).text
+
+    def generate_content(
+        self,
+        prompt: Optional[str] = None,
+        *,
+        contents: Optional[Sequence[Content]] = None,
+        system_instruction: Union[str, Content, None] = None,
+        temperature: Optional[float] = None,
+        max_output_tokens: Optional[int] = None,
+        top_p: Optional[float] = None,
+        top_k: Optional[int] = None,
+        stop_sequences: Optional[Sequence[str]] = None,
+        response_mime_type: Optional[str] = None,
+        safety_settings: Optional[Sequence[Mapping[str, Any]]] = None,
+        tools: Optional[Sequence[Mapping[str, Any]]] = None,
+        generation_config: Optional[Mapping[str, Any]] = None,
+        model: Optional[str] = None,
+        max_wait: Optional[float] = None,
+        timeout: Optional[float] = None,
+    ) -> GenerateContentResponse:
+        """Sends one ``generateContent`` request on the key the pool chooses.
+
+        Give exactly one of ``prompt`` (one user turn) or ``contents`` (a list of Content
+        dicts, sent as they are). Options left at ``None`` are not sent. ``generation_config``
+        adds further ``generationConfig`` fields (camelCase, e.g. ``{"seed": 1}``).
+
+        ``model`` overrides the pool's default model. ``max_wait`` (seconds): when every key is
+        at its limit, wait up to this long for one instead of raising
+        :class:`AllKeysRateLimitedError` at once. ``timeout`` (seconds) shortens the pool's
+        time budget for this call.
+        """
+        call = _Call.prepare(
+            prompt=prompt,
+            contents=contents,
+            system_instruction=system_instruction,
+            temperature=temperature,
+            max_output_tokens=max_output_tokens,
+            top_p=top_p,
+            top_k=top_k,
+            stop_sequences=stop_sequences,
+            response_mime_type=response_mime_type,
+            safety_settings=safety_settings,
+            tools=tools,
+            generation_config=generation_config,
+            model=model,
+            max_wait=max_wait,
+            timeout=timeout,
+        )
+        return call.send(self._pool)
+
+    async def asimple_query(self, prompt: str, *, model: Optional[str] = None) -> str:
+        """:meth:`simple_query` in a worker thread: the event loop keeps running meanwhile."""
+        response = await self.agenerate_content(check.string("prompt", prompt), model=model)
+        return response.text
+
+    async def agenerate_content(
+        self,
+        prompt: Optional[str] = None,
+        *,
+        contents: Optional[Sequence[Content]] = None,
+        system_instruction: Union[str, Content, None] = None,
+        temperature: Optional[float] = None,
+        max_output_tokens: Optional[int] = None,
+        top_p: Optional[float] = None,
+        top_k: Optional[int] = None,
+        stop_sequences: Optional[Sequence[str]] = None,
+        response_mime_type: Optional[str] = None,
+        safety_settings: Optional[Sequence[Mapping[str, Any]]] = None,
+        tools: Optional[Sequence[Mapping[str, Any]]] = None,
+        generation_config: Optional[Mapping[str, Any]] = None,
+        model: Optional[str] = None,
+        max_wait: Optional[float] = None,
+        timeout: Optional[float] = None,
+    ) -> GenerateContentResponse:
+        """:meth:`generate_content` in a worker thread (same arguments); the event loop keeps
+        running meanwhile.
+
+        Arguments are checked before anything is sent. Cancelling the awaiting task returns at
+        once; the request itself finishes in the background (a C call cannot be interrupted)
+        and its result is discarded.
+        """
+        call = _Call.prepare(
+            prompt=prompt,
+            contents=contents,
+            system_instruction=system_instruction,
+            temperature=temperature,
+            max_output_tokens=max_output_tokens,
+            top_p=top_p,
+            top_k=top_k,
+            stop_sequences=stop_sequences,
+            response_mime_type=response_mime_type,
+            safety_settings=safety_settings,
+            tools=tools,
+            generation_config=generation_config,
+            model=model,
+            max_wait=max_wait,
+            timeout=timeout,
+        )
+        return await run_blocking(call.send, self._pool)
+
+    def close(self) -> None:
+        """Closes the pool if the client made it (``GeminiClient()``); otherwise nothing."""
+        if self._owns_pool:
+            self._pool.close()
+
+    def __enter__(self) -> "GeminiClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<gemini_rotator.GeminiClient pool={self._pool!r}>"

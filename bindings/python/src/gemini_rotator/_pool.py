@@ -1,0 +1,149 @@
+"""KeyPool: the library's ``gr_pool`` (keys, their limits, the HTTP client) as a Python object."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from . import _ffi
+from . import _validate as check
+from ._errors import check as check_status
+from ._managed import Managed
+from ._stats import PoolStats, parse_stats
+
+
+class KeyPool(Managed["_ffi.PoolPtr"]):  # type: ignore[valid-type]
+    """A pool of Gemini API keys.
+
+    Free keys are used round-robin, each held to ``free_rate_limit`` requests in any rolling
+    window of ``window_ms`` milliseconds; the paid key only when every free key is full. Key
+    state belongs to the key, so every pool of the process with the same key shares its limit.
+
+    Thread-safe: one pool serves any number of threads (calls run in parallel, without the GIL).
+    Close it with :meth:`close` or a ``with`` block; see the package README for fork and spawn.
+
+    Arguments left at ``None`` take the library's defaults (``model`` "gemini-3.6-flash",
+    ``timeout_ms`` 120000, ``max_attempts`` 8, ``max_retries`` 3, ``retry_base_ms`` 500,
+    ``retry_max_ms`` 16000, ``state`` "memory"). Invalid values raise :class:`TypeError`,
+    :class:`ValueError` or :class:`ConfigError`, naming the argument.
+    """
+
+    _free = _ffi.lib.gr_pool_free
+
+    def __init__(
+        self,
+        free_keys: Sequence[str],
+        paid_key: Optional[str] = None,
+        free_rate_limit: int = 60,
+        paid_rate_limit: int = 1000,
+        window_ms: int = 60000,
+        base_url: Optional[str] = None,
+        model: Optional[str] = None,
+        timeout_ms: Optional[int] = None,
+        *,
+        max_attempts: Optional[int] = None,
+        max_retries: Optional[int] = None,
+        retry_base_ms: Optional[int] = None,
+        retry_max_ms: Optional[int] = None,
+        state: Optional[str] = None,
+    ) -> None:
+        keys = check.string_list("free_keys", free_keys)
+        config: Dict[str, Any] = {
+            "free_keys": keys,
+            "paid_key": check.optional_string("paid_key", paid_key),
+            "free_rate_limit": check.integer("free_rate_limit", free_rate_limit, minimum=1),
+            "paid_rate_limit": check.integer("paid_rate_limit", paid_rate_limit, minimum=1),
+            "window_ms": check.integer("window_ms", window_ms, minimum=1),
+            "base_url": check.optional_string("base_url", base_url),
+            "model": check.optional_string("model", model),
+            "timeout_ms": check.optional_integer("timeout_ms", timeout_ms, minimum=1),
+            "max_attempts": check.optional_integer("max_attempts", max_attempts, minimum=1),
+            "max_retries": check.optional_integer("max_retries", max_retries),
+            "retry_base_ms": check.optional_integer("retry_base_ms", retry_base_ms),
+            "retry_max_ms": check.optional_integer("retry_max_ms", retry_max_ms),
+            "state": check.optional_string("state", state),
+        }
+        # Unset settings are left out, so the library's defaults apply.
+        body = {name: value for name, value in config.items() if value is not None}
+        secrets = tuple(keys) + ((paid_key,) if paid_key else ())
+        self._create(json.dumps(body, ensure_ascii=False).encode("utf-8"), secrets)
+
+    @classmethod
+    def from_env(cls) -> "KeyPool":
+        """A pool configured by the environment: ``GEMINI_FREE_KEYS`` (comma-separated),
+        ``GEMINI_PAID_KEY``, ``GEMINI_FREE_RATE_LIMIT``, ``GEMINI_PAID_RATE_LIMIT``,
+        ``GEMINI_RATE_WINDOW_MS``, ``GEMINI_BASE_URL``, ``GEMINI_MODEL``, ``GEMINI_TIMEOUT_MS``,
+        ``GEMINI_MAX_ATTEMPTS``, ``GEMINI_MAX_RETRIES``, ``GEMINI_RETRY_BASE_MS``,
+        ``GEMINI_RETRY_MAX_MS``, ``GEMINI_ROTATOR_STATE``. Raises :class:`ConfigError` naming the
+        variable that is missing or wrong."""
+        pool = cls.__new__(cls)
+        pool._create(None, ())
+        return pool
+
+    def _create(self, config_json: Optional[bytes], secrets: Tuple[str, ...]) -> None:
+        ptr = _ffi.PoolPtr()
+        error = _ffi.ErrorPtr()
+        status = _ffi.lib.gr_pool_new(config_json, ctypes.byref(ptr), ctypes.byref(error))
+        check_status(status, error, secrets)
+        self._adopt(ptr)
+
+    def stats(self) -> PoolStats:
+        """A snapshot of the statistics: per key (by fingerprint) its limit, use of the current
+        window, cooldown, disabled reason and counters; pool-wide counters and latency."""
+        out = _ffi.OwnedStr()
+        error = _ffi.ErrorPtr()
+        with self._borrow() as ptr:
+            status = _ffi.lib.gr_stats_json(ptr, ctypes.byref(out), ctypes.byref(error))
+        check_status(status, error)
+        text = _ffi.take_string(out)
+        return parse_stats(json.loads(text or "{}"))
+
+    def _generate(
+        self, request_json: bytes, model: Optional[bytes], max_wait_ms: int, timeout_ms: int
+    ) -> Tuple[str, Optional[str]]:
+        """One gr_generate call: (response JSON text, fingerprint of the key that served it)."""
+        response = _ffi.OwnedStr()
+        key_fingerprint = _ffi.OwnedStr()
+        error = _ffi.ErrorPtr()
+        with self._borrow() as ptr:
+            # The GIL is released for the whole call (ctypes.CDLL).
+            status = _ffi.lib.gr_generate(
+                ptr,
+                model,
+                request_json,
+                max_wait_ms,
+                timeout_ms,
+                ctypes.byref(response),
+                ctypes.byref(key_fingerprint),
+                ctypes.byref(error),
+            )
+        if status != _ffi.GR_OK:
+            # Outputs are written only on success, but free them should that ever change.
+            _ffi.free_string(response)
+            _ffi.free_string(key_fingerprint)
+        check_status(status, error)
+        try:
+            text = _ffi.take_string(response)
+        finally:
+            served_by = _ffi.take_string(key_fingerprint)
+        return text or "", served_by
+
+    def __repr__(self) -> str:
+        return f"<gemini_rotator.KeyPool {'closed' if self.closed else 'open'}>"
+
+
+def fingerprint(key: str) -> str:
+    """The fingerprint (12 hex digits) under which the library shows ``key`` in statistics and
+    messages, so a program can match them to its keys without printing the keys."""
+    data = check.string("key", key).encode("utf-8")
+    out = _ffi.OwnedStr()
+    error = _ffi.ErrorPtr()
+    status = _ffi.lib.gr_key_fingerprint(data, ctypes.byref(out), ctypes.byref(error))
+    check_status(status, error, (key,))
+    return _ffi.take_string(out) or ""
+
+
+def library_version() -> str:
+    """The version of the loaded libgemini_rotator (e.g. "0.1.0")."""
+    return _ffi.version()
