@@ -12,7 +12,8 @@
  * results are borrowed or static, as each function says: never free them.
  *
  * Errors: fallible functions return a gr_status; results are written only on GR_OK; details
- * of a failure go to `*out_error` (pass NULL if you do not want them).
+ * of a failure go to `*out_error` (pass NULL if you do not want them), which is left untouched
+ * on success.
  */
 
 #ifndef GEMINI_ROTATOR_H
@@ -143,7 +144,8 @@ gr_status gr_generate(const gr_pool *pool,
 gr_status gr_stats_json(const gr_pool *pool, char **out_json, gr_error **out_error);
 
 // The fingerprint the library shows for `key` (12 hex digits), so that a program can match
-// statistics and errors to its keys without printing them. Free the result with `gr_free`.
+// statistics and errors to its keys without printing them. Surrounding white space is trimmed
+// first, as the configuration trims keys. Free the result with `gr_free`.
 gr_status gr_key_fingerprint(const char *key, char **out_fingerprint, gr_error **out_error);
 
 // The pool's statistics in the Prometheus text exposition format (version 0.0.4), ready to
@@ -153,7 +155,10 @@ gr_status gr_key_fingerprint(const char *key, char **out_fingerprint, gr_error *
 gr_status gr_metrics_prometheus(const gr_pool *pool, char **out_text, gr_error **out_error);
 
 // Sends log events to `callback` (with `user_data`) instead of stderr; NULL restores stderr.
-// Which events are emitted is set by `gr_set_log_level` or `GEMINI_ROTATOR_LOG`.
+// It returns once no call of the previous callback is running, so the previous `user_data`
+// may be freed then. The callback must not call `gr_set_log_callback` itself. Which events are
+// emitted is set by `gr_set_log_level` or `GEMINI_ROTATOR_LOG` (process-wide; a pool created
+// with `GEMINI_ROTATOR_LOG` or a `log` field sets the process-wide level).
 void gr_set_log_callback(gr_log_fn callback, void *user_data);
 
 // Sets the most detailed log level emitted, process-wide: 0 off (the default), 1 error,
@@ -172,8 +177,9 @@ gr_status gr_error_status(const gr_error *error);
 // Borrowed: valid until `gr_error_free(error)`; do not free it. "" for a NULL `error`.
 const char *gr_error_message(const gr_error *error);
 
-// For `GR_ERR_ALL_KEYS_RATE_LIMITED`: milliseconds until a key can admit again (at least 1).
-// 0 for any other error.
+// For `GR_ERR_ALL_KEYS_RATE_LIMITED`: milliseconds until a key can admit again (at least 1,
+// at most the rate window plus 1 ms unless a key is cooling down after a 429). 0 for any other
+// error.
 uint64_t gr_error_retry_after_ms(const gr_error *error);
 
 // For `GR_ERR_API`: the HTTP status the service answered (e.g. 400). 0 otherwise.
@@ -182,6 +188,14 @@ uint16_t gr_error_http_status(const gr_error *error);
 // For `GR_ERR_API`: the RPC status of the error body (e.g. "INVALID_ARGUMENT"), "" if none.
 // Borrowed: valid until `gr_error_free(error)`; do not free it.
 const char *gr_error_rpc_status(const gr_error *error);
+
+// For `GR_ERR_API`: the service's own message alone (keys redacted), without the status
+// prefix `gr_error_message` adds. "" otherwise. Borrowed: valid until `gr_error_free(error)`.
+const char *gr_error_api_message(const gr_error *error);
+
+// For `GR_ERR_API`: the fingerprint of the key that received the answer. "" otherwise.
+// Borrowed: valid until `gr_error_free(error)`.
+const char *gr_error_key_fingerprint(const gr_error *error);
 
 // Frees an error. Freeing NULL does nothing.
 void gr_error_free(gr_error *error);

@@ -19,9 +19,17 @@ pub enum StateLocation {
     Shm(std::path::PathBuf),
 }
 
+/// Where a configuration came from: it decides how errors name a setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Environment,
+    Json,
+}
+
 /// A validated pool configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
+    pub origin: Origin,
     pub free_keys: Vec<ApiKey>,
     pub paid_key: Option<ApiKey>,
     /// Requests per window per free key.
@@ -137,7 +145,39 @@ enum Raw {
 /// Reads settings from one source and names them as that source does.
 trait Source {
     fn get(&self, s: &Setting) -> Result<Option<Raw>, Error>;
-    fn name(&self, s: &Setting) -> String;
+    fn origin(&self) -> Origin;
+    fn name(&self, s: &Setting) -> String {
+        name_in(self.origin(), s)
+    }
+}
+
+fn name_in(origin: Origin, s: &Setting) -> String {
+    match origin {
+        Origin::Environment => s.env.to_string(),
+        Origin::Json => format!("config field `{}`", s.json),
+    }
+}
+
+/// The process environment. A value that is not UTF-8 is an error, never taken as unset.
+struct ProcessEnv;
+
+impl Source for ProcessEnv {
+    fn get(&self, s: &Setting) -> Result<Option<Raw>, Error> {
+        env_text(s.env)
+    }
+    fn origin(&self) -> Origin {
+        Origin::Environment
+    }
+}
+
+fn env_text(name: &str) -> Result<Option<Raw>, Error> {
+    match std::env::var_os(name) {
+        None => Ok(None),
+        Some(v) => v
+            .into_string()
+            .map(|t| Some(Raw::Text(t)))
+            .map_err(|_| Error::config(name, "is not valid UTF-8")),
+    }
 }
 
 struct Env<F: Fn(&str) -> Option<String>>(F);
@@ -146,8 +186,8 @@ impl<F: Fn(&str) -> Option<String>> Source for Env<F> {
     fn get(&self, s: &Setting) -> Result<Option<Raw>, Error> {
         Ok((self.0)(s.env).map(Raw::Text))
     }
-    fn name(&self, s: &Setting) -> String {
-        s.env.to_string()
+    fn origin(&self) -> Origin {
+        Origin::Environment
     }
 }
 
@@ -188,8 +228,8 @@ impl Source for Json {
             }
         })
     }
-    fn name(&self, s: &Setting) -> String {
-        format!("config field `{}`", s.json)
+    fn origin(&self) -> Origin {
+        Origin::Json
     }
 }
 
@@ -207,7 +247,7 @@ fn kind(v: &Value) -> &'static str {
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, Error> {
-        Config::from_lookup(|name| std::env::var(name).ok())
+        Config::build(&ProcessEnv)
     }
 
     /// Reads settings through `lookup` (an environment stand-in, for tests and embedding).
@@ -218,8 +258,8 @@ impl Config {
     /// Reads a JSON object whose fields are the lower-case setting names (`free_keys` is an
     /// array of strings). Unknown fields are errors, so that a typo is never ignored.
     pub fn from_json(text: &str) -> Result<Config, Error> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| Error::invalid("config_json", format!("not valid JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| Error::invalid_json("config_json", &e))?;
         let Value::Object(map) = value else {
             return Err(Error::invalid(
                 "config_json",
@@ -299,6 +339,7 @@ impl Config {
             ));
         }
         Ok(Config {
+            origin: src.origin(),
             free_keys,
             paid_key,
             free_rate_limit: number(src, &FREE_LIMIT, 60, 1, 1_000_000)?,
@@ -322,6 +363,15 @@ impl Config {
                 ),
             },
         })
+    }
+
+    /// How this configuration names a setting given by its JSON field name
+    /// (`free_rate_limit` is `GEMINI_FREE_RATE_LIMIT` in the environment).
+    pub fn setting_name(&self, json_field: &str) -> String {
+        match ALL.iter().find(|s| s.json == json_field) {
+            Some(s) => name_in(self.origin, s),
+            None => json_field.to_string(),
+        }
     }
 
     /// Every key, free keys first.
@@ -465,12 +515,13 @@ fn base_url(src: &dyn Source) -> Result<String, Error> {
 fn state(src: &dyn Source) -> Result<StateLocation, Error> {
     let (value, name) = match text(src, &STATE)? {
         Some(v) => (v, src.name(&STATE)),
-        None => match std::env::var(STATE.env) {
-            Ok(v) if src.name(&STATE) != STATE.env && !v.trim().is_empty() => {
+        None if src.origin() == Origin::Json => match env_text(STATE.env)? {
+            Some(Raw::Text(v)) if !v.trim().is_empty() => {
                 (v.trim().to_string(), STATE.env.to_string())
             }
             _ => return Ok(StateLocation::Shm(crate::store::shm::default_path())),
         },
+        None => return Ok(StateLocation::Shm(crate::store::shm::default_path())),
     };
     match value.as_str() {
         "memory" => Ok(StateLocation::Memory),

@@ -21,6 +21,8 @@ pub enum Error {
     Config { setting: String, reason: String },
     /// A bad argument to a call.
     InvalidArgument { argument: String, reason: String },
+    /// A JSON argument that does not parse.
+    InvalidJson { argument: String, reason: String },
     /// No key can admit the request now; one can in `retry_after_ms`.
     AllKeysRateLimited { retry_after_ms: u64 },
     /// Every key of the pool is disabled (invalid, leaked, suspended...): nothing will admit.
@@ -50,6 +52,13 @@ impl Error {
         }
     }
 
+    pub fn invalid_json(argument: impl Into<String>, e: &serde_json::Error) -> Error {
+        Error::InvalidJson {
+            argument: argument.into(),
+            reason: e.to_string(),
+        }
+    }
+
     /// Milliseconds until a key can admit again, for [`Error::AllKeysRateLimited`].
     pub fn retry_after_ms(&self) -> Option<u64> {
         match self {
@@ -67,6 +76,9 @@ impl fmt::Display for Error {
             }
             Error::InvalidArgument { argument, reason } => {
                 write!(f, "invalid argument `{argument}`: {reason}")
+            }
+            Error::InvalidJson { argument, reason } => {
+                write!(f, "invalid argument `{argument}`: not valid JSON: {reason}")
             }
             Error::AllKeysRateLimited { retry_after_ms } => write!(
                 f,

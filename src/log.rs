@@ -75,8 +75,10 @@ pub fn event(level: Level, name: &str, fields: &[(&str, Value<'_>)]) {
     if !enabled(level) {
         return;
     }
-    let sink = SINK.read().unwrap_or_else(|e| e.into_inner()).clone();
-    match sink {
+    // The read guard is held while the sink runs, so that `set_sink` returns only once no call
+    // of the previous sink is running (a C caller may free its user data then).
+    let guard = SINK.read().unwrap_or_else(|e| e.into_inner());
+    match guard.as_ref() {
         Some(sink) => {
             let mut obj = serde_json::Map::new();
             obj.insert("level".into(), level.as_str().into());

@@ -32,6 +32,8 @@ pub struct PoolKey {
     pub key: ApiKey,
     pub tier: Tier,
     pub cell: KeyCell,
+    /// Marks the key in use by this pool (see `store::conflict`).
+    _in_use: std::sync::Arc<crate::store::InUse>,
 }
 
 impl PoolKey {
@@ -199,21 +201,32 @@ impl Pool {
             },
             window_ms: config.window_ms,
             max_inflight_ms: config.timeout_ms,
+            limit_setting: config.setting_name(match tier {
+                Tier::Free => "free_rate_limit",
+                Tier::Paid => "paid_rate_limit",
+            }),
+            window_setting: config.setting_name("window_ms"),
         };
         let mut free = Vec::with_capacity(config.free_keys.len());
         for key in &config.free_keys {
+            let handle = store.key(&spec(key, Tier::Free))?;
             free.push(PoolKey {
-                cell: store.key(&spec(key, Tier::Free))?,
+                cell: handle.cell,
+                _in_use: handle.in_use,
                 key: key.clone(),
                 tier: Tier::Free,
             });
         }
         let paid = match &config.paid_key {
-            Some(key) => Some(PoolKey {
-                cell: store.key(&spec(key, Tier::Paid))?,
-                key: key.clone(),
-                tier: Tier::Paid,
-            }),
+            Some(key) => {
+                let handle = store.key(&spec(key, Tier::Paid))?;
+                Some(PoolKey {
+                    cell: handle.cell,
+                    _in_use: handle.in_use,
+                    key: key.clone(),
+                    tier: Tier::Paid,
+                })
+            }
             None => None,
         };
         let record = store.pool(&pool_id(&config))?;
@@ -544,15 +557,15 @@ impl Pool {
 
 /// The request must be a JSON object; it is sent as given, byte for byte.
 fn check_request(request_json: &str) -> Result<(), Error> {
+    serde_json::from_str::<serde::de::IgnoredAny>(request_json)
+        .map_err(|e| Error::invalid_json("request_json", &e))?;
     if !request_json.trim_start().starts_with('{') {
         return Err(Error::invalid(
             "request_json",
             "must be a JSON object (a GenerateContentRequest)",
         ));
     }
-    serde_json::from_str::<serde::de::IgnoredAny>(request_json)
-        .map(|_| ())
-        .map_err(|e| Error::invalid("request_json", format!("not valid JSON: {e}")))
+    Ok(())
 }
 
 /// The identity of a pool's key set: pools of the same keys share a cursor and counters.

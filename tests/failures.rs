@@ -249,17 +249,33 @@ fn the_call_budget_bounds_a_slow_answer() {
 fn bad_requests_are_refused_before_any_key_is_spent() {
     let w = World::new("badjson", 1, false, None, 60_000);
     let pool = w.pool(json!({}));
-    for (body, expect) in [
-        ("{", "not valid JSON"),
-        ("[1]", "must be a JSON object"),
-        ("", "must be a JSON object"),
-    ] {
+    for body in ["{", "", "not json"] {
         let err = pool.generate(body, &CallOptions::default()).unwrap_err();
         assert!(
-            matches!(&err, Error::InvalidArgument { argument, reason } if argument == "request_json" && reason.contains(expect)),
+            matches!(&err, Error::InvalidJson { argument, .. } if argument == "request_json"),
+            "{body:?}: {err}"
+        );
+    }
+    for body in ["[1]", "null", "42"] {
+        let err = pool.generate(body, &CallOptions::default()).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidArgument { argument, reason } if argument == "request_json" && reason.contains("must be a JSON object")),
             "{body:?}: {err}"
         );
     }
     assert_eq!(w.stats()["total"], 0);
     assert_eq!(key_stats(&pool, &w.free[0])["admitted"], 0);
+}
+
+#[test]
+fn a_key_quoted_by_the_service_is_redacted_from_the_error() {
+    // The real service quotes the key of a suspended consumer; so does the emulator.
+    let w = World::new("redact", 1, false, None, 60_000);
+    let pool = w.pool(json!({"max_attempts": 1}));
+    w.fault(json!({"kind": "suspended"}));
+    let err = ask(&pool).unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains(&w.free[0]), "{text}");
+    let fp = gemini_rotator::key::fingerprint(&w.free[0]);
+    assert!(text.contains(&format!("api_key:<key {fp}>")), "{text}");
 }

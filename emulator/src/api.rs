@@ -39,6 +39,8 @@ pub async fn generate_content(
         .filter(|key| !key.is_empty());
     let url_key = query_param(request.uri().query(), "key");
     let key = header_key.or(url_key.as_deref().filter(|key| !key.is_empty()));
+    // Kept for the one answer that quotes the key back, as the real service does.
+    let key_text = key.unwrap_or_default().to_string();
     // The arrival time is taken here, as soon as the head has been parsed.
     let (mut pending, verdict) = shared.admit(Arrival {
         key,
@@ -73,7 +75,7 @@ pub async fn generate_content(
             daily_limit,
         } => {
             let model = pending.model();
-            match injected_answer(&shared, &fault, limit, daily_limit, &body, model) {
+            match injected_answer(&shared, &fault, limit, daily_limit, &body, model, &key_text) {
                 Some(response) => response,
                 None => return Err(CloseConnection),
             }
@@ -108,6 +110,7 @@ fn injected_answer(
     daily_limit: Option<u32>,
     body: &[u8],
     model: &str,
+    key: &str,
 ) -> Option<Response<Body>> {
     let limit = limit.unwrap_or(DEFAULT_QUOTED_LIMIT);
     let retry_delay = fault.retry_delay.as_deref();
@@ -142,7 +145,7 @@ fn injected_answer(
         }
         FaultKind::QuotaBare => ApiError::quota_bare(),
         FaultKind::Leaked => ApiError::leaked(),
-        FaultKind::Suspended => ApiError::suspended(),
+        FaultKind::Suspended => ApiError::suspended(key),
         FaultKind::ServiceDisabled => ApiError::service_disabled(),
         FaultKind::InvalidKey => ApiError::invalid_key(),
         FaultKind::BadRequest => ApiError::bad_contents(),

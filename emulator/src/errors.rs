@@ -119,8 +119,10 @@ impl ApiError {
     }
 
     /// 403 CONSUMER_SUSPENDED. The consumer is a fixed placeholder, never the real key.
-    pub fn suspended() -> Self {
-        let consumer = "api_key:REDACTED-BY-EMULATOR";
+    /// The real service quotes the key in this message, so clients must redact it: the
+    /// emulator does the same, to let their tests prove they do.
+    pub fn suspended(key: &str) -> Self {
+        let consumer = format!("api_key:{key}");
         ApiError::new(
             403,
             "PERMISSION_DENIED",

@@ -49,6 +49,8 @@ pub struct gr_error {
     pub(crate) retry_after_ms: u64,
     pub(crate) http_status: u16,
     pub(crate) rpc_status: CString,
+    pub(crate) api_message: CString,
+    pub(crate) key_fingerprint: CString,
 }
 
 fn c_string(s: String) -> CString {
@@ -63,17 +65,15 @@ impl gr_error {
             retry_after_ms: 0,
             http_status: 0,
             rpc_status: CString::default(),
+            api_message: CString::default(),
+            key_fingerprint: CString::default(),
         }
     }
 
     pub fn from_error(e: &Error) -> gr_error {
         let status = match e {
             Error::Config { .. } => gr_status::GR_ERR_CONFIG,
-            Error::InvalidArgument { argument, reason }
-                if argument.ends_with("_json") && reason.contains("JSON") =>
-            {
-                gr_status::GR_ERR_INVALID_JSON
-            }
+            Error::InvalidJson { .. } => gr_status::GR_ERR_INVALID_JSON,
             Error::InvalidArgument { .. } => gr_status::GR_ERR_INVALID_ARGUMENT,
             Error::AllKeysRateLimited { .. } => gr_status::GR_ERR_ALL_KEYS_RATE_LIMITED,
             Error::NoUsableKeys { .. } => gr_status::GR_ERR_NO_USABLE_KEYS,
@@ -87,6 +87,8 @@ impl gr_error {
         if let Error::Api(api) = e {
             error.http_status = api.http_status;
             error.rpc_status = c_string(api.rpc_status.clone());
+            error.api_message = c_string(api.message.clone());
+            error.key_fingerprint = c_string(api.key_fingerprint.clone().unwrap_or_default());
         }
         error
     }
@@ -107,8 +109,9 @@ pub extern "C" fn gr_error_message(error: *const gr_error) -> *const c_char {
     unsafe { error.as_ref() }.map_or(c"".as_ptr(), |e| e.message.as_ptr())
 }
 
-/// For `GR_ERR_ALL_KEYS_RATE_LIMITED`: milliseconds until a key can admit again (at least 1).
-/// 0 for any other error.
+/// For `GR_ERR_ALL_KEYS_RATE_LIMITED`: milliseconds until a key can admit again (at least 1,
+/// at most the rate window plus 1 ms unless a key is cooling down after a 429). 0 for any other
+/// error.
 #[no_mangle]
 pub extern "C" fn gr_error_retry_after_ms(error: *const gr_error) -> u64 {
     // SAFETY: NULL or a live error from this library.
@@ -128,6 +131,22 @@ pub extern "C" fn gr_error_http_status(error: *const gr_error) -> u16 {
 pub extern "C" fn gr_error_rpc_status(error: *const gr_error) -> *const c_char {
     // SAFETY: NULL or a live error from this library.
     unsafe { error.as_ref() }.map_or(c"".as_ptr(), |e| e.rpc_status.as_ptr())
+}
+
+/// For `GR_ERR_API`: the service's own message alone (keys redacted), without the status
+/// prefix `gr_error_message` adds. "" otherwise. Borrowed: valid until `gr_error_free(error)`.
+#[no_mangle]
+pub extern "C" fn gr_error_api_message(error: *const gr_error) -> *const c_char {
+    // SAFETY: NULL or a live error from this library.
+    unsafe { error.as_ref() }.map_or(c"".as_ptr(), |e| e.api_message.as_ptr())
+}
+
+/// For `GR_ERR_API`: the fingerprint of the key that received the answer. "" otherwise.
+/// Borrowed: valid until `gr_error_free(error)`.
+#[no_mangle]
+pub extern "C" fn gr_error_key_fingerprint(error: *const gr_error) -> *const c_char {
+    // SAFETY: NULL or a live error from this library.
+    unsafe { error.as_ref() }.map_or(c"".as_ptr(), |e| e.key_fingerprint.as_ptr())
 }
 
 /// Frees an error. Freeing NULL does nothing.

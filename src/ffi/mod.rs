@@ -191,7 +191,8 @@ pub extern "C" fn gr_stats_json(
 }
 
 /// The fingerprint the library shows for `key` (12 hex digits), so that a program can match
-/// statistics and errors to its keys without printing them. Free the result with `gr_free`.
+/// statistics and errors to its keys without printing them. Surrounding white space is trimmed
+/// first, as the configuration trims keys. Free the result with `gr_free`.
 #[no_mangle]
 pub extern "C" fn gr_key_fingerprint(
     key: *const c_char,
@@ -252,7 +253,10 @@ impl UserData {
 }
 
 /// Sends log events to `callback` (with `user_data`) instead of stderr; NULL restores stderr.
-/// Which events are emitted is set by `gr_set_log_level` or `GEMINI_ROTATOR_LOG`.
+/// It returns once no call of the previous callback is running, so the previous `user_data`
+/// may be freed then. The callback must not call `gr_set_log_callback` itself. Which events are
+/// emitted is set by `gr_set_log_level` or `GEMINI_ROTATOR_LOG` (process-wide; a pool created
+/// with `GEMINI_ROTATOR_LOG` or a `log` field sets the process-wide level).
 #[no_mangle]
 pub extern "C" fn gr_set_log_callback(callback: gr_log_fn, user_data: *mut c_void) {
     guard_void(|| match callback {

@@ -1,14 +1,16 @@
 //! State for this process only, in heap memory.
 
 use super::layout::{KeyCell, PoolCell, Words, POOL_WORDS};
-use super::{adopt, tier_word, KeySpec, Store};
+use super::{
+    conflict, cover_timeout, in_use_token, same_limits, tier_word, InUse, KeyHandle, KeySpec, Store,
+};
 use crate::error::Error;
 use crate::key::KeyId;
 use once_cell::sync::Lazy;
 use std::collections::HashMap;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// A heap block of zeroed atomic words.
 struct Block(Box<[AtomicU64]>);
@@ -20,9 +22,16 @@ fn block_words(len: usize) -> Words {
     unsafe { Words::new(ptr, len, block) }
 }
 
+/// A key's record and whether a pool still uses it.
+struct Entry {
+    cell: KeyCell,
+    users: Weak<InUse>,
+}
+
 /// Every key and pool record of this process, so that pools sharing a key share its state.
+/// Records outlive their pools, so a pool made again later still sees the key's window.
 /// A mutex, because records are looked up only when a pool is created, never per request.
-static KEYS: Lazy<Mutex<HashMap<KeyId, KeyCell>>> = Lazy::new(Default::default);
+static KEYS: Lazy<Mutex<HashMap<KeyId, Entry>>> = Lazy::new(Default::default);
 static POOLS: Lazy<Mutex<HashMap<[u8; 16], PoolCell>>> = Lazy::new(Default::default);
 
 /// The in-process store.
@@ -30,17 +39,39 @@ static POOLS: Lazy<Mutex<HashMap<[u8; 16], PoolCell>>> = Lazy::new(Default::defa
 pub struct MemoryStore;
 
 impl Store for MemoryStore {
-    fn key(&self, spec: &KeySpec) -> Result<KeyCell, Error> {
+    fn key(&self, spec: &KeySpec) -> Result<KeyHandle, Error> {
         let mut keys = KEYS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(cell) = keys.get(&spec.id) {
-            adopt(cell, spec, "this process")?;
-            return Ok(cell.clone());
+        if let Some(entry) = keys.get_mut(&spec.id) {
+            if same_limits(&entry.cell, spec) {
+                cover_timeout(&entry.cell, spec);
+                return Ok(KeyHandle {
+                    cell: entry.cell.clone(),
+                    in_use: in_use_token(&mut entry.users),
+                });
+            }
+            if entry.users.upgrade().is_some() {
+                let (limit, window) = (entry.cell.limit(), entry.cell.window_ms());
+                return Err(conflict(
+                    spec,
+                    limit,
+                    window,
+                    "another pool of this process",
+                ));
+            }
         }
         let cell = KeyCell(block_words(KeyCell::words_for(spec.limit)));
         cell.init(spec.limit, spec.window_ms, tier_word(spec.tier));
-        adopt(&cell, spec, "this process")?;
-        keys.insert(spec.id, cell.clone());
-        Ok(cell)
+        cover_timeout(&cell, spec);
+        let mut users = Weak::new();
+        let in_use = in_use_token(&mut users);
+        keys.insert(
+            spec.id,
+            Entry {
+                cell: cell.clone(),
+                users,
+            },
+        );
+        Ok(KeyHandle { cell, in_use })
     }
 
     fn pool(&self, id: &[u8; 16]) -> Result<PoolCell, Error> {

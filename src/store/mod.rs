@@ -6,8 +6,8 @@
 //! - [`shm::ShmStore`]: every process on the host, through a memory-mapped file (the default).
 //!
 //! A store on another engine (shared memory, Redis) implements the same trait with the same
-//! guarantees: one record per key, one per pool key set, and the first configuration of a key
-//! wins (a conflicting one is an error, never silently merged).
+//! guarantees: one record per key, one per pool key set, and one limit per key among the pools
+//! that use it (a conflicting one is an error, never silently merged; see [`conflict`]).
 
 pub mod layout;
 pub mod memory;
@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::key::{KeyId, Tier};
 pub use layout::{CooldownCause, DisabledReason, KeyCell, KeyCounter, PoolCell, PoolCounter};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Weak};
 
 /// What a pool asks of a key's record.
 #[derive(Clone, Debug)]
@@ -29,12 +30,71 @@ pub struct KeySpec {
     /// The longest a request through this pool can take; in-flight slots older than this plus
     /// the window are presumed abandoned.
     pub max_inflight_ms: u64,
+    /// How the configuration names the limit and the window (e.g. `GEMINI_FREE_RATE_LIMIT`,
+    /// "config field `window_ms`"), for errors.
+    pub limit_setting: String,
+    pub window_setting: String,
+}
+
+/// A key's record, and the token that marks it in use by a pool of this process for as long
+/// as the pool holds it.
+pub struct KeyHandle {
+    pub cell: KeyCell,
+    pub in_use: Arc<InUse>,
+}
+
+/// Held by every pool that uses a key; the store keeps a weak reference to know whether a
+/// pool of this process still uses the key.
+#[derive(Debug, Default)]
+pub struct InUse;
+
+/// One key, one limit: the rule when a pool configures a key whose record exists with another
+/// limit or window. While a pool of this process (or, for shared state, another process that
+/// registered the key and still runs) uses the record, the new configuration is refused with
+/// an error naming both; once nobody does, the record is made again with the new limit (its
+/// window history is dropped, since it was counted against the old limit).
+pub(crate) fn conflict(spec: &KeySpec, limit: u64, window: u64, holder: &str) -> Error {
+    let setting = if limit != spec.limit {
+        &spec.limit_setting
+    } else {
+        &spec.window_setting
+    };
+    Error::config(
+        setting.clone(),
+        format!(
+            "key {} is in use by {holder} with {limit} requests per {window} ms, and this pool \
+             configures {} per {} ms; one key has one limit: configure the same values \
+             everywhere it is used, or stop the processes that use the old ones",
+            spec.fingerprint, spec.limit, spec.window_ms
+        ),
+    )
+}
+
+/// Whether a record was made for this limit and window.
+pub(crate) fn same_limits(cell: &KeyCell, spec: &KeySpec) -> bool {
+    cell.limit() == spec.limit && cell.window_ms() == spec.window_ms
+}
+
+/// Raises a record's in-flight allowance to cover this pool's timeout.
+pub(crate) fn cover_timeout(cell: &KeyCell, spec: &KeySpec) {
+    cell.0
+        .word(layout::K_MAX_INFLIGHT_MS)
+        .fetch_max(spec.max_inflight_ms, Relaxed);
+}
+
+/// The token of a key in a registry of this process: the live one, or a new one.
+pub(crate) fn in_use_token(slot: &mut Weak<InUse>) -> Arc<InUse> {
+    slot.upgrade().unwrap_or_else(|| {
+        let token = Arc::new(InUse);
+        *slot = Arc::downgrade(&token);
+        token
+    })
 }
 
 /// A place to keep key and pool records.
 pub trait Store: Send + Sync {
-    /// The record of a key, created on first use.
-    fn key(&self, spec: &KeySpec) -> Result<KeyCell, Error>;
+    /// The record of a key, created on first use (see [`conflict`] for a changed limit).
+    fn key(&self, spec: &KeySpec) -> Result<KeyHandle, Error>;
     /// The record of a pool's key set (its round-robin cursor and pool-wide counters).
     fn pool(&self, id: &[u8; 16]) -> Result<PoolCell, Error>;
     /// `memory`, or where the shared state lives.
@@ -46,25 +106,4 @@ pub(crate) fn tier_word(tier: Tier) -> u64 {
         Tier::Free => 0,
         Tier::Paid => 1,
     }
-}
-
-/// Checks that an existing record was made for the same limit and window, and raises its
-/// in-flight allowance to cover this pool's timeout.
-pub(crate) fn adopt(cell: &KeyCell, spec: &KeySpec, store: &str) -> Result<(), Error> {
-    let (limit, window) = (cell.limit(), cell.window_ms());
-    if limit != spec.limit || window != spec.window_ms {
-        return Err(Error::config(
-            "rate limits",
-            format!(
-                "key {} is already in use in {store} with {limit} requests per {window} ms, \
-                 and this pool configures {} per {} ms; one key has one limit: configure the same \
-                 values everywhere it is used",
-                spec.fingerprint, spec.limit, spec.window_ms
-            ),
-        ));
-    }
-    cell.0
-        .word(layout::K_MAX_INFLIGHT_MS)
-        .fetch_max(spec.max_inflight_ms, Relaxed);
-    Ok(())
 }

@@ -19,7 +19,9 @@
 //! bad size is an error that says what to do, never undefined behaviour.
 
 use super::layout::{KeyCell, PoolCell, Words, POOL_WORDS};
-use super::{adopt, tier_word, KeySpec, Store};
+use super::{
+    conflict, cover_timeout, in_use_token, same_limits, tier_word, InUse, KeyHandle, KeySpec, Store,
+};
 use crate::error::Error;
 use crate::key::KeyId;
 use once_cell::sync::Lazy;
@@ -30,7 +32,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// "GRSTATE1" read as a little-endian u64.
 const MAGIC: u64 = u64::from_le_bytes(*b"GRSTATE1");
@@ -68,6 +70,11 @@ pub fn default_path() -> PathBuf {
 pub struct ShmFile {
     path: PathBuf,
     base: NonNull<AtomicU64>,
+    /// A descriptor kept open for the file-wide record of which keys this process uses: an
+    /// open-file-description read lock on one byte per key (see `ShmStore::key`).
+    lock_file: File,
+    /// Which keys a pool of this process uses now, to refuse a conflicting limit in-process.
+    users: Mutex<HashMap<KeyId, Weak<InUse>>>,
 }
 
 // SAFETY: the mapping is only accessed through atomics.
@@ -251,6 +258,8 @@ impl ShmFile {
         let shm = ShmFile {
             path: path.to_path_buf(),
             base: NonNull::new(ptr.cast()).expect("mmap does not return NULL on success"),
+            lock_file: open_file(path)?,
+            users: Mutex::default(),
         };
         if rebuild {
             let boot = boot_id();
@@ -301,32 +310,34 @@ impl ShmFile {
         id
     }
 
-    /// Finds the record `id` in a table, or allocates one of `len` words with `init`, under
-    /// the file lock.
-    fn find_or_create(
+    /// The record an entry points to, if it points inside the arena (a reader without the file
+    /// lock never builds a slice outside the mapping, whatever it reads).
+    fn entry_words(self: &Arc<Self>, entry: usize) -> Option<Words> {
+        let offset = self.word(entry + 2).load(Acquire) as usize;
+        let len = self.word(entry + 3).load(Acquire) as usize;
+        (offset >= ARENA && len > 0 && offset.checked_add(len)? <= FILE_WORDS)
+            .then(|| self.words(offset, len))
+    }
+
+    /// Finds record `id` in a table: its entry and its words.
+    fn find(
         self: &Arc<Self>,
         table: usize,
         count_word: usize,
-        capacity: usize,
         id: &[u8; 16],
-        len: usize,
-        what: &str,
-        init: impl FnOnce(&Words),
-    ) -> Result<(Words, bool), Error> {
-        if let Some(found) = self.find(table, count_word, id) {
-            return Ok((found, false));
-        }
-        let _lock = FileLock::take(&self.path)?;
-        if let Some(found) = self.find(table, count_word, id) {
-            return Ok((found, false));
-        }
+    ) -> Option<(usize, Words)> {
         let count = self.word(count_word).load(Acquire) as usize;
-        if count >= capacity {
-            return Err(state_error(
-                &self.path,
-                format!("is full ({capacity} {what} records); remove it when no process uses it"),
-            ));
-        }
+        (0..count).find_map(|i| {
+            let entry = table + i * ENTRY_WORDS;
+            if self.entry_id(entry) != *id {
+                return None;
+            }
+            self.entry_words(entry).map(|w| (entry, w))
+        })
+    }
+
+    /// Allocates `len` zeroed words in the arena. The file lock must be held.
+    fn allocate(self: &Arc<Self>, len: usize) -> Result<(usize, Words), Error> {
         let offset = self.word(H_ARENA_NEXT).load(Acquire) as usize;
         if offset + len > FILE_WORDS {
             return Err(state_error(
@@ -342,42 +353,110 @@ impl ShmFile {
         for w in words.as_slice() {
             w.store(0, Relaxed);
         }
-        init(&words);
-        let entry = table + count * ENTRY_WORDS;
+        Ok((offset, words))
+    }
+
+    /// Points `entry` at a record, then (for a new entry) publishes it by bumping the count:
+    /// readers that see the count see the whole record. The file lock must be held.
+    fn publish(
+        &self,
+        entry: usize,
+        id: &[u8; 16],
+        offset: usize,
+        len: usize,
+        count_word: Option<usize>,
+    ) {
         self.word(entry)
             .store(u64::from_le_bytes(id[..8].try_into().unwrap()), Relaxed);
         self.word(entry + 1)
             .store(u64::from_le_bytes(id[8..].try_into().unwrap()), Relaxed);
-        self.word(entry + 2).store(offset as u64, Relaxed);
-        self.word(entry + 3).store(len as u64, Relaxed);
+        self.word(entry + 3).store(len as u64, Release);
+        self.word(entry + 2).store(offset as u64, Release);
         self.word(H_ARENA_NEXT)
             .store((offset + len) as u64, Release);
-        // Publish: readers that see the new count see the whole record.
-        self.word(count_word).store(count as u64 + 1, Release);
-        Ok((words, true))
+        if let Some(count_word) = count_word {
+            self.word(count_word).fetch_add(1, Release);
+        }
     }
 
-    fn find(self: &Arc<Self>, table: usize, count_word: usize, id: &[u8; 16]) -> Option<Words> {
+    /// A new entry in a table for `id`, with `len` words set up by `init`. The file lock must be
+    /// held.
+    fn create(
+        self: &Arc<Self>,
+        table: usize,
+        count_word: usize,
+        capacity: usize,
+        id: &[u8; 16],
+        len: usize,
+        what: &str,
+        init: impl FnOnce(&Words),
+    ) -> Result<Words, Error> {
         let count = self.word(count_word).load(Acquire) as usize;
-        (0..count).find_map(|i| {
-            let entry = table + i * ENTRY_WORDS;
-            (self.entry_id(entry) == *id).then(|| {
-                let offset = self.word(entry + 2).load(Relaxed) as usize;
-                let len = self.word(entry + 3).load(Relaxed) as usize;
-                self.words(offset, len)
-            })
-        })
+        if count >= capacity {
+            return Err(state_error(
+                &self.path,
+                format!("is full ({capacity} {what} records); remove it when no process uses it"),
+            ));
+        }
+        let (offset, words) = self.allocate(len)?;
+        init(&words);
+        self.publish(
+            table + count * ENTRY_WORDS,
+            id,
+            offset,
+            len,
+            Some(count_word),
+        );
+        Ok(words)
+    }
+
+    /// Takes (`F_RDLCK`, `F_WRLCK`) or drops (`F_UNLCK`) this process's lock on a key's byte.
+    /// With `wait` false, a lock held by another process makes it return `Ok(false)`.
+    fn key_lock(&self, kind: i32, id: &KeyId, wait: bool) -> Result<bool, Error> {
+        // One byte per key, past the end of the data: 40 bits of the identity make a collision
+        // (which could only refuse a change of limit, never admit too much) vanishingly rare.
+        let at = FILE_BYTES + (u64::from_le_bytes(id[..8].try_into().unwrap()) & ((1 << 40) - 1));
+        // SAFETY: a zeroed flock is a valid value; the fields are set below.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = kind as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        fl.l_start = at as libc::off_t;
+        fl.l_len = 1;
+        let cmd = if wait {
+            libc::F_OFD_SETLKW
+        } else {
+            libc::F_OFD_SETLK
+        };
+        loop {
+            // SAFETY: a valid descriptor and a valid flock.
+            if unsafe { libc::fcntl(self.lock_file.as_raw_fd(), cmd, &fl) } == 0 {
+                return Ok(true);
+            }
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) | Some(libc::EACCES) if !wait => return Ok(false),
+                _ => {
+                    return Err(state_error(
+                        &self.path,
+                        format!("cannot lock a key record: {e}"),
+                    ))
+                }
+            }
+        }
     }
 
     /// Every key record in the file, with its identity.
     pub fn keys(self: &Arc<Self>) -> Vec<(KeyId, KeyCell)> {
         let count = self.word(H_KEY_COUNT).load(Acquire) as usize;
         (0..count)
-            .map(|i| {
+            .filter_map(|i| {
                 let entry = KEY_TABLE + i * ENTRY_WORDS;
-                let offset = self.word(entry + 2).load(Relaxed) as usize;
-                let len = self.word(entry + 3).load(Relaxed) as usize;
-                (self.entry_id(entry), KeyCell(self.words(offset, len)))
+                let words = self.entry_words(entry)?;
+                // A record shorter than its header says is not one to read.
+                let cell = KeyCell(words);
+                (KeyCell::words_for(cell.limit()) <= cell.0.as_slice().len())
+                    .then(|| (self.entry_id(entry), cell))
             })
             .collect()
     }
@@ -414,32 +493,92 @@ impl ShmStore {
 }
 
 impl Store for ShmStore {
-    fn key(&self, spec: &KeySpec) -> Result<KeyCell, Error> {
+    /// Every process that registers a key holds a read lock on the key's byte for as long as
+    /// it runs (the kernel drops it when the process ends, however it ends). A changed limit
+    /// can therefore be adopted exactly when no other live process registered the key, which a
+    /// non-blocking write lock tells; the record is then made again under that write lock.
+    fn key(&self, spec: &KeySpec) -> Result<KeyHandle, Error> {
+        let f = &self.file;
+        let mut users = f.users.lock().unwrap_or_else(|e| e.into_inner());
+        // Blocks only while another process is making this key's record again.
+        f.key_lock(libc::F_RDLCK, &spec.id, true)?;
+        let slot = users.entry(spec.id).or_default();
+        let adopt = |cell: KeyCell, slot: &mut Weak<InUse>| {
+            cover_timeout(&cell, spec);
+            KeyHandle {
+                cell,
+                in_use: in_use_token(slot),
+            }
+        };
+        if let Some((_, words)) = f.find(KEY_TABLE, H_KEY_COUNT, &spec.id) {
+            if same_limits(&KeyCell(words.clone()), spec) {
+                return Ok(adopt(KeyCell(words), slot));
+            }
+        }
+        let _file_lock = FileLock::take(&f.path)?;
         let len = KeyCell::words_for(spec.limit);
-        let (words, _) = self.file.find_or_create(
-            KEY_TABLE,
-            H_KEY_COUNT,
-            KEY_CAPACITY,
-            &spec.id,
-            len,
-            "key",
-            |w| KeyCell(w.clone()).init(spec.limit, spec.window_ms, tier_word(spec.tier)),
-        )?;
-        let cell = KeyCell(words);
-        adopt(&cell, spec, &self.describe())?;
-        Ok(cell)
+        let init =
+            |w: &Words| KeyCell(w.clone()).init(spec.limit, spec.window_ms, tier_word(spec.tier));
+        let words = match f.find(KEY_TABLE, H_KEY_COUNT, &spec.id) {
+            None => f.create(
+                KEY_TABLE,
+                H_KEY_COUNT,
+                KEY_CAPACITY,
+                &spec.id,
+                len,
+                "key",
+                init,
+            )?,
+            Some((_, words)) if same_limits(&KeyCell(words.clone()), spec) => words,
+            Some((entry, words)) => {
+                let old = KeyCell(words);
+                let (limit, window) = (old.limit(), old.window_ms());
+                if slot.upgrade().is_some() {
+                    return Err(conflict(
+                        spec,
+                        limit,
+                        window,
+                        "another pool of this process",
+                    ));
+                }
+                if !f.key_lock(libc::F_WRLCK, &spec.id, false)? {
+                    return Err(conflict(
+                        spec,
+                        limit,
+                        window,
+                        &format!("another running process ({})", self.describe()),
+                    ));
+                }
+                let made = f.allocate(len).map(|(offset, words)| {
+                    init(&words);
+                    f.publish(entry, &spec.id, offset, len, None);
+                    words
+                });
+                f.key_lock(libc::F_RDLCK, &spec.id, true)?; // back to a read lock
+                made?
+            }
+        };
+        Ok(adopt(KeyCell(words), slot))
     }
 
     fn pool(&self, id: &[u8; 16]) -> Result<PoolCell, Error> {
-        let (words, _) = self.file.find_or_create(
-            POOL_TABLE,
-            H_POOL_COUNT,
-            POOL_CAPACITY,
-            id,
-            POOL_WORDS,
-            "pool",
-            |_| {},
-        )?;
+        let f = &self.file;
+        if let Some((_, words)) = f.find(POOL_TABLE, H_POOL_COUNT, id) {
+            return Ok(PoolCell(words));
+        }
+        let _file_lock = FileLock::take(&f.path)?;
+        let words = match f.find(POOL_TABLE, H_POOL_COUNT, id) {
+            Some((_, words)) => words,
+            None => f.create(
+                POOL_TABLE,
+                H_POOL_COUNT,
+                POOL_CAPACITY,
+                id,
+                POOL_WORDS,
+                "pool",
+                |_| {},
+            )?,
+        };
         Ok(PoolCell(words))
     }
 

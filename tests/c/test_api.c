@@ -115,6 +115,8 @@ void test_error_accessors_on_null(void) {
     CHECK_EQ_INT(gr_error_retry_after_ms(NULL), 0);
     CHECK_EQ_INT(gr_error_http_status(NULL), 0);
     CHECK_STREQ(gr_error_rpc_status(NULL), "");
+    CHECK_STREQ(gr_error_api_message(NULL), "");
+    CHECK_STREQ(gr_error_key_fingerprint(NULL), "");
 
     /* A real error that is not an API or rate-limit error: the other accessors say 0 / "". */
     gr_error *err = NULL;

@@ -235,9 +235,10 @@ void test_invalid_json(void) {
     }
     gr_error *err = NULL;
 
+    /* Text that is not JSON at all: GR_ERR_INVALID_JSON. */
     static const char *const bad_configs[] = {
         "", "{", "not json", "{\"free_keys\":[\"a\",]}", "{\"free_keys\":[\"a\"]} trailing",
-        "{'free_keys':['a']}", "[1]", "\"free_keys\"", "null",
+        "{'free_keys':['a']}",
     };
     for (size_t i = 0; i < sizeof bad_configs / sizeof bad_configs[0]; i++) {
         gr_pool *pool = SENTINEL_POOL;
@@ -245,6 +246,19 @@ void test_invalid_json(void) {
         CHECKF(st == GR_ERR_INVALID_JSON, "config_json '%s': %s (%s)", bad_configs[i],
                gr_status_name((int32_t)st), gr_error_message(err));
         CHECK_NAMES(err, "config_json");
+        CHECK(pool == SENTINEL_POOL);
+        gr_error_free(err);
+        err = NULL;
+    }
+    /* Valid JSON of the wrong kind: GR_ERR_INVALID_ARGUMENT. */
+    static const char *const wrong_configs[] = {"[1]", "\"free_keys\"", "null", "42"};
+    for (size_t i = 0; i < sizeof wrong_configs / sizeof wrong_configs[0]; i++) {
+        gr_pool *pool = SENTINEL_POOL;
+        gr_status st = gr_pool_new(wrong_configs[i], &pool, &err);
+        CHECKF(st == GR_ERR_INVALID_ARGUMENT, "config_json '%s': %s (%s)", wrong_configs[i],
+               gr_status_name((int32_t)st), gr_error_message(err));
+        CHECK_NAMES(err, "config_json");
+        CHECK_CONTAINS(gr_error_message(err), "must be a JSON object");
         CHECK(pool == SENTINEL_POOL);
         gr_error_free(err);
         err = NULL;
@@ -257,14 +271,25 @@ void test_invalid_json(void) {
     err = NULL;
 
     static const char *const bad_requests[] = {
-        "", "{", "not json", "{\"contents\": [}", "{\"contents\":[]} x", "[]", "null", "42",
-        "\"text\"",
+        "", "{", "not json", "{\"contents\": [}", "{\"contents\":[]} x",
     };
     for (size_t i = 0; i < sizeof bad_requests / sizeof bad_requests[0]; i++) {
         char *response = SENTINEL_STR;
         char *fp = SENTINEL_STR;
         gr_status st = gr_generate(fx.pool, NULL, bad_requests[i], 0, 0, &response, &fp, &err);
         CHECKF(st == GR_ERR_INVALID_JSON, "request_json '%s': %s (%s)", bad_requests[i],
+               gr_status_name((int32_t)st), gr_error_message(err));
+        CHECK_NAMES(err, "request_json");
+        CHECK(response == SENTINEL_STR && fp == SENTINEL_STR);
+        gr_error_free(err);
+        err = NULL;
+    }
+    static const char *const wrong_requests[] = {"[]", "null", "42", "\"text\""};
+    for (size_t i = 0; i < sizeof wrong_requests / sizeof wrong_requests[0]; i++) {
+        char *response = SENTINEL_STR;
+        char *fp = SENTINEL_STR;
+        gr_status st = gr_generate(fx.pool, NULL, wrong_requests[i], 0, 0, &response, &fp, &err);
+        CHECKF(st == GR_ERR_INVALID_ARGUMENT, "request_json '%s': %s (%s)", wrong_requests[i],
                gr_status_name((int32_t)st), gr_error_message(err));
         CHECK_NAMES(err, "request_json");
         CHECK(response == SENTINEL_STR && fp == SENTINEL_STR);

@@ -312,6 +312,12 @@ static void caller_error(const char *fault, int http, const char *rpc) {
     CHECK_STATUS(h_generate(fx.pool, NULL, 0, 0, 0, NULL, &err), GR_ERR_API, err);
     CHECK_EQ_INT(gr_error_http_status(err), http);
     CHECK_STREQ(gr_error_rpc_status(err), rpc);
+    /* The service's message alone, and the key that received it. */
+    const char *api_message = gr_error_api_message(err);
+    CHECK(api_message[0] != '\0' && strstr(gr_error_message(err), api_message) != NULL);
+    CHECK(strncmp(api_message, "Gemini API error", 16) != 0);
+    const char *key_fp = gr_error_key_fingerprint(err);
+    CHECK(strcmp(key_fp, fx.fps[0]) == 0 || strcmp(key_fp, fx.fps[1]) == 0);
     gr_error_free(err);
     json_value *emu = emu_stats(&fx.emu);
     CHECK_EQ_INT(json_number_at(emu, "total", -1), 1); /* exactly one upstream attempt */

@@ -1,0 +1,100 @@
+//! One key, one limit among the pools that use it: a changed limit is refused while a pool of
+//! this process or another running process uses the key, and adopted once none does.
+
+mod common;
+
+use common::*;
+use gemini_rotator::{Config, Error, Pool};
+use serde_json::json;
+
+fn pool_with(w: &World, state: &str, limit: u64) -> Result<Pool, Error> {
+    Pool::new(Config::from_json(
+        &w.config_json(json!({"free_rate_limit": limit, "state": state})),
+    )?)
+}
+
+fn config_error(r: Result<Pool, Error>) -> String {
+    match r {
+        Err(e @ Error::Config { .. }) => e.to_string(),
+        Err(other) => panic!("expected a configuration error, got {other}"),
+        Ok(_) => panic!("expected a configuration error, got a pool"),
+    }
+}
+
+#[test]
+fn in_one_process_a_new_limit_waits_for_the_old_pools_to_go() {
+    for state in ["memory".to_string(), state_path()] {
+        let w = World::new("reconf-local", 1, false, None, 60_000);
+        let old = pool_with(&w, &state, 5).unwrap();
+        let msg = config_error(pool_with(&w, &state, 6));
+        assert!(
+            msg.contains("config field `free_rate_limit`")
+                && msg.contains("another pool of this process"),
+            "{state}: {msg}"
+        );
+        assert!(
+            msg.contains("5 requests per 60000 ms") && msg.contains("6 per 60000 ms"),
+            "{msg}"
+        );
+        drop(old);
+        let new = pool_with(&w, &state, 6).unwrap();
+        assert_eq!(key_stats(&new, &w.free[0])["limit"], 6, "{state}");
+    }
+}
+
+#[test]
+fn across_processes_a_new_limit_waits_for_the_old_process_to_end() {
+    let w = World::new("reconf-procs", 1, false, None, 60_000);
+    // A state file this process has not opened before the fork: the child gets its own open
+    // file description, hence its own locks, as an unrelated process would.
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!("reconf-{}.state", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let state = format!("shm:{}", path.display());
+    let config = w.config_json(json!({"free_rate_limit": 5, "state": state}));
+
+    let mut ready = [0i32; 2];
+    let mut release = [0i32; 2];
+    // SAFETY: plain pipe creation.
+    assert_eq!(unsafe { libc::pipe(ready.as_mut_ptr()) }, 0);
+    assert_eq!(unsafe { libc::pipe(release.as_mut_ptr()) }, 0);
+    // SAFETY: the child makes a pool, signals, waits, and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let pool = Pool::new(Config::from_json(&config).unwrap());
+        let byte = [u8::from(pool.is_ok())];
+        unsafe {
+            libc::write(ready[1], byte.as_ptr().cast(), 1);
+            let mut b = [0u8];
+            libc::read(release[0], b.as_mut_ptr().cast(), 1);
+            libc::_exit(0);
+        }
+    }
+    let mut byte = [0u8];
+    // SAFETY: reading the child's one byte.
+    assert_eq!(
+        unsafe { libc::read(ready[0], byte.as_mut_ptr().cast(), 1) },
+        1
+    );
+    assert_eq!(byte[0], 1, "the child made its pool");
+
+    let msg = config_error(pool_with(&w, &state, 6));
+    assert!(
+        msg.contains("another running process") && msg.contains("5 requests per 60000 ms"),
+        "{msg}"
+    );
+    // The same limit is fine meanwhile.
+    drop(pool_with(&w, &state, 5).unwrap());
+
+    // SAFETY: releasing and reaping the child.
+    unsafe {
+        libc::write(release[1], [1u8].as_ptr().cast(), 1);
+        let mut status = 0;
+        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+    }
+    let pool = pool_with(&w, &state, 6).expect("the old process is gone: the new limit is adopted");
+    assert_eq!(key_stats(&pool, &w.free[0])["limit"], 6);
+    ask(&pool).unwrap();
+    let _ = std::fs::remove_file(&path);
+}
