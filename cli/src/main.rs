@@ -32,6 +32,10 @@ Configuration is read from the environment; see the README for every variable.
 ";
 
 fn main() -> ExitCode {
+    // Like any Unix filter: a closed pipe (`gemini-rotator stats | head`) ends the program
+    // quietly instead of making a print fail.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = args.first() else {
         eprint!("{USAGE}");
@@ -174,7 +178,7 @@ fn stats_all(json: bool) -> Result<(), Usage> {
         println!("{}", serde_json::to_string(&keys).unwrap_or_default());
     } else {
         println!(
-            "State file {} ({} keys, {} KiB of records)",
+            "State file {} ({} keys; {} KiB in use)",
             path.display(),
             keys.len(),
             file.used_bytes() / 1024
