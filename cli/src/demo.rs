@@ -43,17 +43,20 @@ pub fn run(args: &[String]) -> Result<(), Usage> {
             .with_retry_delay("1s"),
     );
 
-    // Shared-memory state as in production, in a file of this run's own (removed at the end),
-    // so that demo keys never linger in the host's state file.
+    // Shared-memory state as in production, in a file of this run's own, so that demo keys
+    // never linger in the host's state file. It is unlinked once the pool has mapped it and
+    // registered its keys: the mapping lives on, and nothing is left behind however the demo
+    // ends.
     let state = std::path::PathBuf::from(format!("/dev/shm/gemini-rotator-demo-{run}.state"));
-    let _remove = RemoveOnDrop(state.clone());
     let config = serde_json::json!({
         "free_keys": free, "paid_key": paid,
         "free_rate_limit": FREE_LIMIT, "paid_rate_limit": PAID_LIMIT, "window_ms": WINDOW_MS,
         "base_url": emu.base_url(), "retry_base_ms": 20, "retry_max_ms": 200,
         "state": format!("shm:{}", state.display()),
     });
-    let pool = Arc::new(Pool::new(Config::from_json(&config.to_string())?)?);
+    let pool = Pool::new(Config::from_json(&config.to_string())?);
+    let _ = std::fs::remove_file(&state);
+    let pool = Arc::new(pool?);
     println!("gemini-rotator demo: emulator at {}", emu.base_url());
     println!(
         "3 free keys ({FREE_LIMIT} requests per {WINDOW_MS} ms each), 1 paid key ({PAID_LIMIT} per {WINDOW_MS} ms); \
@@ -102,15 +105,6 @@ pub fn run(args: &[String]) -> Result<(), Usage> {
         per_label.join(", ")
     );
     Ok(())
-}
-
-/// Removes a file when dropped.
-struct RemoveOnDrop(std::path::PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// THREADS x PER_THREAD calls; what they ended in, by kind.
