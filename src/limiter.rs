@@ -8,7 +8,9 @@
 //! compare-and-swap of a slot against the record it replaces, so it holds however threads or
 //! processes interleave and whichever of them dies where. `head` only spreads admissions over
 //! the slots; a thread that finds the slot for `head` already taken helps `head` forward, so a
-//! process killed between the two steps blocks nobody.
+//! process killed between the two steps blocks nobody, and a slot whose request is still in
+//! flight is passed by, so an unfinished request (or a dead process's) holds its one slot and
+//! never the key.
 //!
 //! The window must be counted on the service's clock, which sees a request when it arrives, not
 //! when it was admitted. So a slot is written *in flight* at admission and stamped with the
@@ -92,8 +94,15 @@ impl Window<'_> {
     }
 
     /// Admits one request at `now`, or says from when on it may try again.
+    ///
+    /// A slot held by a request still in flight (or by one whose process died) is passed by:
+    /// `head` moves on without writing it, and the slot is looked at again a lap later. So an
+    /// unfinished request holds its own slot and nothing more; only a finished record inside the
+    /// window, or a full lap of unfinished ones, refuses.
     pub fn try_admit(&self, now: u64) -> Result<Ticket, u64> {
         let limit = self.limit();
+        let mut passed = 0;
+        let mut earliest = u64::MAX;
         loop {
             let head = self.head.load(Acquire);
             let slot = &self.slots[(head % limit) as usize];
@@ -105,7 +114,14 @@ impl Window<'_> {
                 continue;
             }
             if now < self.blocked_until(record) {
-                return Err(self.ready_estimate(record, now));
+                earliest = earliest.min(self.ready_estimate(record, now));
+                if record & INFLIGHT == 0 || passed >= limit {
+                    return Err(earliest);
+                }
+                // Unfinished: pass it by (if another thread moved `head` first, so be it).
+                passed += 1;
+                let _ = self.head.compare_exchange(head, head + 1, AcqRel, Acquire);
+                continue;
             }
             let mine = encode(tag, true, now);
             if slot.compare_exchange(record, mine, AcqRel, Acquire).is_ok() {
@@ -125,17 +141,6 @@ impl Window<'_> {
         let admitted = ticket.record & TIME_MASK;
         let done = encode(ticket.record >> TAG_SHIFT, false, now.max(admitted));
         let _ = slot.compare_exchange(ticket.record, done, AcqRel, Acquire);
-    }
-
-    /// When the window will next admit, if it is full at `now` (`None`: it admits now).
-    pub fn next_free(&self, now: u64) -> Option<u64> {
-        let limit = self.limit();
-        let head = self.head.load(Acquire);
-        let record = self.slots[(head % limit) as usize].load(Acquire);
-        if record != 0 && record >> TAG_SHIFT == tag_of(head, limit) {
-            return None; // a helper will move head on; the next slot decides
-        }
-        (now < self.blocked_until(record)).then(|| self.ready_estimate(record, now))
     }
 
     /// What counts against the window at `now` (a scan of the ring: for statistics, not for
@@ -207,7 +212,6 @@ mod tests {
             w.complete(*t, 10 + i as u64);
         }
         assert_eq!(w.try_admit(500), Err(1011));
-        assert_eq!(w.next_free(500), Some(1011));
         assert_eq!(
             w.try_admit(1010),
             Err(1011),
@@ -252,6 +256,46 @@ mod tests {
         let _lost = w.try_admit(1).unwrap(); // its owner dies and never completes
         assert!(w.try_admit(1100).is_err());
         assert!(w.try_admit(1102).is_ok());
+    }
+
+    #[test]
+    fn an_unfinished_request_holds_its_own_slot_and_nothing_more() {
+        // A process dies mid-request: its slot stays in flight for max_inflight + W, but the
+        // other slots keep serving as their records leave the window.
+        let owned = Owned::new(3);
+        let w = owned.window(100, 10_000);
+        let _dead = w.try_admit(1).unwrap();
+        for now in [2, 3] {
+            let t = w.try_admit(now).unwrap();
+            w.complete(t, now);
+        }
+        assert_eq!(
+            w.try_admit(50),
+            Err(103),
+            "full: one unfinished, two in the window"
+        );
+        let t = w.try_admit(104).expect("the finished slots free on time");
+        w.complete(t, 104);
+        let t = w.try_admit(105).expect("so does the other");
+        w.complete(t, 105);
+        assert_eq!(w.try_admit(106), Err(205));
+        assert_eq!(
+            w.usage(106),
+            Usage {
+                in_window: 3,
+                in_flight: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_lap_of_unfinished_requests_refuses() {
+        let owned = Owned::new(2);
+        let w = owned.window(100, 1_000);
+        let _a = w.try_admit(1).unwrap();
+        let _b = w.try_admit(2).unwrap();
+        // Both in flight: refused, with the estimate that one finishes now.
+        assert_eq!(w.try_admit(500), Err(601));
     }
 
     #[test]
@@ -358,8 +402,8 @@ mod tests {
     proptest! {
         /// On any schedule, no rolling window ever holds more than the limit, counting each
         /// request at its completion (the latest moment the service can have seen it); and a
-        /// refusal is never arbitrary: the admission `limit` places back is still in flight or
-        /// inside the window.
+        /// refusal is never arbitrary: either every slot holds an unfinished request, or a
+        /// finished one is still inside the window.
         #[test]
         fn the_rolling_window_bound_holds_on_random_schedules(
             limit in 1usize..12,
@@ -369,24 +413,19 @@ mod tests {
             let owned = Owned::new(limit);
             let w = owned.window(window, 1_000_000);
             let mut now = 1u64;
-            // By admission number: None while in flight, then the completion stamp.
-            let mut admissions: Vec<Option<u64>> = Vec::new();
             let mut pending: std::collections::VecDeque<Ticket> = Default::default();
+            let mut stamps: Vec<u64> = Vec::new();
             for op in ops {
                 match op {
                     Op::Advance(d) => now += d,
                     Op::Admit => match w.try_admit(now) {
-                        Ok(t) => {
-                            prop_assert_eq!(t.seq as usize, admissions.len());
-                            admissions.push(None);
-                            pending.push_back(t);
-                        }
+                        Ok(t) => pending.push_back(t),
                         Err(ready) => {
                             prop_assert!(ready > now);
-                            prop_assert!(admissions.len() >= limit);
-                            let blocker = admissions[admissions.len() - limit];
-                            prop_assert!(blocker.map_or(true, |s| now <= s + window),
-                                "refused at {} though admission {:?} is out of the window", now, blocker);
+                            let recent = stamps.iter().any(|&s| now <= s + window);
+                            prop_assert!(pending.len() == limit || recent,
+                                "refused at {} with {} in flight and no finished request in the window",
+                                now, pending.len());
                         }
                     },
                     Op::CompleteOldest | Op::CompleteNewest => {
@@ -397,12 +436,11 @@ mod tests {
                         };
                         if let Some(t) = t {
                             w.complete(t, now);
-                            admissions[t.seq as usize] = Some(now);
+                            stamps.push(now);
                         }
                     }
                 }
             }
-            let mut stamps: Vec<u64> = admissions.iter().flatten().copied().collect();
             prop_assert!(max_in_any_window(&mut stamps, window) <= limit);
         }
     }

@@ -178,7 +178,7 @@ fn stats_all(json: bool) -> Result<(), Usage> {
         println!("{}", serde_json::to_string(&keys).unwrap_or_default());
     } else {
         println!(
-            "State file {} ({} keys; {} KiB in use)",
+            "State file {} ({} keys, {} KiB of records)",
             path.display(),
             keys.len(),
             file.used_bytes() / 1024

@@ -285,10 +285,10 @@ impl ShmFile {
         &self.path
     }
 
-    /// Bytes of the arena in use (the sparse file's real footprint is about this plus the
+    /// Bytes of records in the arena (the sparse file's real footprint is about this plus the
     /// header and the touched part of the tables).
     pub fn used_bytes(&self) -> u64 {
-        self.word(H_ARENA_NEXT).load(Acquire) * 8
+        (self.word(H_ARENA_NEXT).load(Acquire)).saturating_sub(ARENA as u64) * 8
     }
 
     fn words(self: &Arc<Self>, offset: usize, len: usize) -> Words {
