@@ -8,9 +8,9 @@
 //! compare-and-swap of a slot against the record it replaces, so it holds however threads or
 //! processes interleave and whichever of them dies where. `head` only spreads admissions over
 //! the slots; a thread that finds the slot for `head` already taken helps `head` forward, so a
-//! process killed between the two steps blocks nobody, and a slot whose request is still in
-//! flight is passed by, so an unfinished request (or a dead process's) holds its one slot and
-//! never the key.
+//! process killed between the two steps blocks nobody; and a slot that cannot be taken (in
+//! flight, or finished inside the window) is passed by, so every record, a dead process's
+//! included, holds its one slot and never the key.
 //!
 //! The window must be counted on the service's clock, which sees a request when it arrives, not
 //! when it was admitted. So a slot is written *in flight* at admission and stamped with the
@@ -22,7 +22,7 @@
 //!
 //! Everything here is pure: `now` is an argument, so tests drive a fake clock.
 
-use std::sync::atomic::{AtomicU64, Ordering::AcqRel, Ordering::Acquire};
+use std::sync::atomic::{AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Release};
 
 const TIME_BITS: u32 = 43;
 const TIME_MASK: u64 = (1 << TIME_BITS) - 1;
@@ -95,10 +95,11 @@ impl Window<'_> {
 
     /// Admits one request at `now`, or says from when on it may try again.
     ///
-    /// A slot held by a request still in flight (or by one whose process died) is passed by:
-    /// `head` moves on without writing it, and the slot is looked at again a lap later. So an
-    /// unfinished request holds its own slot and nothing more; only a finished record inside the
-    /// window, or a full lap of unfinished ones, refuses.
+    /// A slot that cannot be taken (its request is still in flight, or finished inside the
+    /// window) is passed by: `head` moves on without writing it, and the slot is looked at again
+    /// a lap later. So each record holds its own slot and nothing more, and the key refuses only
+    /// when every one of its slots is taken; the time it names is then the earliest any slot
+    /// frees. A refusal looks at each slot once.
     pub fn try_admit(&self, now: u64) -> Result<Ticket, u64> {
         let limit = self.limit();
         let mut passed = 0;
@@ -115,10 +116,10 @@ impl Window<'_> {
             }
             if now < self.blocked_until(record) {
                 earliest = earliest.min(self.ready_estimate(record, now));
-                if record & INFLIGHT == 0 || passed >= limit {
+                if passed >= limit {
                     return Err(earliest);
                 }
-                // Unfinished: pass it by (if another thread moved `head` first, so be it).
+                // Taken: pass it by (if another thread moved `head` first, so be it).
                 passed += 1;
                 let _ = self.head.compare_exchange(head, head + 1, AcqRel, Acquire);
                 continue;
@@ -141,6 +142,30 @@ impl Window<'_> {
         let admitted = ticket.record & TIME_MASK;
         let done = encode(ticket.record >> TAG_SHIFT, false, now.max(admitted));
         let _ = slot.compare_exchange(ticket.record, done, AcqRel, Acquire);
+    }
+
+    /// The records that could still count against a window of up to `horizon_ms` at `now`
+    /// (in flight, or finished within the horizon), newest first: (in flight, time).
+    pub fn live_records(&self, now: u64, horizon_ms: u64) -> Vec<(bool, u64)> {
+        let mut live: Vec<(bool, u64)> = self
+            .slots
+            .iter()
+            .map(|slot| slot.load(Acquire))
+            .filter(|&r| r != 0 && (r & INFLIGHT != 0 || now <= (r & TIME_MASK) + horizon_ms))
+            .map(|r| (r & INFLIGHT != 0, r & TIME_MASK))
+            .collect();
+        live.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+        live
+    }
+
+    /// Fills a fresh window with records (at most its limit; the first ones kept), as if they
+    /// had been its first admissions.
+    pub fn seed(&self, records: &[(bool, u64)]) {
+        let n = records.len().min(self.slots.len());
+        for (i, &(in_flight, time)) in records[..n].iter().enumerate() {
+            self.slots[i].store(encode(0, in_flight, time.max(1)), Release);
+        }
+        self.head.store(n as u64, Release);
     }
 
     /// What counts against the window at `now` (a scan of the ring: for statistics, not for
@@ -289,6 +314,56 @@ mod tests {
     }
 
     #[test]
+    fn a_long_request_finishing_late_does_not_hold_back_the_others() {
+        // Completion order differs from admission order: the slot that frees first serves first.
+        let owned = Owned::new(2);
+        let w = owned.window(100, 10_000);
+        let a = w.try_admit(1).unwrap();
+        let b = w.try_admit(2).unwrap();
+        w.complete(b, 3);
+        w.complete(a, 90);
+        assert_eq!(
+            w.usage(104),
+            Usage {
+                in_window: 1,
+                in_flight: 0
+            }
+        );
+        assert!(w.try_admit(104).is_ok(), "B's slot is free from 104");
+        assert_eq!(w.try_admit(105), Err(191), "then A's, at 191");
+    }
+
+    #[test]
+    fn seeded_records_count_like_admissions() {
+        let old = Owned::new(5);
+        let w = old.window(100, 1_000);
+        for now in [1, 2, 3, 4] {
+            let t = w.try_admit(now).unwrap();
+            w.complete(t, now);
+        }
+        let _flying = w.try_admit(5).unwrap();
+        let live = w.live_records(50, 100);
+        assert_eq!(live.len(), 5);
+        assert_eq!(live[0], (true, 5));
+        // A smaller limit keeps the newest records: full at once.
+        let new = Owned::new(3);
+        let n = new.window(100, 1_000);
+        n.seed(&live);
+        assert_eq!(
+            n.usage(50),
+            Usage {
+                in_window: 3,
+                in_flight: 1
+            }
+        );
+        assert!(n.try_admit(50).is_err());
+        assert!(
+            n.try_admit(105).is_ok(),
+            "the oldest kept record (3) leaves at 104"
+        );
+    }
+
+    #[test]
     fn a_lap_of_unfinished_requests_refuses() {
         let owned = Owned::new(2);
         let w = owned.window(100, 1_000);
@@ -402,8 +477,8 @@ mod tests {
     proptest! {
         /// On any schedule, no rolling window ever holds more than the limit, counting each
         /// request at its completion (the latest moment the service can have seen it); and a
-        /// refusal is never arbitrary: either every slot holds an unfinished request, or a
-        /// finished one is still inside the window.
+        /// request is refused exactly when the limit is reached: every slot holds a request in
+        /// flight or one that finished inside the window.
         #[test]
         fn the_rolling_window_bound_holds_on_random_schedules(
             limit in 1usize..12,
@@ -422,10 +497,11 @@ mod tests {
                         Ok(t) => pending.push_back(t),
                         Err(ready) => {
                             prop_assert!(ready > now);
-                            let recent = stamps.iter().any(|&s| now <= s + window);
-                            prop_assert!(pending.len() == limit || recent,
-                                "refused at {} with {} in flight and no finished request in the window",
-                                now, pending.len());
+                            // Refused only when every slot is taken, by a request in flight or
+                            // one that finished inside the window.
+                            let recent = stamps.iter().filter(|&&s| now <= s + window).count();
+                            prop_assert_eq!(pending.len() + recent, limit,
+                                "refused at {} with {} in flight and {} in the window", now, pending.len(), recent);
                         }
                     },
                     Op::CompleteOldest | Op::CompleteNewest => {

@@ -36,9 +36,25 @@ fn in_one_process_a_new_limit_waits_for_the_old_pools_to_go() {
             msg.contains("5 requests per 60000 ms") && msg.contains("6 per 60000 ms"),
             "{msg}"
         );
+        ask(&old).unwrap();
+        ask(&old).unwrap();
         drop(old);
-        let new = pool_with(&w, &state, 6).unwrap();
-        assert_eq!(key_stats(&new, &w.free[0])["limit"], 6, "{state}");
+        // A lower limit carries the window on: the two admissions still count.
+        let new = pool_with(&w, &state, 2).unwrap();
+        let s = key_stats(&new, &w.free[0]);
+        assert_eq!(
+            (
+                s["limit"].as_u64(),
+                s["in_window"].as_u64(),
+                s["admitted"].as_u64()
+            ),
+            (Some(2), Some(2), Some(2)),
+            "{state}"
+        );
+        assert!(
+            ask(&new).unwrap_err().retry_after_ms().is_some(),
+            "{state}: already full"
+        );
     }
 }
 

@@ -210,6 +210,22 @@ impl KeyCell {
         self.0.word(K_COUNTERS + c as usize).load(Relaxed)
     }
 
+    /// Makes this fresh record (a key's new limit or window) carry on from `old`: the newest of
+    /// the old window's records that could still count (up to the new limit), so that the
+    /// change never lets more through in any window than the stricter of the two would; and
+    /// the cooldown, the disabled flag and the counters.
+    pub fn carry_over(&self, old: &KeyCell, now: u64) {
+        let horizon = old.window_ms().max(self.window_ms());
+        self.window().seed(&old.window().live_records(now, horizon));
+        for w in [K_COOLDOWN_UNTIL, K_COOLDOWN_CAUSE, K_DISABLED] {
+            self.0.word(w).store(old.0.word(w).load(Relaxed), Relaxed);
+        }
+        for c in 0..KEY_COUNTERS {
+            let w = K_COUNTERS + c;
+            self.0.word(w).store(old.0.word(w).load(Relaxed), Relaxed);
+        }
+    }
+
     /// Writes a fresh record's constant header fields.
     pub fn init(&self, limit: u64, window_ms: u64, tier: u64) {
         self.0.word(K_LIMIT).store(limit, Relaxed);

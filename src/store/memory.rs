@@ -61,6 +61,10 @@ impl Store for MemoryStore {
         }
         let cell = KeyCell(block_words(KeyCell::words_for(spec.limit)));
         cell.init(spec.limit, spec.window_ms, tier_word(spec.tier));
+        if let Some(old) = keys.get(&spec.id) {
+            // A new limit for a key no pool uses any more: carry its window on.
+            cell.carry_over(&old.cell, crate::clock::now_ms());
+        }
         cover_timeout(&cell, spec);
         let mut users = Weak::new();
         let in_use = in_use_token(&mut users);

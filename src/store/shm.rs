@@ -551,6 +551,7 @@ impl Store for ShmStore {
                 }
                 let made = f.allocate(len).map(|(offset, words)| {
                     init(&words);
+                    KeyCell(words.clone()).carry_over(&old, crate::clock::now_ms());
                     f.publish(entry, &spec.id, offset, len, None);
                     words
                 });
