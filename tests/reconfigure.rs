@@ -114,3 +114,42 @@ fn across_processes_a_new_limit_waits_for_the_old_process_to_end() {
     ask(&pool).unwrap();
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn a_child_forked_after_the_file_was_mapped_has_locks_of_its_own() {
+    // The parent maps the file and uses the key before forking, so the child starts out
+    // sharing the parent's open file description (and so its locks): it must not be able to
+    // remake the key's record under the parent's feet.
+    let w = World::new("reconf-fork", 1, false, None, 60_000);
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!("reconf-fork-{}.state", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let state = format!("shm:{}", path.display());
+    let parent = pool_with(&w, &state, 5).unwrap();
+    ask(&parent).unwrap();
+
+    // SAFETY: the child tries one pool and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let code = match pool_with(&w, &state, 7) {
+            // Refused: the parent's pool lives on in the child's memory, and the parent runs.
+            Err(Error::Config { reason, .. }) if reason.contains("is in use by") => 0,
+            Err(_) => 2,
+            Ok(_) => 1,
+        };
+        // SAFETY: ends the child at once.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: reaping our child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status));
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "the child must be refused (1: it remade the record)"
+    );
+    assert_eq!(key_stats(&parent, &w.free[0])["limit"], 5);
+    let _ = std::fs::remove_file(&path);
+}

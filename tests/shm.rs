@@ -114,17 +114,21 @@ fn pools_on_one_file_share_counts_cooldowns_and_disabled_keys() {
 fn a_file_that_is_not_ours_is_refused() {
     let w = World::new("shm-foreign", 1, false, None, 60_000);
     let path = temp_state("foreign");
-    std::fs::write(
-        &path,
-        b"definitely not a state file, but long enough to have a header ..",
-    )
-    .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let msg = state_error(pool_at(&w, &path));
-    assert!(
-        msg.contains("bad magic") && msg.contains(&path.display().to_string()),
-        "{msg}"
-    );
+    for content in [&b"my notes\n"[..], &[b'x'; 100][..]] {
+        std::fs::write(&path, content).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let msg = state_error(pool_at(&w, &path));
+        assert!(
+            msg.contains("not a gemini-rotator state file")
+                && msg.contains(&path.display().to_string()),
+            "{msg}"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            content,
+            "someone else's file is left alone"
+        );
+    }
 }
 
 #[test]
@@ -211,4 +215,40 @@ fn a_symlink_is_refused() {
     std::os::unix::fs::symlink(&target, &link).unwrap();
     let msg = state_error(pool_at(&w, &link));
     assert!(msg.contains("symbolic link"), "{msg}");
+}
+
+/// Unmounts a file system when dropped.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_file_system_is_an_error_not_a_crash() {
+    // A 4 MiB tmpfs (a container's small /dev/shm): a key whose ring needs 8 MB cannot fit.
+    // Before, touching the unbacked pages of the sparse file killed the process with SIGBUS.
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("small-fs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .expect("mount runs");
+    assert!(
+        status.success(),
+        "mounting a tmpfs needs root, as tests/run has in CI"
+    );
+    let _mounted = Mounted(dir.clone());
+    let w = World::new("shm-full", 0, true, None, 60_000);
+    let path = dir.join("state");
+    let config = w.config_json(json!({
+        "paid_rate_limit": 1_000_000,
+        "state": format!("shm:{}", path.display()),
+    }));
+    let msg = state_error(Pool::new(Config::from_json(&config).unwrap()));
+    assert!(msg.contains("no space left"), "{msg}");
 }

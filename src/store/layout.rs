@@ -188,6 +188,13 @@ impl KeyCell {
         self.0.word(K_LIMIT).load(Relaxed)
     }
 
+    /// Whether the record is as long as its limit says (a record read from a shared file is
+    /// checked before its ring is used).
+    pub fn fits(&self) -> bool {
+        let limit = self.limit();
+        limit > 0 && KEY_HEADER_WORDS as u64 + limit <= self.0.as_slice().len() as u64
+    }
+
     pub fn window_ms(&self) -> u64 {
         self.0.word(K_WINDOW_MS).load(Relaxed)
     }

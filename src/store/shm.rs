@@ -4,21 +4,26 @@
 //! and counters, never keys. Its layout:
 //!
 //! - a header of `HEADER_WORDS` words: magic, layout version, file size, the boot it was made in,
-//!   the arena's fill mark, and the two tables' sizes;
-//! - the key table (`KEY_CAPACITY` entries of [id, id, offset, length]) and the pool table;
+//!   the arena's fill mark, and the number of entries in each table;
+//! - the key table (`KEY_CAPACITY` entries of [id, id, location]) and the pool table, where a
+//!   location packs a record's offset and length into one word, so that a reader never pairs
+//!   one record's offset with another's length;
 //! - the arena, where the records live (see `layout`).
 //!
 //! The hot path (admission, counters) is lock-free atomics on the mapping, the same code as the
 //! in-process store. Only creating a record takes a lock: `flock` on a descriptor opened for the
-//! occasion (a lock the kernel drops when its holder dies, and that a forked child never
-//! inherits half-held). A record is published by bumping its table's count after it is written,
-//! so readers never see half a record.
+//! occasion, which the kernel drops when its holder dies. Every wait for a lock is bounded: a
+//! holder that is stopped (a debugger, SIGSTOP) makes new pools fail with an error that says
+//! so, never hang. A record is published by bumping its table's count after it is written, so
+//! readers never see half a record; every page is allocated (`posix_fallocate`) before it is
+//! touched, so a full file system is an error, never a SIGBUS.
 //!
 //! Times in the records come from `CLOCK_MONOTONIC`, which restarts at boot: a file made in an
-//! earlier boot is rebuilt. A file of another layout version, another owner, a loose mode or a
-//! bad size is an error that says what to do, never undefined behaviour.
+//! earlier boot is rebuilt. A file of another layout version, another owner, a loose mode, a bad
+//! size or contents it cannot trust is an error that says what to do, never undefined
+//! behaviour: every offset read from the file is checked against the mapping before use.
 
-use super::layout::{KeyCell, PoolCell, Words, POOL_WORDS};
+use super::layout::{KeyCell, PoolCell, Words, KEY_HEADER_WORDS, POOL_WORDS};
 use super::{
     conflict, cover_timeout, in_use_token, same_limits, tier_word, InUse, KeyHandle, KeySpec, Store,
 };
@@ -33,6 +38,7 @@ use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 /// "GRSTATE1" read as a little-endian u64.
 const MAGIC: u64 = u64::from_le_bytes(*b"GRSTATE1");
@@ -48,7 +54,7 @@ const H_ARENA_NEXT: usize = 5;
 const H_KEY_COUNT: usize = 6;
 const H_POOL_COUNT: usize = 7;
 
-const ENTRY_WORDS: usize = 4;
+const ENTRY_WORDS: usize = 4; // id, id, location (offset | length << 32), reserved
 const KEY_CAPACITY: usize = 65_536;
 const POOL_CAPACITY: usize = 4_096;
 const KEY_TABLE: usize = HEADER_WORDS;
@@ -59,6 +65,9 @@ const ARENA: usize = POOL_TABLE + POOL_CAPACITY * ENTRY_WORDS;
 const FILE_BYTES: u64 = 256 << 20;
 const FILE_WORDS: usize = (FILE_BYTES / 8) as usize;
 
+/// How long registering a key may wait for another process's lock before it gives up.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
 /// The default place of the state file: `/dev/shm`, one file per user.
 pub fn default_path() -> PathBuf {
     // SAFETY: geteuid cannot fail.
@@ -66,15 +75,22 @@ pub fn default_path() -> PathBuf {
     PathBuf::from(format!("/dev/shm/gemini-rotator-{uid}.state"))
 }
 
+/// This process's record of which keys it uses: the descriptor that carries its key locks
+/// (an open-file-description read lock on one byte per key, see `ShmStore::key`), and the keys
+/// its pools use now.
+struct Registry {
+    /// The process that opened `lock_file`. A forked child shares its parent's open file
+    /// description, hence its locks, so it opens its own before taking any.
+    pid: u32,
+    lock_file: File,
+    users: HashMap<KeyId, Weak<InUse>>,
+}
+
 /// A mapped state file.
 pub struct ShmFile {
     path: PathBuf,
     base: NonNull<AtomicU64>,
-    /// A descriptor kept open for the file-wide record of which keys this process uses: an
-    /// open-file-description read lock on one byte per key (see `ShmStore::key`).
-    lock_file: File,
-    /// Which keys a pool of this process uses now, to refuse a conflicting limit in-process.
-    users: Mutex<HashMap<KeyId, Weak<InUse>>>,
+    registry: Mutex<Registry>,
 }
 
 // SAFETY: the mapping is only accessed through atomics.
@@ -83,7 +99,7 @@ unsafe impl Sync for ShmFile {}
 
 impl Drop for ShmFile {
     fn drop(&mut self) {
-        // SAFETY: we mapped exactly this range in `open`.
+        // SAFETY: we mapped exactly this range in `map`.
         unsafe { libc::munmap(self.base.as_ptr().cast(), FILE_BYTES as usize) };
     }
 }
@@ -97,14 +113,43 @@ fn state_error(path: &Path, what: impl std::fmt::Display) -> Error {
     }
 }
 
-/// This boot's identity (`/proc/sys/kernel/random/boot_id`), as two words.
-fn boot_id() -> [u64; 2] {
-    let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+/// This boot's identity (`/proc/sys/kernel/random/boot_id`), as two words. Without it a file
+/// from an earlier boot could not be told from a live one, so its absence is an error.
+fn boot_id(path: &Path) -> Result<[u64; 2], Error> {
+    let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map_err(|e| {
+        state_error(
+            path,
+            format!("cannot read /proc/sys/kernel/random/boot_id ({e}), which tells a state file of this boot from an older one; use GEMINI_ROTATOR_STATE=memory where /proc is missing"),
+        )
+    })?;
     let digest = crate::key::key_id(text.trim());
-    [
+    Ok([
         u64::from_le_bytes(digest[..8].try_into().unwrap()),
         u64::from_le_bytes(digest[8..].try_into().unwrap()),
-    ]
+    ])
+}
+
+/// Retries `attempt` (which says whether it got the lock) until `LOCK_WAIT` has passed.
+fn with_patience(
+    path: &Path,
+    what: &str,
+    mut attempt: impl FnMut() -> Result<bool, Error>,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let mut pause = Duration::from_micros(100);
+    loop {
+        if attempt()? {
+            return Ok(());
+        }
+        if started.elapsed() >= LOCK_WAIT {
+            return Err(state_error(
+                path,
+                format!("another process has held {what} for over {} s; is a process using this state file stopped (SIGSTOP, a debugger)?", LOCK_WAIT.as_secs()),
+            ));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
 }
 
 /// An exclusive `flock` on a descriptor of its own, released when dropped.
@@ -113,16 +158,18 @@ struct FileLock(File);
 impl FileLock {
     fn take(path: &Path) -> Result<FileLock, Error> {
         let file = open_file(path)?;
-        loop {
+        with_patience(path, "the state file's lock", || {
             // SAFETY: a valid descriptor.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(FileLock(file));
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(true);
             }
             let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(state_error(path, format!("cannot lock: {e}")));
+            match e.raw_os_error() {
+                Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => Ok(false),
+                _ => Err(state_error(path, format!("cannot lock: {e}"))),
             }
-        }
+        })?;
+        Ok(FileLock(file))
     }
 }
 
@@ -130,6 +177,28 @@ impl Drop for FileLock {
     fn drop(&mut self) {
         // SAFETY: a valid descriptor; closing would release it too.
         unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+/// Allocates the file's pages under `bytes` before they are touched, so that a full file
+/// system (a small /dev/shm) is an error here rather than a SIGBUS later.
+fn reserve(file: &File, path: &Path, offset_words: usize, len_words: usize) -> Result<(), Error> {
+    // SAFETY: a valid descriptor; offsets within the file's size.
+    let rc = unsafe {
+        libc::posix_fallocate(
+            file.as_raw_fd(),
+            (offset_words * 8) as libc::off_t,
+            (len_words * 8) as libc::off_t,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        libc::ENOSPC => Err(state_error(
+            path,
+            "no space left on its file system (a small /dev/shm, such as a container's 64 MiB default?): \
+             give it more room (docker --shm-size) or choose another place with GEMINI_ROTATOR_STATE=shm:/path",
+        )),
+        e => Err(state_error(path, format!("cannot allocate space: {}", std::io::Error::from_raw_os_error(e)))),
     }
 }
 
@@ -203,11 +272,16 @@ impl ShmFile {
         let got = read_at(file, &mut header)
             .map_err(|e| state_error(path, format!("cannot read: {e}")))?;
         let word = |i: usize| u64::from_le_bytes(header[i * 8..i * 8 + 8].try_into().unwrap());
-        let fresh = got < 64 || word(H_MAGIC) == 0;
+        let boot = boot_id(path)?;
+        // New: just created (empty), or sized by a maker that died before writing anything.
+        let fresh = size == 0 || (size == FILE_BYTES && header.iter().all(|&b| b == 0));
         let mut rebuild = fresh;
         if !fresh {
-            if word(H_MAGIC) != MAGIC {
-                return Err(state_error(path, "is not a gemini-rotator state file (bad magic number); remove it or choose another path"));
+            if got < header.len() || word(H_MAGIC) != MAGIC {
+                return Err(state_error(
+                    path,
+                    "is not a gemini-rotator state file (no magic number): it is left alone; remove it or choose another path",
+                ));
             }
             if word(H_VERSION) != LAYOUT_VERSION {
                 return Err(state_error(
@@ -223,11 +297,13 @@ impl ShmFile {
             if word(H_FILE_BYTES) != FILE_BYTES || size != FILE_BYTES {
                 return Err(state_error(
                     path,
-                    format!("is corrupt: its header says {} bytes, the file has {size}, layout {LAYOUT_VERSION} uses {FILE_BYTES}; remove it", word(H_FILE_BYTES)),
+                    format!(
+                        "is corrupt: its header says {} bytes, the file has {size}, layout {LAYOUT_VERSION} uses {FILE_BYTES}; remove it",
+                        word(H_FILE_BYTES)
+                    ),
                 ));
             }
             // Made in an earlier boot: its monotonic times mean nothing now.
-            let boot = boot_id();
             if [word(H_BOOT_ID), word(H_BOOT_ID + 1)] != boot {
                 rebuild = true;
             }
@@ -237,7 +313,9 @@ impl ShmFile {
             file.set_len(0)
                 .and_then(|_| file.set_len(FILE_BYTES))
                 .map_err(|e| state_error(path, format!("cannot size the state file: {e}")))?;
+            reserve(file, path, 0, HEADER_WORDS)?;
         }
+        let lock_file = open_file(path)?;
         // SAFETY: mapping a file we hold open, of the size we just checked or set.
         let ptr = unsafe {
             libc::mmap(
@@ -258,11 +336,13 @@ impl ShmFile {
         let shm = ShmFile {
             path: path.to_path_buf(),
             base: NonNull::new(ptr.cast()).expect("mmap does not return NULL on success"),
-            lock_file: open_file(path)?,
-            users: Mutex::default(),
+            registry: Mutex::new(Registry {
+                pid: std::process::id(),
+                lock_file,
+                users: HashMap::new(),
+            }),
         };
         if rebuild {
-            let boot = boot_id();
             let w = |i: usize| shm.word(i);
             w(H_VERSION).store(LAYOUT_VERSION, Relaxed);
             w(H_FILE_BYTES).store(FILE_BYTES, Relaxed);
@@ -276,7 +356,7 @@ impl ShmFile {
     }
 
     fn word(&self, i: usize) -> &AtomicU64 {
-        debug_assert!(i < FILE_WORDS);
+        assert!(i < FILE_WORDS, "a state file word out of range");
         // SAFETY: `i` is within the mapping, which lives as long as `self`.
         unsafe { &*self.base.as_ptr().add(i) }
     }
@@ -285,15 +365,26 @@ impl ShmFile {
         &self.path
     }
 
+    /// The arena's fill mark, as far as it can be trusted.
+    fn arena_next(&self) -> usize {
+        (self.word(H_ARENA_NEXT).load(Acquire) as usize).clamp(ARENA, FILE_WORDS)
+    }
+
+    /// A table's number of entries, as far as it can be trusted.
+    fn count(&self, count_word: usize, capacity: usize) -> usize {
+        (self.word(count_word).load(Acquire) as usize).min(capacity)
+    }
+
     /// Bytes of records in the arena (the sparse file's real footprint is about this plus the
     /// header and the touched part of the tables).
     pub fn used_bytes(&self) -> u64 {
-        (self.word(H_ARENA_NEXT).load(Acquire)).saturating_sub(ARENA as u64) * 8
+        ((self.arena_next() - ARENA) * 8) as u64
     }
 
     fn words(self: &Arc<Self>, offset: usize, len: usize) -> Words {
-        // SAFETY: `offset..offset+len` is inside the mapping (checked at allocation), aligned,
-        // and the Arc keeps the mapping alive.
+        assert!(offset >= ARENA && len > 0 && offset + len <= FILE_WORDS);
+        // SAFETY: `offset..offset+len` is inside the mapping (just checked), aligned, and the
+        // Arc keeps the mapping alive.
         unsafe {
             Words::new(
                 NonNull::new_unchecked(self.base.as_ptr().add(offset)),
@@ -310,35 +401,29 @@ impl ShmFile {
         id
     }
 
-    /// The record an entry points to, if it points inside the arena (a reader without the file
-    /// lock never builds a slice outside the mapping, whatever it reads).
-    fn entry_words(self: &Arc<Self>, entry: usize) -> Option<Words> {
-        let offset = self.word(entry + 2).load(Acquire) as usize;
-        let len = self.word(entry + 3).load(Acquire) as usize;
-        (offset >= ARENA && len > 0 && offset.checked_add(len)? <= FILE_WORDS)
+    /// The record an entry points to, if it points inside the used arena and is at least
+    /// `min_len` words long: whatever the file holds, no slice ever leaves the mapping.
+    fn entry_words(self: &Arc<Self>, entry: usize, min_len: usize) -> Option<Words> {
+        let location = self.word(entry + 2).load(Acquire);
+        let (offset, len) = ((location & 0xffff_ffff) as usize, (location >> 32) as usize);
+        (offset >= ARENA && len >= min_len && offset + len <= self.arena_next())
             .then(|| self.words(offset, len))
     }
 
     /// Finds record `id` in a table: its entry and its words.
-    fn find(
-        self: &Arc<Self>,
-        table: usize,
-        count_word: usize,
-        id: &[u8; 16],
-    ) -> Option<(usize, Words)> {
-        let count = self.word(count_word).load(Acquire) as usize;
-        (0..count).find_map(|i| {
-            let entry = table + i * ENTRY_WORDS;
+    fn find(self: &Arc<Self>, table: Table, id: &[u8; 16]) -> Option<(usize, Words)> {
+        (0..self.count(table.count_word, table.capacity)).find_map(|i| {
+            let entry = table.start + i * ENTRY_WORDS;
             if self.entry_id(entry) != *id {
                 return None;
             }
-            self.entry_words(entry).map(|w| (entry, w))
+            self.entry_words(entry, table.min_len).map(|w| (entry, w))
         })
     }
 
-    /// Allocates `len` zeroed words in the arena. The file lock must be held.
-    fn allocate(self: &Arc<Self>, len: usize) -> Result<(usize, Words), Error> {
-        let offset = self.word(H_ARENA_NEXT).load(Acquire) as usize;
+    /// Allocates `len` zeroed words in the arena. The file lock (`file`) must be held.
+    fn allocate(self: &Arc<Self>, file: &File, len: usize) -> Result<(usize, Words), Error> {
+        let offset = self.arena_next();
         if offset + len > FILE_WORDS {
             return Err(state_error(
                 &self.path,
@@ -348,6 +433,7 @@ impl ShmFile {
                 ),
             ));
         }
+        reserve(file, &self.path, offset, len)?;
         let words = self.words(offset, len);
         // A writer that died here before publishing may have left words behind.
         for w in words.as_slice() {
@@ -356,111 +442,141 @@ impl ShmFile {
         Ok((offset, words))
     }
 
-    /// Points `entry` at a record, then (for a new entry) publishes it by bumping the count:
-    /// readers that see the count see the whole record. The file lock must be held.
-    fn publish(
-        &self,
-        entry: usize,
-        id: &[u8; 16],
-        offset: usize,
-        len: usize,
-        count_word: Option<usize>,
-    ) {
+    /// Points `entry` at a record (one word: a reader sees the old location or the new one,
+    /// never half of each). The file lock must be held.
+    fn publish(&self, entry: usize, id: &[u8; 16], offset: usize, len: usize) {
         self.word(entry)
             .store(u64::from_le_bytes(id[..8].try_into().unwrap()), Relaxed);
         self.word(entry + 1)
             .store(u64::from_le_bytes(id[8..].try_into().unwrap()), Relaxed);
-        self.word(entry + 3).store(len as u64, Release);
-        self.word(entry + 2).store(offset as u64, Release);
         self.word(H_ARENA_NEXT)
             .store((offset + len) as u64, Release);
-        if let Some(count_word) = count_word {
-            self.word(count_word).fetch_add(1, Release);
-        }
+        self.word(entry + 2)
+            .store(offset as u64 | (len as u64) << 32, Release);
     }
 
-    /// A new entry in a table for `id`, with `len` words set up by `init`. The file lock must be
-    /// held.
+    /// A new entry in a table for `id`, with `len` words set up by `init`, published by bumping
+    /// the table's count once the record is whole. The file lock (`file`) must be held.
     fn create(
         self: &Arc<Self>,
-        table: usize,
-        count_word: usize,
-        capacity: usize,
+        file: &File,
+        table: Table,
         id: &[u8; 16],
         len: usize,
-        what: &str,
         init: impl FnOnce(&Words),
     ) -> Result<Words, Error> {
-        let count = self.word(count_word).load(Acquire) as usize;
-        if count >= capacity {
+        let count = self.count(table.count_word, table.capacity);
+        if count >= table.capacity {
             return Err(state_error(
                 &self.path,
-                format!("is full ({capacity} {what} records); remove it when no process uses it"),
+                format!(
+                    "is full ({} {} records); remove it when no process uses it",
+                    table.capacity, table.what
+                ),
             ));
         }
-        let (offset, words) = self.allocate(len)?;
+        let entry = table.start + count * ENTRY_WORDS;
+        reserve(file, &self.path, entry, ENTRY_WORDS)?;
+        let (offset, words) = self.allocate(file, len)?;
         init(&words);
-        self.publish(
-            table + count * ENTRY_WORDS,
-            id,
-            offset,
-            len,
-            Some(count_word),
-        );
+        self.publish(entry, id, offset, len);
+        self.word(table.count_word).store(count as u64 + 1, Release);
         Ok(words)
-    }
-
-    /// Takes (`F_RDLCK`, `F_WRLCK`) or drops (`F_UNLCK`) this process's lock on a key's byte.
-    /// With `wait` false, a lock held by another process makes it return `Ok(false)`.
-    fn key_lock(&self, kind: i32, id: &KeyId, wait: bool) -> Result<bool, Error> {
-        // One byte per key, past the end of the data: 40 bits of the identity make a collision
-        // (which could only refuse a change of limit, never admit too much) vanishingly rare.
-        let at = FILE_BYTES + (u64::from_le_bytes(id[..8].try_into().unwrap()) & ((1 << 40) - 1));
-        // SAFETY: a zeroed flock is a valid value; the fields are set below.
-        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-        fl.l_type = kind as libc::c_short;
-        fl.l_whence = libc::SEEK_SET as libc::c_short;
-        fl.l_start = at as libc::off_t;
-        fl.l_len = 1;
-        let cmd = if wait {
-            libc::F_OFD_SETLKW
-        } else {
-            libc::F_OFD_SETLK
-        };
-        loop {
-            // SAFETY: a valid descriptor and a valid flock.
-            if unsafe { libc::fcntl(self.lock_file.as_raw_fd(), cmd, &fl) } == 0 {
-                return Ok(true);
-            }
-            let e = std::io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) | Some(libc::EACCES) if !wait => return Ok(false),
-                _ => {
-                    return Err(state_error(
-                        &self.path,
-                        format!("cannot lock a key record: {e}"),
-                    ))
-                }
-            }
-        }
     }
 
     /// Every key record in the file, with its identity.
     pub fn keys(self: &Arc<Self>) -> Vec<(KeyId, KeyCell)> {
-        let count = self.word(H_KEY_COUNT).load(Acquire) as usize;
-        (0..count)
+        (0..self.count(H_KEY_COUNT, KEY_CAPACITY))
             .filter_map(|i| {
                 let entry = KEY_TABLE + i * ENTRY_WORDS;
-                let words = self.entry_words(entry)?;
-                // A record shorter than its header says is not one to read.
-                let cell = KeyCell(words);
-                (KeyCell::words_for(cell.limit()) <= cell.0.as_slice().len())
-                    .then(|| (self.entry_id(entry), cell))
+                let cell = KeyCell(self.entry_words(entry, KEYS.min_len)?);
+                cell.fits().then(|| (self.entry_id(entry), cell))
             })
             .collect()
     }
 }
+
+impl Registry {
+    /// Takes (`F_RDLCK`, `F_WRLCK`) this process's lock on a key's byte, waiting (boundedly)
+    /// when `wait`, else saying whether it got it.
+    fn key_lock(&mut self, path: &Path, kind: i32, id: &KeyId, wait: bool) -> Result<bool, Error> {
+        if self.pid != std::process::id() {
+            self.reopen_after_fork(path)?;
+        }
+        let fd = self.lock_file.as_raw_fd();
+        let try_once = || ofd_lock(fd, path, kind, id);
+        if !wait {
+            return try_once();
+        }
+        with_patience(path, "a key record's lock", try_once)?;
+        Ok(true)
+    }
+
+    /// In a forked child: a descriptor of its own, holding read locks on every key the process
+    /// inherited a use of, so that its locks are its own from now on.
+    fn reopen_after_fork(&mut self, path: &Path) -> Result<(), Error> {
+        self.lock_file = open_file(path)?;
+        self.pid = std::process::id();
+        let fd = self.lock_file.as_raw_fd();
+        for (id, users) in &self.users {
+            if users.strong_count() > 0 {
+                with_patience(path, "a key record's lock", || {
+                    ofd_lock(fd, path, libc::F_RDLCK, id)
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One attempt at an open-file-description lock on a key's byte: `Ok(false)` when another
+/// process's lock is in the way.
+fn ofd_lock(fd: i32, path: &Path, kind: i32, id: &KeyId) -> Result<bool, Error> {
+    // One byte per key, past the end of the data: 40 bits of the identity make a collision
+    // (which could only refuse a change of limit, never admit too much) vanishingly rare.
+    let at = FILE_BYTES + (u64::from_le_bytes(id[..8].try_into().unwrap()) & ((1 << 40) - 1));
+    // SAFETY: a zeroed flock is a valid value; the fields are set below.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = at as libc::off_t;
+    fl.l_len = 1;
+    // SAFETY: a valid descriptor and a valid flock.
+    if unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) } == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) | Some(libc::EINTR) => Ok(false),
+        _ => Err(state_error(path, format!("cannot lock a key record: {e}"))),
+    }
+}
+
+/// A table of the file: where it starts, its capacity, its count's word, and the least length
+/// of a record it points to.
+#[derive(Clone, Copy)]
+struct Table {
+    start: usize,
+    capacity: usize,
+    count_word: usize,
+    min_len: usize,
+    what: &'static str,
+}
+
+const KEYS: Table = Table {
+    start: KEY_TABLE,
+    capacity: KEY_CAPACITY,
+    count_word: H_KEY_COUNT,
+    min_len: KEY_HEADER_WORDS + 1,
+    what: "key",
+};
+const POOLS: Table = Table {
+    start: POOL_TABLE,
+    capacity: POOL_CAPACITY,
+    count_word: H_POOL_COUNT,
+    min_len: POOL_WORDS,
+    what: "pool",
+};
 
 fn read_at(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
     use std::os::unix::fs::FileExt;
@@ -496,89 +612,89 @@ impl Store for ShmStore {
     /// Every process that registers a key holds a read lock on the key's byte for as long as
     /// it runs (the kernel drops it when the process ends, however it ends). A changed limit
     /// can therefore be adopted exactly when no other live process registered the key, which a
-    /// non-blocking write lock tells; the record is then made again under that write lock.
+    /// non-blocking write lock tells; the record is then made again under that write lock,
+    /// carrying the old window on.
     fn key(&self, spec: &KeySpec) -> Result<KeyHandle, Error> {
         let f = &self.file;
-        let mut users = f.users.lock().unwrap_or_else(|e| e.into_inner());
-        // Blocks only while another process is making this key's record again.
-        f.key_lock(libc::F_RDLCK, &spec.id, true)?;
-        let slot = users.entry(spec.id).or_default();
-        let adopt = |cell: KeyCell, slot: &mut Weak<InUse>| {
-            cover_timeout(&cell, spec);
-            KeyHandle {
-                cell,
-                in_use: in_use_token(slot),
-            }
+        let mut registry = f.registry.lock().unwrap_or_else(|e| e.into_inner());
+        // Waits only while another process is making this key's record again.
+        registry.key_lock(&f.path, libc::F_RDLCK, &spec.id, true)?;
+        let usable = |w: &Words| {
+            let cell = KeyCell(w.clone());
+            cell.fits().then_some(cell)
         };
-        if let Some((_, words)) = f.find(KEY_TABLE, H_KEY_COUNT, &spec.id) {
-            if same_limits(&KeyCell(words.clone()), spec) {
-                return Ok(adopt(KeyCell(words), slot));
+        if let Some(cell) = f.find(KEYS, &spec.id).and_then(|(_, w)| usable(&w)) {
+            if same_limits(&cell, spec) {
+                cover_timeout(&cell, spec);
+                let in_use = in_use_token(registry.users.entry(spec.id).or_default());
+                return Ok(KeyHandle { cell, in_use });
             }
         }
-        let _file_lock = FileLock::take(&f.path)?;
+        let file_lock = FileLock::take(&f.path)?;
         let len = KeyCell::words_for(spec.limit);
         let init =
             |w: &Words| KeyCell(w.clone()).init(spec.limit, spec.window_ms, tier_word(spec.tier));
-        let words = match f.find(KEY_TABLE, H_KEY_COUNT, &spec.id) {
-            None => f.create(
-                KEY_TABLE,
-                H_KEY_COUNT,
-                KEY_CAPACITY,
-                &spec.id,
-                len,
-                "key",
-                init,
-            )?,
-            Some((_, words)) if same_limits(&KeyCell(words.clone()), spec) => words,
+        let cell = match f.find(KEYS, &spec.id) {
+            None => KeyCell(f.create(&file_lock.0, KEYS, &spec.id, len, init)?),
             Some((entry, words)) => {
-                let old = KeyCell(words);
-                let (limit, window) = (old.limit(), old.window_ms());
-                if slot.upgrade().is_some() {
-                    return Err(conflict(
-                        spec,
-                        limit,
-                        window,
-                        "another pool of this process",
-                    ));
+                let old = usable(&words).ok_or_else(|| {
+                    state_error(
+                        &f.path,
+                        format!(
+                            "is corrupt: the record of key {} does not fit its limit; remove it",
+                            spec.fingerprint
+                        ),
+                    )
+                })?;
+                if same_limits(&old, spec) {
+                    old
+                } else {
+                    let (limit, window) = (old.limit(), old.window_ms());
+                    let in_use_here = registry
+                        .users
+                        .get(&spec.id)
+                        .is_some_and(|u| u.strong_count() > 0);
+                    if in_use_here {
+                        return Err(conflict(
+                            spec,
+                            limit,
+                            window,
+                            "another pool of this process",
+                        ));
+                    }
+                    if !registry.key_lock(&f.path, libc::F_WRLCK, &spec.id, false)? {
+                        return Err(conflict(
+                            spec,
+                            limit,
+                            window,
+                            &format!("another running process ({})", self.describe()),
+                        ));
+                    }
+                    let made = f.allocate(&file_lock.0, len).map(|(offset, words)| {
+                        init(&words);
+                        KeyCell(words.clone()).carry_over(&old, crate::clock::now_ms());
+                        f.publish(entry, &spec.id, offset, len);
+                        KeyCell(words)
+                    });
+                    registry.key_lock(&f.path, libc::F_RDLCK, &spec.id, true)?; // back to a read lock
+                    made?
                 }
-                if !f.key_lock(libc::F_WRLCK, &spec.id, false)? {
-                    return Err(conflict(
-                        spec,
-                        limit,
-                        window,
-                        &format!("another running process ({})", self.describe()),
-                    ));
-                }
-                let made = f.allocate(len).map(|(offset, words)| {
-                    init(&words);
-                    KeyCell(words.clone()).carry_over(&old, crate::clock::now_ms());
-                    f.publish(entry, &spec.id, offset, len, None);
-                    words
-                });
-                f.key_lock(libc::F_RDLCK, &spec.id, true)?; // back to a read lock
-                made?
             }
         };
-        Ok(adopt(KeyCell(words), slot))
+        cover_timeout(&cell, spec);
+        let in_use = in_use_token(registry.users.entry(spec.id).or_default());
+        Ok(KeyHandle { cell, in_use })
     }
 
     fn pool(&self, id: &[u8; 16]) -> Result<PoolCell, Error> {
         let f = &self.file;
-        if let Some((_, words)) = f.find(POOL_TABLE, H_POOL_COUNT, id) {
+        if let Some((_, words)) = f.find(POOLS, id) {
             return Ok(PoolCell(words));
         }
-        let _file_lock = FileLock::take(&f.path)?;
-        let words = match f.find(POOL_TABLE, H_POOL_COUNT, id) {
+        let file_lock = FileLock::take(&f.path)?;
+        let words = match f.find(POOLS, id) {
             Some((_, words)) => words,
-            None => f.create(
-                POOL_TABLE,
-                H_POOL_COUNT,
-                POOL_CAPACITY,
-                id,
-                POOL_WORDS,
-                "pool",
-                |_| {},
-            )?,
+            None => f.create(&file_lock.0, POOLS, id, POOL_WORDS, |_| {})?,
         };
         Ok(PoolCell(words))
     }
