@@ -55,7 +55,7 @@ pub struct Config {
     pub log: Option<Option<crate::log::Level>>,
 }
 
-/// One setting: its environment variable, its JSON field, and its default.
+/// One setting: its environment variable and its JSON field.
 struct Setting {
     env: &'static str,
     json: &'static str,
@@ -490,18 +490,26 @@ fn base_url(src: &dyn Source) -> Result<String, Error> {
     let Some(url) = text(src, &BASE_URL)? else {
         return Ok(DEFAULT_BASE_URL.to_string());
     };
-    let parsed = reqwest::Url::parse(&url)
-        .map_err(|e| Error::config(src.name(&BASE_URL), format!("not a URL ({e}): {url:?}")))?;
+    let parsed = reqwest::Url::parse(&url).map_err(|e| {
+        Error::config(
+            src.name(&BASE_URL),
+            format!("not a URL ({e}); the value is not shown, in case it is a key"),
+        )
+    })?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(Error::config(
             src.name(&BASE_URL),
-            format!("must be an http:// or https:// URL with a host, got {url:?}"),
+            format!(
+                "must be an http:// or https:// URL with a host, got scheme {:?}",
+                parsed.scheme()
+            ),
         ));
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
+        // Not echoed: a query is where a key would hide (`?key=...`).
         return Err(Error::config(
             src.name(&BASE_URL),
-            format!("must not have a query or fragment, got {url:?}"),
+            "must not have a query or fragment (the key goes in the x-goog-api-key header, never in the URL)",
         ));
     }
     Ok(url.trim_end_matches('/').to_string())

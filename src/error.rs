@@ -23,10 +23,17 @@ pub enum Error {
     InvalidArgument { argument: String, reason: String },
     /// A JSON argument that does not parse.
     InvalidJson { argument: String, reason: String },
-    /// No key can admit the request now; one can in `retry_after_ms`.
-    AllKeysRateLimited { retry_after_ms: u64 },
+    /// No key can admit the request now; one can in `retry_after_ms`. `last_answer`: what the
+    /// service last said in this call, if a key was refused by it.
+    AllKeysRateLimited {
+        retry_after_ms: u64,
+        last_answer: Option<String>,
+    },
     /// Every key of the pool is disabled (invalid, leaked, suspended...): nothing will admit.
-    NoUsableKeys { detail: String },
+    NoUsableKeys {
+        detail: String,
+        last_answer: Option<String>,
+    },
     /// The service answered with an error that is the caller's to handle.
     Api(ApiError),
     /// No answer: the connection failed (after the retries allowed).
@@ -62,7 +69,7 @@ impl Error {
     /// Milliseconds until a key can admit again, for [`Error::AllKeysRateLimited`].
     pub fn retry_after_ms(&self) -> Option<u64> {
         match self {
-            Error::AllKeysRateLimited { retry_after_ms } => Some(*retry_after_ms),
+            Error::AllKeysRateLimited { retry_after_ms, .. } => Some(*retry_after_ms),
             _ => None,
         }
     }
@@ -80,17 +87,33 @@ impl fmt::Display for Error {
             Error::InvalidJson { argument, reason } => {
                 write!(f, "invalid argument `{argument}`: not valid JSON: {reason}")
             }
-            Error::AllKeysRateLimited { retry_after_ms } => write!(
-                f,
-                "all API keys have reached their rate limits; retry in {}.{:03}s",
-                retry_after_ms / 1000,
-                retry_after_ms % 1000
-            ),
-            Error::NoUsableKeys { detail } => {
+            Error::AllKeysRateLimited {
+                retry_after_ms,
+                last_answer,
+            } => {
+                write!(
+                    f,
+                    "all API keys have reached their rate limits; retry in {}.{:03}s",
+                    retry_after_ms / 1000,
+                    retry_after_ms % 1000
+                )?;
+                if let Some(answer) = last_answer {
+                    write!(f, " (the service's last answer: {answer})")?;
+                }
+                Ok(())
+            }
+            Error::NoUsableKeys {
+                detail,
+                last_answer,
+            } => {
                 write!(
                     f,
                     "no usable API keys: every key of the pool is disabled ({detail})"
-                )
+                )?;
+                if let Some(answer) = last_answer {
+                    write!(f, "; the service's last answer: {answer}")?;
+                }
+                Ok(())
             }
             Error::Api(e) => {
                 write!(f, "Gemini API error {}", e.http_status)?;

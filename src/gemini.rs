@@ -70,6 +70,19 @@ impl ErrorBody {
             .or_else(|| retry_in_from_message(&self.message))
     }
 
+    /// Whether a quota violation has a value of 0: the model is not available on the key's
+    /// tier at all, which no wait cures.
+    pub fn is_zero_quota(&self) -> bool {
+        self.details_of("QuotaFailure").any(|d| {
+            d.get("violations")
+                .and_then(Value::as_array)
+                .is_some_and(|vs| {
+                    vs.iter()
+                        .any(|v| v.get("quotaValue").and_then(Value::as_str) == Some("0"))
+                })
+        })
+    }
+
     /// Whether a quota violation is a per-day one (spent until the daily reset).
     pub fn is_per_day_quota(&self) -> bool {
         self.details_of("QuotaFailure").any(|d| {
@@ -140,6 +153,9 @@ pub fn classify(http_status: u16, body: Option<&ErrorBody>) -> Verdict {
     let reason = body.and_then(ErrorBody::reason);
     match http_status {
         200..=299 => Verdict::Success,
+        // A quota of 0: the model is not on this key's tier. Cooling the key would lock it out
+        // for every model, so the answer goes back to the caller.
+        429 if body.is_some_and(ErrorBody::is_zero_quota) => Verdict::Caller,
         429 => Verdict::RateLimited {
             delay_ms: body.and_then(ErrorBody::retry_delay_ms),
             per_day: body.is_some_and(ErrorBody::is_per_day_quota),
@@ -150,14 +166,14 @@ pub fn classify(http_status: u16, body: Option<&ErrorBody>) -> Verdict {
         {
             Verdict::KeyDead(DisabledReason::ApiKeyInvalid)
         }
-        403 if status == "PERMISSION_DENIED" || status.is_empty() => {
-            Verdict::KeyDead(match reason {
-                Some("CONSUMER_SUSPENDED") => DisabledReason::ConsumerSuspended,
-                Some("SERVICE_DISABLED") => DisabledReason::ServiceDisabled,
-                _ if message.to_ascii_lowercase().contains("leaked") => DisabledReason::Leaked,
-                _ => DisabledReason::PermissionDenied,
-            })
-        }
+        // Only the service's own PERMISSION_DENIED speaks about the key: a 403 from a proxy on
+        // the way (no Gemini error body) is the caller's to see, not a reason to disable keys.
+        403 if status == "PERMISSION_DENIED" => Verdict::KeyDead(match reason {
+            Some("CONSUMER_SUSPENDED") => DisabledReason::ConsumerSuspended,
+            Some("SERVICE_DISABLED") => DisabledReason::ServiceDisabled,
+            _ if message.to_ascii_lowercase().contains("leaked") => DisabledReason::Leaked,
+            _ => DisabledReason::PermissionDenied,
+        }),
         408 | 500 | 502 | 503 | 504 => Verdict::Transient,
         _ => Verdict::Caller,
     }

@@ -2,12 +2,14 @@
 //! in the `x-goog-api-key` header and never in the URL.
 //!
 //! A reqwest blocking client runs its connections on a runtime thread, and threads do not
-//! survive `fork`. So the client remembers the process that built it; a forked child builds its
-//! own on first use, and never drops the parent's (dropping it would wait for a thread that does
-//! not exist in the child).
+//! survive `fork`. So the client remembers the fork generation that built it; a forked child
+//! builds its own on first use, and never drops the parent's (dropping it would wait for a
+//! thread that does not exist in the child).
 
 use crate::key::ApiKey;
-use std::sync::atomic::{AtomicPtr, Ordering::AcqRel, Ordering::Acquire};
+use std::sync::atomic::{
+    AtomicPtr, AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
+};
 use std::time::Duration;
 
 /// What one HTTP attempt came back with.
@@ -22,8 +24,24 @@ pub enum Outcome {
 }
 
 struct Slot {
-    pid: u32,
+    /// The fork generation (see `forks`) of the process that built the client.
+    generation: u64,
     client: reqwest::blocking::Client,
+}
+
+/// How many times this process's line has forked: bumped in every child by a `pthread_atfork`
+/// handler. A pid would not do: a grandchild can be given its grandparent's recycled pid.
+fn forks() -> u64 {
+    static FORKS: AtomicU64 = AtomicU64::new(0);
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    extern "C" fn in_child() {
+        FORKS.fetch_add(1, Relaxed);
+    }
+    REGISTER.call_once(|| {
+        // SAFETY: registers a handler that only bumps an atomic.
+        unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
+    });
+    FORKS.load(Relaxed)
 }
 
 pub struct Http {
@@ -41,7 +59,7 @@ fn build_slot() -> Result<Box<Slot>, String> {
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {}", chain(&e)))?;
     Ok(Box::new(Slot {
-        pid: std::process::id(),
+        generation: forks(),
         client,
     }))
 }
@@ -70,10 +88,9 @@ impl Http {
     }
 
     fn client(&self) -> Result<&reqwest::blocking::Client, String> {
-        let pid = std::process::id();
         let current = self.slot.load(Acquire);
         // SAFETY: slots are only ever freed by `drop`, in the process that built them.
-        if unsafe { (*current).pid } == pid {
+        if unsafe { (*current).generation } == forks() {
             return Ok(unsafe { &(*current).client });
         }
         // A forked child: build a client of its own. The parent's slot is left alone (leaked).
@@ -99,9 +116,15 @@ impl Http {
             Ok(c) => c,
             Err(e) => return Outcome::Transport(e),
         };
+        let Ok(mut secret) = reqwest::header::HeaderValue::from_str(key.secret()) else {
+            // Configuration checks keys for header-safe characters; this cannot happen.
+            return Outcome::Transport("the key cannot be sent in an HTTP header".into());
+        };
+        // Marked sensitive: never printed by the HTTP stack's debug output.
+        secret.set_sensitive(true);
         let sent = client
             .post(self.generate_url(model))
-            .header("x-goog-api-key", key.secret())
+            .header("x-goog-api-key", secret)
             .header("content-type", "application/json")
             .timeout(timeout)
             .body(body.to_owned())
@@ -124,7 +147,7 @@ impl Drop for Http {
     fn drop(&mut self) {
         let slot = *self.slot.get_mut();
         // SAFETY: we own the slot; it is freed only in the process that built it.
-        if unsafe { (*slot).pid } == std::process::id() {
+        if unsafe { (*slot).generation } == forks() {
             drop(unsafe { Box::from_raw(slot) });
         }
     }

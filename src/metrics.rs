@@ -3,10 +3,8 @@
 
 use crate::clock;
 use crate::pool::Pool;
-use crate::store::layout::{
-    K_COOLDOWN_CAUSE, K_COOLDOWN_UNTIL, K_DISABLED, K_TIER, LATENCY_BUCKETS_S,
-};
-use crate::store::{CooldownCause, DisabledReason, KeyCell, KeyCounter, PoolCounter};
+use crate::store::layout::{K_DISABLED, K_TIER, LATENCY_BUCKETS_S};
+use crate::store::{DisabledReason, KeyCell, KeyCounter, PoolCounter};
 use serde::Serialize;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -67,7 +65,7 @@ pub struct Stats {
 /// The statistics of one key record.
 pub fn key_stats(fingerprint: String, cell: &KeyCell, now: u64) -> KeyStats {
     let usage = cell.window().usage(now);
-    let cool_until = cell.0.word(K_COOLDOWN_UNTIL).load(Relaxed);
+    let (cool_until, cause) = cell.cooldown();
     let cooling = cool_until > now;
     KeyStats {
         fingerprint,
@@ -81,9 +79,7 @@ pub fn key_stats(fingerprint: String, cell: &KeyCell, now: u64) -> KeyStats {
         in_window: usage.in_window,
         in_flight: usage.in_flight,
         cooldown_remaining_ms: if cooling { cool_until - now } else { 0 },
-        cooldown_cause: cooling.then(|| {
-            CooldownCause::from_word(cell.0.word(K_COOLDOWN_CAUSE).load(Relaxed)).as_str()
-        }),
+        cooldown_cause: cooling.then(|| cause.as_str()),
         disabled: DisabledReason::from_word(cell.0.word(K_DISABLED).load(Relaxed))
             .map(|r| r.as_str()),
         admitted: cell.counter(KeyCounter::Admitted),

@@ -17,7 +17,7 @@ use crate::http::{Http, Outcome};
 use crate::key::{redact, ApiKey, Tier};
 use crate::limiter::Ticket;
 use crate::log::{self, Level, Value::Num, Value::Str};
-use crate::store::layout::{K_COOLDOWN_CAUSE, K_COOLDOWN_UNTIL, K_DISABLED};
+use crate::store::layout::K_DISABLED;
 use crate::store::memory::MemoryStore;
 use crate::store::shm::ShmStore;
 use crate::store::{
@@ -26,6 +26,10 @@ use crate::store::{
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
+
+/// The longest cooldown a `retryDelay` can impose (a per-day quota cools until midnight
+/// Pacific time instead).
+const MAX_COOLDOWN_MS: u64 = 86_400_000;
 
 /// A key of the pool and its (possibly shared) state record.
 pub struct PoolKey {
@@ -43,7 +47,7 @@ impl PoolKey {
         if words.word(K_DISABLED).load(Relaxed) != 0 {
             return Err(u64::MAX);
         }
-        let cool = words.word(K_COOLDOWN_UNTIL).load(Relaxed);
+        let (cool, _) = self.cell.cooldown();
         if now < cool {
             return Err(cool);
         }
@@ -61,9 +65,7 @@ impl PoolKey {
                 ("cooldown_ms", Num(until.saturating_sub(clock::now_ms()))),
             ],
         );
-        let words = &self.cell.0;
-        words.word(K_COOLDOWN_CAUSE).store(cause as u64, Relaxed);
-        words.word(K_COOLDOWN_UNTIL).fetch_max(until, Relaxed);
+        self.cell.extend_cooldown(until, cause);
     }
 
     fn disable(&self, reason: DisabledReason) {
@@ -274,20 +276,22 @@ impl Pool {
             let start = (self.record.cursor().fetch_add(1, Relaxed) % k as u64) as usize;
             // From the cursor to the end, then from the start: no division per key.
             for index in (start..k).chain(0..start) {
-                // A hint in the future: the key is full, skip it without touching its record.
-                let hint = self.hints[index].load(Relaxed);
-                if now < hint {
-                    earliest = earliest.min(hint);
+                if let Some(ready) = self.held_back(index, now) {
+                    earliest = earliest.min(ready);
                     continue;
                 }
-                match self.try_key(index, now) {
+                match self.try_key(index, &self.free[index], now) {
                     Ok(ticket) => return Ok((&self.free[index], ticket)),
                     Err(ready) => earliest = earliest.min(ready),
                 }
             }
         }
         if let Some(paid) = &self.paid {
-            match self.try_key(k, now) {
+            let tried = match self.held_back(k, now) {
+                Some(ready) => Err(ready),
+                None => self.try_key(k, paid, now),
+            };
+            match tried {
                 Ok(ticket) => {
                     if k > 0 {
                         self.record.add(PoolCounter::PaidFallbacks, 1);
@@ -305,23 +309,21 @@ impl Pool {
         Err(earliest)
     }
 
-    /// Tries key `index` (free keys, then the paid key). A key that refused is not asked again
-    /// in this process before the time it named: its hint, one word in a dense local array, so
-    /// that passing over full keys touches no shared memory.
-    fn try_key(&self, index: usize, now: u64) -> Result<Ticket, u64> {
-        let hint = &self.hints[index];
-        let ready = hint.load(Relaxed);
-        if now < ready {
-            return Err(ready);
-        }
-        let key = self
-            .free
-            .get(index)
-            .or(self.paid.as_ref())
-            .expect("index within the pool");
+    /// When key `index` (free keys, then the paid key) told this process it may admit again,
+    /// if that is still ahead: a key that refused is not asked again before the time it named.
+    /// The hints are one word per key in a dense local array, so passing over full keys is a
+    /// tight loop that touches no shared memory.
+    #[inline]
+    fn held_back(&self, index: usize, now: u64) -> Option<u64> {
+        let ready = self.hints[index].load(Relaxed);
+        (now < ready).then_some(ready)
+    }
+
+    /// Asks key `index` to admit; a refusal is counted and becomes the key's hint.
+    fn try_key(&self, index: usize, key: &PoolKey, now: u64) -> Result<Ticket, u64> {
         key.try_admit(now).map_err(|ready| {
             key.cell.count(KeyCounter::Refused);
-            hint.store(ready, Relaxed);
+            self.hints[index].store(ready, Relaxed);
             ready
         })
     }
@@ -337,7 +339,7 @@ impl Pool {
     }
 
     /// Why no key can serve, when none will ever again (all disabled).
-    fn no_usable_keys(&self) -> Error {
+    fn no_usable_keys(&self, last_failure: Option<&Error>) -> Error {
         let list: Vec<String> = self
             .keys()
             .map(|k| {
@@ -347,16 +349,22 @@ impl Pool {
             .collect();
         Error::NoUsableKeys {
             detail: list.join(", "),
+            last_answer: last_failure.map(Error::to_string),
         }
     }
 
     /// Waits (up to `wait_until`, a `clock::now_ms` time) for a key to admit the request.
-    fn acquire_waiting(&self, wait_until: u64) -> Result<(&PoolKey, Ticket), Error> {
+    /// `last_failure` is what the service last answered in this call, for the error.
+    fn acquire_waiting(
+        &self,
+        wait_until: u64,
+        last_failure: Option<&Error>,
+    ) -> Result<(&PoolKey, Ticket), Error> {
         loop {
             let now = clock::now_ms();
             match self.acquire(now) {
                 Ok(found) => return Ok(found),
-                Err(u64::MAX) => return Err(self.no_usable_keys()),
+                Err(u64::MAX) => return Err(self.no_usable_keys(last_failure)),
                 Err(ready) if ready > wait_until => {
                     let retry_after_ms = ready.saturating_sub(now).max(1);
                     log::event(
@@ -364,7 +372,10 @@ impl Pool {
                         "exhausted",
                         &[("retry_after_ms", Num(retry_after_ms))],
                     );
-                    return Err(Error::AllKeysRateLimited { retry_after_ms });
+                    return Err(Error::AllKeysRateLimited {
+                        retry_after_ms,
+                        last_answer: last_failure.map(Error::to_string),
+                    });
                 }
                 Err(ready) => {
                     std::thread::sleep(Duration::from_millis(ready.saturating_sub(now).max(1)))
@@ -401,33 +412,31 @@ impl Pool {
             .unwrap_or(self.config.timeout_ms)
             .min(self.config.timeout_ms);
         let started = Instant::now();
-        let deadline = clock::now_ms() + budget;
-        let wait_until = (clock::now_ms() + options.max_wait_ms).min(deadline);
+        let deadline = clock::now_ms().saturating_add(budget);
+        let wait_until = clock::now_ms()
+            .saturating_add(options.max_wait_ms)
+            .min(deadline);
 
         let mut attempts = 0u32;
         let mut retries = 0u32;
         let mut last_failure: Option<Error> = None;
         loop {
             if attempts >= self.config.max_attempts {
+                // Only failures that move on to another attempt get here, so there is one.
                 return Err(last_failure.unwrap_or(Error::Timeout { after_ms: budget }));
             }
-            let (key, ticket) = match self.acquire_waiting(wait_until) {
-                Ok(found) => found,
-                // After upstream failures, say what the service said rather than a bare refusal
-                // only when nothing could ever serve; a rate limit is reported as such.
-                Err(e) => return Err(e),
-            };
-            attempts += 1;
-            key.cell.count(KeyCounter::Admitted);
-            if retries > 0 {
-                key.cell.count(KeyCounter::Retries);
-            }
+            let (key, ticket) = self.acquire_waiting(wait_until, last_failure.as_ref())?;
             let remaining = deadline.saturating_sub(clock::now_ms());
             if remaining == 0 {
                 key.cell.window().complete(ticket, clock::now_ms());
                 return Err(Error::Timeout {
                     after_ms: started.elapsed().as_millis() as u64,
                 });
+            }
+            attempts += 1;
+            key.cell.count(KeyCounter::Admitted);
+            if retries > 0 {
+                key.cell.count(KeyCounter::Retries);
             }
             let sent = Instant::now();
             let outcome = self.http.generate(
@@ -491,10 +500,13 @@ impl Pool {
                     if per_day {
                         let unix = clock::unix_now_secs();
                         let wait_s = (clock::next_pacific_midnight(unix) - unix).max(1) as u64;
-                        key.cool_down(now + wait_s * 1000, CooldownCause::PerDay);
+                        key.cool_down(now.saturating_add(wait_s * 1000), CooldownCause::PerDay);
                     } else {
-                        let delay = delay_ms.unwrap_or(self.config.window_ms).max(1);
-                        key.cool_down(now + delay, CooldownCause::PerMinute);
+                        // The delay comes from the wire: a day at most, whatever it says.
+                        let delay = delay_ms
+                            .unwrap_or(self.config.window_ms)
+                            .clamp(1, MAX_COOLDOWN_MS);
+                        key.cool_down(now.saturating_add(delay), CooldownCause::PerMinute);
                     }
                     last_failure = Some(api_error());
                 }

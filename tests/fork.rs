@@ -9,6 +9,7 @@ use serde_json::json;
 
 #[test]
 fn a_child_forked_after_use_keeps_working_and_shares_the_count() {
+    let _serial = fork_lock();
     let w = World::new("fork", 1, false, None, 60_000);
     let pool = w.pool(json!({"free_rate_limit": 10}));
     ask(&pool).unwrap();
@@ -21,9 +22,7 @@ fn a_child_forked_after_use_keeps_working_and_shares_the_count() {
         // SAFETY: ends the child without running the parent's destructors or test harness.
         unsafe { libc::_exit(if ok { 0 } else { 1 }) };
     }
-    let mut status = 0;
-    // SAFETY: waiting for our own child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    let status = wait_child(pid);
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "child failed: status {status}"

@@ -23,6 +23,7 @@ fn config_error(r: Result<Pool, Error>) -> String {
 
 #[test]
 fn in_one_process_a_new_limit_waits_for_the_old_pools_to_go() {
+    let _serial = fork_lock();
     for state in ["memory".to_string(), state_path()] {
         let w = World::new("reconf-local", 1, false, None, 60_000);
         let old = pool_with(&w, &state, 5).unwrap();
@@ -60,6 +61,7 @@ fn in_one_process_a_new_limit_waits_for_the_old_pools_to_go() {
 
 #[test]
 fn across_processes_a_new_limit_waits_for_the_old_process_to_end() {
+    let _serial = fork_lock();
     let w = World::new("reconf-procs", 1, false, None, 60_000);
     // A state file this process has not opened before the fork: the child gets its own open
     // file description, hence its own locks, as an unrelated process would.
@@ -87,13 +89,13 @@ fn across_processes_a_new_limit_waits_for_the_old_process_to_end() {
             libc::_exit(0);
         }
     }
-    let mut byte = [0u8];
-    // SAFETY: reading the child's one byte.
-    assert_eq!(
-        unsafe { libc::read(ready[0], byte.as_mut_ptr().cast(), 1) },
-        1
-    );
-    assert_eq!(byte[0], 1, "the child made its pool");
+    let byte = read_byte_within_30s(ready[0]);
+    if byte != Some(1) {
+        // SAFETY: ending our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        wait_child(pid);
+        panic!("the child did not make its pool: {byte:?}");
+    }
 
     let msg = config_error(pool_with(&w, &state, 6));
     assert!(
@@ -103,12 +105,9 @@ fn across_processes_a_new_limit_waits_for_the_old_process_to_end() {
     // The same limit is fine meanwhile.
     drop(pool_with(&w, &state, 5).unwrap());
 
-    // SAFETY: releasing and reaping the child.
-    unsafe {
-        libc::write(release[1], [1u8].as_ptr().cast(), 1);
-        let mut status = 0;
-        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
-    }
+    // SAFETY: releasing the child.
+    unsafe { libc::write(release[1], [1u8].as_ptr().cast(), 1) };
+    wait_child(pid);
     let pool = pool_with(&w, &state, 6).expect("the old process is gone: the new limit is adopted");
     assert_eq!(key_stats(&pool, &w.free[0])["limit"], 6);
     ask(&pool).unwrap();
@@ -117,6 +116,7 @@ fn across_processes_a_new_limit_waits_for_the_old_process_to_end() {
 
 #[test]
 fn a_child_forked_after_the_file_was_mapped_has_locks_of_its_own() {
+    let _serial = fork_lock();
     // The parent maps the file and uses the key before forking, so the child starts out
     // sharing the parent's open file description (and so its locks): it must not be able to
     // remake the key's record under the parent's feet.
@@ -141,9 +141,7 @@ fn a_child_forked_after_the_file_was_mapped_has_locks_of_its_own() {
         // SAFETY: ends the child at once.
         unsafe { libc::_exit(code) };
     }
-    let mut status = 0;
-    // SAFETY: reaping our child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    let status = wait_child(pid);
     assert!(libc::WIFEXITED(status));
     assert_eq!(
         libc::WEXITSTATUS(status),

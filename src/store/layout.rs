@@ -12,8 +12,10 @@ pub(crate) const K_HEAD: usize = 0;
 pub(crate) const K_LIMIT: usize = 1;
 pub(crate) const K_WINDOW_MS: usize = 2;
 pub(crate) const K_MAX_INFLIGHT_MS: usize = 3;
-pub(crate) const K_COOLDOWN_UNTIL: usize = 4;
-pub(crate) const K_COOLDOWN_CAUSE: usize = 5;
+/// The end of a cooldown (monotonic ms, low 56 bits) and its cause (high 8 bits), in one word so
+/// that the two always agree.
+pub(crate) const K_COOLDOWN: usize = 4;
+// Word 5 is unused (it held the cooldown's cause before the cause moved into `K_COOLDOWN`).
 pub(crate) const K_DISABLED: usize = 6;
 pub(crate) const K_TIER: usize = 7;
 pub(crate) const K_COUNTERS: usize = 8;
@@ -49,6 +51,9 @@ pub enum KeyCounter {
 
 pub(crate) const KEY_COUNTERS: usize = 11;
 pub(crate) const KEY_HEADER_WORDS: usize = K_COUNTERS + KEY_COUNTERS;
+
+const COOLDOWN_SHIFT: u32 = 56;
+const COOLDOWN_MASK: u64 = (1 << COOLDOWN_SHIFT) - 1;
 
 /// Why a key is cooling down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,12 +229,34 @@ impl KeyCell {
     pub fn carry_over(&self, old: &KeyCell, now: u64) {
         let horizon = old.window_ms().max(self.window_ms());
         self.window().seed(&old.window().live_records(now, horizon));
-        for w in [K_COOLDOWN_UNTIL, K_COOLDOWN_CAUSE, K_DISABLED] {
+        for w in [K_COOLDOWN, K_DISABLED] {
             self.0.word(w).store(old.0.word(w).load(Relaxed), Relaxed);
         }
         for c in 0..KEY_COUNTERS {
             let w = K_COUNTERS + c;
             self.0.word(w).store(old.0.word(w).load(Relaxed), Relaxed);
+        }
+    }
+
+    /// The end of the key's cooldown (0: never cooled) and its cause.
+    pub fn cooldown(&self) -> (u64, CooldownCause) {
+        let w = self.0.word(K_COOLDOWN).load(Relaxed);
+        (
+            w & COOLDOWN_MASK,
+            CooldownCause::from_word(w >> COOLDOWN_SHIFT),
+        )
+    }
+
+    /// Cools the key down until `until` for `cause`, unless it already cools longer.
+    pub fn extend_cooldown(&self, until: u64, cause: CooldownCause) {
+        let word = self.0.word(K_COOLDOWN);
+        let new = until.min(COOLDOWN_MASK) | (cause as u64) << COOLDOWN_SHIFT;
+        let mut current = word.load(Relaxed);
+        while current & COOLDOWN_MASK < until.min(COOLDOWN_MASK) {
+            match word.compare_exchange_weak(current, new, Relaxed, Relaxed) {
+                Ok(_) => return,
+                Err(seen) => current = seen,
+            }
         }
     }
 

@@ -17,7 +17,9 @@ struct Block(Box<[AtomicU64]>);
 
 fn block_words(len: usize) -> Words {
     let block = Arc::new(Block((0..len).map(|_| AtomicU64::new(0)).collect()));
-    let ptr = NonNull::from(&block.0[0]);
+    // From the slice's own pointer (not a reference to its first element), so that the
+    // pointer may be used for the whole block.
+    let ptr = NonNull::new(block.0.as_ptr().cast_mut()).expect("a boxed slice is never null");
     // SAFETY: the boxed slice never moves and lives as long as `block`, which `Words` keeps.
     unsafe { Words::new(ptr, len, block) }
 }

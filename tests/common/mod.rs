@@ -200,3 +200,51 @@ pub fn scripted_workload(w: &World) -> gemini_rotator::Pool {
         .contains("all API keys have reached their rate limits"));
     pool
 }
+
+/// Serializes the tests of one binary that fork: a child forked while another test thread
+/// holds one of the library's locks would wait for it forever.
+pub fn fork_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits for a forked child, killing it (and failing) if it has not ended within 30 s, so that
+/// a hung child can never hang the test run. Returns the wait status.
+pub fn wait_child(pid: i32) -> i32 {
+    let started = std::time::Instant::now();
+    loop {
+        let mut status = 0;
+        // SAFETY: reaping our own child without blocking.
+        let got = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if got == pid {
+            return status;
+        }
+        assert!(got == 0, "waitpid failed");
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            // SAFETY: killing and reaping our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!("the forked child did not finish within 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Reads one byte from a pipe, waiting at most 30 s (a child that hangs must not hang the test).
+pub fn read_byte_within_30s(fd: i32) -> Option<u8> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: polling and reading one byte from our own pipe.
+    unsafe {
+        if libc::poll(&mut pfd, 1, 30_000) != 1 {
+            return None;
+        }
+        let mut b = [0u8];
+        (libc::read(fd, b.as_mut_ptr().cast(), 1) == 1).then_some(b[0])
+    }
+}
