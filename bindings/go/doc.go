@@ -21,6 +21,10 @@
 // Every call takes a [context.Context]: its deadline becomes the call's time budget, and
 // cancelling it returns ctx.Err() at once, even while the HTTP request is in flight.
 //
-// No error or statistic of this package contains an API key: keys are named by their
-// [Fingerprint].
+// Observability: [KeyPool.MetricsHandler] serves the pool's statistics to Prometheus (mount it
+// on /metrics), and [SetLogLevel] with [SetLogHandler] (or [SlogHandler] for log/slog) delivers
+// the library's events (key cooldowns, disabled keys, paid fallbacks, exhaustion, retries).
+//
+// No error, statistic or log event of this package contains an API key: keys are named by
+// their [Fingerprint].
 package rotator

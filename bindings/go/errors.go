@@ -3,7 +3,6 @@ package rotator
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -72,13 +71,23 @@ type APIError struct {
 	StatusCode int
 	// Status is the RPC status of the error body, e.g. "INVALID_ARGUMENT"; "" if none.
 	Status string
-	// Message is the service's message.
+	// Message is the service's own message, without the status prefix of Error() (any key in
+	// it is redacted by the library).
 	Message string
-	// KeyFingerprint is the fingerprint of the key that got the answer, if known.
+	// KeyFingerprint is the fingerprint of the key that got the answer; "" if unknown.
 	KeyFingerprint string
+
+	// msg is the library's one-line message, which Error() shows as it is.
+	msg string
 }
 
+// Error is the library's message: "rotator: Gemini API error 400 INVALID_ARGUMENT: <the
+// service's message> (key <fingerprint>)". An APIError built by hand shows its fields in the
+// same shape.
 func (e *APIError) Error() string {
+	if e.msg != "" {
+		return "rotator: " + e.msg
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "rotator: Gemini API error %d", e.StatusCode)
 	if e.Status != "" {
@@ -111,25 +120,4 @@ func (e *statusError) Unwrap() []error {
 // newError builds an error matching sentinel, with a message in fmt.Sprintf style.
 func newError(sentinel error, format string, args ...any) error {
 	return &statusError{sentinel: sentinel, msg: fmt.Sprintf(format, args...)}
-}
-
-// apiKeySuffix is how the library's message ends when it knows which key got the answer.
-var apiKeySuffix = regexp.MustCompile(` \(key ([0-9a-f]{12})\)$`)
-
-// newAPIError splits the library's one-line message ("Gemini API error 400 INVALID_ARGUMENT:
-// <service message> (key <fingerprint>)") into its parts. A message of another shape is kept
-// whole in Message.
-func newAPIError(httpStatus int, rpcStatus, msg string) *APIError {
-	e := &APIError{StatusCode: httpStatus, Status: rpcStatus}
-	prefix := fmt.Sprintf("Gemini API error %d", httpStatus)
-	if rpcStatus != "" {
-		prefix += " " + rpcStatus
-	}
-	msg = strings.TrimPrefix(msg, prefix+": ")
-	if m := apiKeySuffix.FindStringSubmatchIndex(msg); m != nil {
-		e.KeyFingerprint = msg[m[2]:m[3]]
-		msg = msg[:m[0]]
-	}
-	e.Message = msg
-	return e
 }

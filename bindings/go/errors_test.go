@@ -62,19 +62,80 @@ func TestNoErrorContainsAnAPIKey(t *testing.T) {
 	}
 }
 
-func TestAPIErrorIsSplitIntoItsParts(t *testing.T) {
+func TestAPIErrorBuiltByHandShowsItsFields(t *testing.T) {
 	t.Parallel()
-	e := newAPIError(503, "UNAVAILABLE", "Gemini API error 503 UNAVAILABLE: The model is overloaded. (key 0123456789ab)")
-	want := APIError{StatusCode: 503, Status: "UNAVAILABLE", Message: "The model is overloaded.", KeyFingerprint: "0123456789ab"}
-	if *e != want {
-		t.Errorf("newAPIError = %+v, want %+v", *e, want)
-	}
+	e := &APIError{StatusCode: 503, Status: "UNAVAILABLE", Message: "The model is overloaded.", KeyFingerprint: "0123456789ab"}
 	if got := e.Error(); got != "rotator: Gemini API error 503 UNAVAILABLE: The model is overloaded. (key 0123456789ab)" {
 		t.Errorf("Error() = %q", got)
 	}
-	odd := newAPIError(418, "", "something else entirely")
-	if odd.Message != "something else entirely" || odd.KeyFingerprint != "" {
-		t.Errorf("a message of another shape was not kept whole: %+v", odd)
+	bare := &APIError{StatusCode: 418, Message: "short and stout"}
+	if got := bare.Error(); got != "rotator: Gemini API error 418: short and stout" {
+		t.Errorf("Error() without status or key = %q", got)
+	}
+}
+
+// The fields of an API error come from the library's accessors, not from its message; the
+// message is shown as the library wrote it.
+func TestAPIErrorFieldsOfABadRequest(t *testing.T) {
+	t.Parallel()
+	key := newKeys(t, 1)[0]
+	addFault(t, emuFault{Label: key.Label, Kind: "bad_request"})
+	pool := newPool(t, Config{FreeKeys: []string{key.Key}})
+
+	_, err := NewGeminiClient(pool).SimpleTextQuery(context.Background(), "malformed")
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) {
+		t.Fatalf("err = %v (%T), want *APIError", err, err)
+	}
+	if apiErr.StatusCode != 400 || apiErr.Status != "INVALID_ARGUMENT" {
+		t.Errorf("status = %d %q, want 400 INVALID_ARGUMENT", apiErr.StatusCode, apiErr.Status)
+	}
+	if apiErr.KeyFingerprint != key.Fingerprint() {
+		t.Errorf("KeyFingerprint = %q, want %q", apiErr.KeyFingerprint, key.Fingerprint())
+	}
+	checkAPIErrorMessage(t, apiErr, key)
+}
+
+func TestAPIErrorFieldsOfA503ThatOutlastsTheRetries(t *testing.T) {
+	t.Parallel()
+	key := newKeys(t, 1)[0]
+	addFault(t, emuFault{Label: key.Label, Kind: "http503"})
+	pool := newPool(t, Config{FreeKeys: []string{key.Key}, MaxRetries: 2})
+
+	_, err := NewGeminiClient(pool).SimpleTextQuery(context.Background(), "overloaded")
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) {
+		t.Fatalf("err = %v (%T), want *APIError", err, err)
+	}
+	if apiErr.StatusCode != 503 || apiErr.Status != "UNAVAILABLE" {
+		t.Errorf("status = %d %q, want 503 UNAVAILABLE", apiErr.StatusCode, apiErr.Status)
+	}
+	if apiErr.KeyFingerprint != key.Fingerprint() {
+		t.Errorf("KeyFingerprint = %q, want %q", apiErr.KeyFingerprint, key.Fingerprint())
+	}
+	if got := emu.keyStats(t, key).ByStatus["503"]; got != 3 {
+		t.Errorf("emulator answered %d 503s, want 1 + 2 retries", got)
+	}
+	if ks := keyStats(t, pool, key); ks.Retries != 2 {
+		t.Errorf("statistics: %d retries, want 2", ks.Retries)
+	}
+	checkAPIErrorMessage(t, apiErr, key)
+}
+
+// checkAPIErrorMessage: Message is the service's text alone, and Error() is the library's
+// message, which ends with it and the key's fingerprint.
+func checkAPIErrorMessage(t *testing.T, apiErr *APIError, key testKey) {
+	t.Helper()
+	if apiErr.Message == "" || strings.HasPrefix(apiErr.Message, "Gemini API error") || strings.Contains(apiErr.Message, "(key ") {
+		t.Errorf("Message = %q, want the service's message alone", apiErr.Message)
+	}
+	wantPrefix := fmt.Sprintf("rotator: Gemini API error %d %s: ", apiErr.StatusCode, apiErr.Status)
+	text := apiErr.Error()
+	if !strings.HasPrefix(text, wantPrefix) || !strings.Contains(text, apiErr.Message) || !strings.HasSuffix(text, "(key "+key.Fingerprint()+")") {
+		t.Errorf("Error() = %q, want %q + the message + the key's fingerprint", text, wantPrefix)
+	}
+	if strings.Contains(text, key.Key) || strings.Contains(fmt.Sprintf("%#v", apiErr), key.Key) {
+		t.Errorf("the error shows the key: %q", text)
 	}
 }
 

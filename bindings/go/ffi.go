@@ -72,7 +72,13 @@ func takeError(status C.gr_status, cerr *C.gr_error, deadlineBudget bool) error 
 		}
 		return &RateLimitError{RetryAfter: retry, msg: msg}
 	case C.GR_ERR_API:
-		return newAPIError(int(C.gr_error_http_status(cerr)), C.GoString(C.gr_error_rpc_status(cerr)), msg)
+		return &APIError{
+			StatusCode:     int(C.gr_error_http_status(cerr)),
+			Status:         C.GoString(C.gr_error_rpc_status(cerr)),
+			Message:        C.GoString(C.gr_error_api_message(cerr)),
+			KeyFingerprint: C.GoString(C.gr_error_key_fingerprint(cerr)),
+			msg:            msg,
+		}
 	case C.GR_ERR_NO_USABLE_KEYS:
 		return &statusError{sentinel: ErrNoUsableKeys, msg: msg}
 	case C.GR_ERR_CONFIG:

@@ -14,9 +14,11 @@ from gemini_rotator import (
     GeminiClient,
     GeminiError,
     GeminiTimeoutError,
+    InvalidArgumentError,
     KeyPool,
     NoUsableKeysError,
     TransportError,
+    fingerprint,
 )
 from gr_emulator import Key, unique
 
@@ -123,3 +125,81 @@ def test_exceptions_pickle(error):
     assert type(copy) is type(error)
     assert str(copy) == str(error)
     assert vars(copy) == vars(error)
+
+
+def _check_api_error_parts(error: APIError, key: Key) -> None:
+    """``message`` is the service's text alone; ``str(error)`` the library's whole line."""
+    assert error.key_fingerprint == fingerprint(key.secret)
+    assert error.message
+    assert not error.message.startswith("Gemini API error")
+    assert "(key " not in error.message
+    assert str(error) == (
+        f"Gemini API error {error.status_code} {error.status}: {error.message} "
+        f"(key {error.key_fingerprint})"
+    )
+    assert key.secret not in _texts(error)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (str(copy), copy.message, copy.key_fingerprint, copy.status_code, copy.status) == (
+        str(error),
+        error.message,
+        error.key_fingerprint,
+        error.status_code,
+        error.status,
+    )
+
+
+def test_api_error_fields_of_a_bad_request(emulator, make_pool):
+    key = emulator.add_key()
+    emulator.fault(key.label, "bad_request")
+    client = GeminiClient(make_pool([key], max_retries=3))
+
+    with pytest.raises(APIError) as caught:
+        client.simple_query("malformed")
+
+    assert (caught.value.status_code, caught.value.status) == (400, "INVALID_ARGUMENT")
+    assert emulator.requests(key) == 1
+    _check_api_error_parts(caught.value, key)
+
+
+def test_api_error_fields_of_a_503_that_outlasts_the_retries(emulator, make_pool):
+    key = emulator.add_key()
+    emulator.fault(key.label, "http503")
+    client = GeminiClient(make_pool([key], max_retries=2))
+
+    with pytest.raises(APIError) as caught:
+        client.simple_query("overloaded")
+
+    assert (caught.value.status_code, caught.value.status) == (503, "UNAVAILABLE")
+    assert emulator.key_stats(key)["by_status"] == {"503": 3}
+    assert client.pool.stats().key(fingerprint(key.secret)).retries == 2
+    _check_api_error_parts(caught.value, key)
+
+
+def test_a_hand_made_api_error_keeps_its_text_as_message():
+    error = APIError("Gemini API error 400", 400, "INVALID_ARGUMENT")
+    assert (error.message, error.key_fingerprint, str(error)) == (
+        "Gemini API error 400",
+        "",
+        "Gemini API error 400",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b'{"contents": [', "not valid JSON"),  # GR_ERR_INVALID_JSON: does not parse
+        (b"[1, 2, 3]", "must be a JSON object"),  # GR_ERR_INVALID_ARGUMENT: the wrong kind
+    ],
+)
+def test_invalid_json_and_json_of_the_wrong_kind_are_invalid_arguments(
+    emulator, make_pool, body, words
+):
+    # The public API always sends a JSON object; the pool's raw call shows how the two
+    # statuses of a refused request body reach Python.
+    key = emulator.add_key()
+    pool = make_pool([key])
+    with pytest.raises(InvalidArgumentError) as caught:
+        pool._generate(body, None, 0, 0)
+    assert "request_json" in str(caught.value) and words in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+    assert emulator.requests(key) == 0

@@ -8,7 +8,9 @@ Python binding of the gemini-rotator library (loaded with ctypes)::
         gemini = GeminiClient(pool)
         print(gemini.simple_query("Your prompt here"))
 
-See the README for errors, threads, asyncio, fork and spawn.
+See the README for errors, threads, asyncio, fork and spawn, and observability (Prometheus
+metrics with ``KeyPool.metrics_prometheus()`` or :mod:`gemini_rotator.prometheus`; log events
+with ``enable_logging()`` / ``set_log_handler()``).
 """
 
 from ._errors import (
@@ -24,6 +26,7 @@ from ._errors import (
     StateError,
     TransportError,
 )
+from ._log import enable_logging, set_log_handler, set_log_level
 from ._pool import KeyPool, fingerprint, library_version
 from ._client import GeminiClient
 from ._response import GenerateContentResponse, UsageMetadata
@@ -51,6 +54,9 @@ __all__ = [
     "StateError",
     "TransportError",
     "UsageMetadata",
+    "enable_logging",
     "fingerprint",
     "library_version",
+    "set_log_handler",
+    "set_log_level",
 ]

@@ -12,7 +12,7 @@ All exceptions pickle (so that :mod:`multiprocessing` can send them from a worke
 from __future__ import annotations
 
 import builtins
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 from . import _ffi
 
@@ -57,17 +57,33 @@ class APIError(GeminiError):
     """The Gemini API answered with an error meant for the caller (e.g. 400 INVALID_ARGUMENT),
     or kept failing (e.g. 503) after the allowed retries.
 
+    ``str(error)`` is the library's one-line message (``"Gemini API error 400
+    INVALID_ARGUMENT: <the service's message> (key <fingerprint>)"``). The parts:
     ``status_code`` is the HTTP status, ``status`` the RPC status of the error body
-    (``"INVALID_ARGUMENT"``, ``""`` when the body had none), ``message`` the library's message.
+    (``"INVALID_ARGUMENT"``, ``""`` when the body had none), ``message`` the service's own
+    message (keys redacted), and ``key_fingerprint`` the fingerprint of the key that received
+    the answer (``""`` if unknown).
     """
 
-    def __init__(self, message: str, status_code: int, status: str) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        text: str,
+        status_code: int,
+        status: str,
+        message: Optional[str] = None,
+        key_fingerprint: str = "",
+    ) -> None:
+        super().__init__(text)
+        self.message = text if message is None else message
         self.status_code = status_code
         self.status = status
+        self.key_fingerprint = key_fingerprint
 
     def __reduce__(self) -> Tuple[Any, ...]:
-        return (type(self), (self.message, self.status_code, self.status))
+        return (
+            type(self),
+            (str(self), self.status_code, self.status, self.message, self.key_fingerprint),
+        )
 
 
 class TransportError(GeminiError, ConnectionError):
@@ -97,6 +113,8 @@ class PoolClosedError(GeminiError, ValueError):
     """The :class:`KeyPool` was closed; create a new one."""
 
 
+# INVALID_JSON (text that does not parse) and INVALID_ARGUMENT (valid JSON of the wrong kind, or
+# a bad value) are both a refused argument: InvalidArgumentError, whose message names it.
 _SIMPLE = {
     _ffi.GR_ERR_NULL_ARGUMENT: InvalidArgumentError,
     _ffi.GR_ERR_INVALID_UTF8: InvalidArgumentError,
@@ -130,15 +148,21 @@ def take_error(status: int, error: Any, secrets: Tuple[str, ...] = ()) -> Gemini
             retry_after_ms = int(lib.gr_error_retry_after_ms(error))
             http_status = int(lib.gr_error_http_status(error))
             rpc_status = (lib.gr_error_rpc_status(error) or b"").decode("utf-8", "replace")
+            api_message = (lib.gr_error_api_message(error) or b"").decode("utf-8", "replace")
+            fp = lib.gr_error_key_fingerprint(error) or b""
+            key_fingerprint = fp.decode("ascii", "replace")
         else:
             message, retry_after_ms, http_status, rpc_status = "", 0, 0, ""
+            api_message, key_fingerprint = "", ""
     finally:
         _ffi.lib.gr_error_free(error)
     message = _redact(message, secrets) or f"gemini-rotator call failed ({_ffi.status_name(status)})"
     if status == _ffi.GR_ERR_ALL_KEYS_RATE_LIMITED:
         return AllKeysRateLimitedError(message, retry_after_ms / 1000.0)
     if status == _ffi.GR_ERR_API:
-        return APIError(message, http_status, rpc_status)
+        return APIError(
+            message, http_status, rpc_status, _redact(api_message, secrets), key_fingerprint
+        )
     cls = _SIMPLE.get(status)
     if cls is None:
         return GeminiError(f"{message} (unknown status {_ffi.status_name(status)} = {status})")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from ctypes import POINTER, c_char_p, c_int32, c_uint16, c_uint64, c_void_p
+from ctypes import CFUNCTYPE, POINTER, c_char_p, c_int32, c_uint16, c_uint64, c_void_p
 from pathlib import Path
 from typing import Optional
 
@@ -72,6 +72,10 @@ gr_status = c_int32
 # Strings the library hands out through `char **` are declared as `void *`, not `c_char_p`:
 # ctypes would otherwise copy them into `bytes` and lose the pointer that gr_free needs.
 OwnedStr = c_void_p
+
+#: `gr_log_fn`: void (*)(void *user_data, int32_t level, const char *event_json). The event text
+#: is borrowed for the duration of the call; ctypes copies it into `bytes`.
+LogFn = CFUNCTYPE(None, c_void_p, c_int32, c_char_p)
 
 
 def _where() -> tuple[Path, str]:
@@ -157,12 +161,18 @@ def _declare(lib: ctypes.CDLL) -> None:
     )
     declare("gr_stats_json", gr_status, PoolPtr, out_str, out_error)
     declare("gr_key_fingerprint", gr_status, c_char_p, out_str, out_error)
+    declare("gr_metrics_prometheus", gr_status, PoolPtr, out_str, out_error)
+    # Called through ctypes.CDLL, so the GIL is released while it waits for running callbacks.
+    declare("gr_set_log_callback", None, LogFn, c_void_p)
+    declare("gr_set_log_level", gr_status, c_int32, out_error)
     declare("gr_free", None, OwnedStr)
     declare("gr_error_status", gr_status, ErrorPtr)
     declare("gr_error_message", c_char_p, ErrorPtr)  # borrowed: copied by ctypes
     declare("gr_error_retry_after_ms", c_uint64, ErrorPtr)
     declare("gr_error_http_status", c_uint16, ErrorPtr)
     declare("gr_error_rpc_status", c_char_p, ErrorPtr)  # borrowed: copied by ctypes
+    declare("gr_error_api_message", c_char_p, ErrorPtr)  # borrowed: copied by ctypes
+    declare("gr_error_key_fingerprint", c_char_p, ErrorPtr)  # borrowed: copied by ctypes
     declare("gr_error_free", None, ErrorPtr)
     declare("gr_status_name", c_char_p, c_int32)  # static
 

@@ -25,8 +25,9 @@ class KeyPool(Managed["_ffi.PoolPtr"]):  # type: ignore[valid-type]
 
     Arguments left at ``None`` take the library's defaults (``model`` "gemini-3.6-flash",
     ``timeout_ms`` 120000, ``max_attempts`` 8, ``max_retries`` 3, ``retry_base_ms`` 500,
-    ``retry_max_ms`` 16000, ``state`` "memory"). Invalid values raise :class:`TypeError`,
-    :class:`ValueError` or :class:`ConfigError`, naming the argument.
+    ``retry_max_ms`` 16000, ``state`` from ``GEMINI_ROTATOR_STATE``, else "shm": the host's
+    shared memory). Invalid values raise :class:`TypeError`, :class:`ValueError` or
+    :class:`ConfigError`, naming the argument.
     """
 
     _free = _ffi.lib.gr_pool_free
@@ -98,6 +99,18 @@ class KeyPool(Managed["_ffi.PoolPtr"]):  # type: ignore[valid-type]
         check_status(status, error)
         text = _ffi.take_string(out)
         return parse_stats(json.loads(text or "{}"))
+
+    def metrics_prometheus(self) -> str:
+        """The statistics in the Prometheus text exposition format (version 0.0.4), ready to
+        serve on a ``/metrics`` page: ``_total`` counters, seconds, and ``key`` (fingerprint)
+        and ``tier`` labels. With shared state (the default) the figures cover every process of
+        the host that uses the same keys. See also :mod:`gemini_rotator.prometheus`."""
+        out = _ffi.OwnedStr()
+        error = _ffi.ErrorPtr()
+        with self._borrow() as ptr:
+            status = _ffi.lib.gr_metrics_prometheus(ptr, ctypes.byref(out), ctypes.byref(error))
+        check_status(status, error)
+        return _ffi.take_string(out) or ""
 
     def _generate(
         self, request_json: bytes, model: Optional[bytes], max_wait_ms: int, timeout_ms: int
