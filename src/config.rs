@@ -582,7 +582,7 @@ mod tests {
     }
 
     fn err(r: Result<Config, Error>) -> String {
-        r.err().expect("expected a configuration error").to_string()
+        r.expect_err("expected a configuration error").to_string()
     }
 
     #[test]

@@ -154,7 +154,7 @@ impl Window<'_> {
             .filter(|&r| r != 0 && (r & INFLIGHT != 0 || now <= (r & TIME_MASK) + horizon_ms))
             .map(|r| (r & INFLIGHT != 0, r & TIME_MASK))
             .collect();
-        live.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+        live.sort_unstable_by_key(|&(_, time)| std::cmp::Reverse(time));
         live
     }
 

@@ -203,7 +203,8 @@ pub fn prometheus(stats: &Stats) -> String {
         "429 answers the service gave the key.",
         per_key(&|k| k.upstream_429),
     );
-    let classes: [(&str, fn(&KeyStats) -> u64); 6] = [
+    type Count = fn(&KeyStats) -> u64;
+    let classes: [(&str, Count); 6] = [
         ("invalid_key", |k| k.invalid_key),
         ("permission_denied", |k| k.permission_denied),
         ("server_error", |k| k.server_errors),

@@ -321,10 +321,9 @@ impl Pool {
 
     /// Asks key `index` to admit; a refusal is counted and becomes the key's hint.
     fn try_key(&self, index: usize, key: &PoolKey, now: u64) -> Result<Ticket, u64> {
-        key.try_admit(now).map_err(|ready| {
+        key.try_admit(now).inspect_err(|&ready| {
             key.cell.count(KeyCounter::Refused);
             self.hints[index].store(ready, Relaxed);
-            ready
         })
     }
 

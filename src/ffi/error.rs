@@ -95,16 +95,24 @@ impl gr_error {
 }
 
 /// The status of an error (`GR_ERR_PANIC` for a NULL `error`).
+///
+/// # Safety
+/// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+/// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
-pub extern "C" fn gr_error_status(error: *const gr_error) -> gr_status {
+pub unsafe extern "C" fn gr_error_status(error: *const gr_error) -> gr_status {
     // SAFETY: NULL or a live error from this library.
     unsafe { error.as_ref() }.map_or(gr_status::GR_ERR_PANIC, |e| e.status)
 }
 
 /// The error's message, one line, naming what was wrong. Never contains an API key.
 /// Borrowed: valid until `gr_error_free(error)`; do not free it. "" for a NULL `error`.
+///
+/// # Safety
+/// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+/// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
-pub extern "C" fn gr_error_message(error: *const gr_error) -> *const c_char {
+pub unsafe extern "C" fn gr_error_message(error: *const gr_error) -> *const c_char {
     // SAFETY: NULL or a live error from this library.
     unsafe { error.as_ref() }.map_or(c"".as_ptr(), |e| e.message.as_ptr())
 }
@@ -112,46 +120,70 @@ pub extern "C" fn gr_error_message(error: *const gr_error) -> *const c_char {
 /// For `GR_ERR_ALL_KEYS_RATE_LIMITED`: milliseconds until a key can admit again (at least 1,
 /// at most the rate window plus 1 ms unless a key is cooling down after a 429). 0 for any other
 /// error.
+///
+/// # Safety
+/// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+/// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
-pub extern "C" fn gr_error_retry_after_ms(error: *const gr_error) -> u64 {
+pub unsafe extern "C" fn gr_error_retry_after_ms(error: *const gr_error) -> u64 {
     // SAFETY: NULL or a live error from this library.
     unsafe { error.as_ref() }.map_or(0, |e| e.retry_after_ms)
 }
 
 /// For `GR_ERR_API`: the HTTP status the service answered (e.g. 400). 0 otherwise.
+///
+/// # Safety
+/// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+/// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
-pub extern "C" fn gr_error_http_status(error: *const gr_error) -> u16 {
+pub unsafe extern "C" fn gr_error_http_status(error: *const gr_error) -> u16 {
     // SAFETY: NULL or a live error from this library.
     unsafe { error.as_ref() }.map_or(0, |e| e.http_status)
 }
 
 /// For `GR_ERR_API`: the RPC status of the error body (e.g. "INVALID_ARGUMENT"), "" if none.
 /// Borrowed: valid until `gr_error_free(error)`; do not free it.
+///
+/// # Safety
+/// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+/// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
-pub extern "C" fn gr_error_rpc_status(error: *const gr_error) -> *const c_char {
+pub unsafe extern "C" fn gr_error_rpc_status(error: *const gr_error) -> *const c_char {
     // SAFETY: NULL or a live error from this library.
     unsafe { error.as_ref() }.map_or(c"".as_ptr(), |e| e.rpc_status.as_ptr())
 }
 
 /// For `GR_ERR_API`: the service's own message alone (keys redacted), without the status
 /// prefix `gr_error_message` adds. "" otherwise. Borrowed: valid until `gr_error_free(error)`.
+///
+/// # Safety
+/// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+/// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
-pub extern "C" fn gr_error_api_message(error: *const gr_error) -> *const c_char {
+pub unsafe extern "C" fn gr_error_api_message(error: *const gr_error) -> *const c_char {
     // SAFETY: NULL or a live error from this library.
     unsafe { error.as_ref() }.map_or(c"".as_ptr(), |e| e.api_message.as_ptr())
 }
 
 /// For `GR_ERR_API`: the fingerprint of the key that received the answer. "" otherwise.
 /// Borrowed: valid until `gr_error_free(error)`.
+///
+/// # Safety
+/// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+/// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
-pub extern "C" fn gr_error_key_fingerprint(error: *const gr_error) -> *const c_char {
+pub unsafe extern "C" fn gr_error_key_fingerprint(error: *const gr_error) -> *const c_char {
     // SAFETY: NULL or a live error from this library.
     unsafe { error.as_ref() }.map_or(c"".as_ptr(), |e| e.key_fingerprint.as_ptr())
 }
 
 /// Frees an error. Freeing NULL does nothing.
+///
+/// # Safety
+/// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+/// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
-pub extern "C" fn gr_error_free(error: *mut gr_error) {
+pub unsafe extern "C" fn gr_error_free(error: *mut gr_error) {
     super::guard::guard_void(|| {
         if !error.is_null() {
             // SAFETY: a pointer this library returned, freed once.

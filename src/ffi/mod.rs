@@ -64,8 +64,12 @@ pub extern "C" fn gr_version() -> *const c_char {
 /// On `GR_OK`, `*out_pool` receives the pool (free with `gr_pool_free`). Errors:
 /// `GR_ERR_CONFIG` (names the variable or field), `GR_ERR_INVALID_JSON`, `GR_ERR_INVALID_UTF8`,
 /// `GR_ERR_NULL_ARGUMENT` (`out_pool`), `GR_ERR_STATE`.
+///
+/// # Safety
+/// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+/// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
-pub extern "C" fn gr_pool_new(
+pub unsafe extern "C" fn gr_pool_new(
     config_json: *const c_char,
     out_pool: *mut *mut gr_pool,
     out_error: *mut *mut gr_error,
@@ -85,8 +89,12 @@ pub extern "C" fn gr_pool_new(
 }
 
 /// Frees a pool. Freeing NULL does nothing. No call on the pool may be running.
+///
+/// # Safety
+/// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+/// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
-pub extern "C" fn gr_pool_free(pool: *mut gr_pool) {
+pub unsafe extern "C" fn gr_pool_free(pool: *mut gr_pool) {
     guard_void(|| {
         if !pool.is_null() {
             // SAFETY: a pointer gr_pool_new returned, freed once.
@@ -115,8 +123,12 @@ pub extern "C" fn gr_pool_free(pool: *mut gr_pool) {
 /// `GR_ERR_INVALID_ARGUMENT` (`model`), `GR_ERR_NULL_ARGUMENT`.
 ///
 /// Thread safety: call it from as many threads as you like on one pool.
+///
+/// # Safety
+/// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+/// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
-pub extern "C" fn gr_generate(
+pub unsafe extern "C" fn gr_generate(
     pool: *const gr_pool,
     model: *const c_char,
     request_json: *const c_char,
@@ -153,7 +165,8 @@ pub extern "C" fn gr_generate(
             Ok(b) => b,
             Err(f) => {
                 if let Some(fp) = fingerprint {
-                    gr_free(fp);
+                    // SAFETY: a string this library just made.
+                    unsafe { gr_free(fp) };
                 }
                 return Err(f);
             }
@@ -172,8 +185,12 @@ pub extern "C" fn gr_generate(
 /// A JSON snapshot of the pool's statistics: per key (by fingerprint) its limit, current use of
 /// the window, cooldown, disabled reason and counters; pool-wide counters and the latency
 /// histogram. On `GR_OK`, `*out_json` receives it; free it with `gr_free`.
+///
+/// # Safety
+/// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+/// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
-pub extern "C" fn gr_stats_json(
+pub unsafe extern "C" fn gr_stats_json(
     pool: *const gr_pool,
     out_json: *mut *mut c_char,
     out_error: *mut *mut gr_error,
@@ -193,8 +210,12 @@ pub extern "C" fn gr_stats_json(
 /// The fingerprint the library shows for `key` (12 hex digits), so that a program can match
 /// statistics and errors to its keys without printing them. Surrounding white space is trimmed
 /// first, as the configuration trims keys. Free the result with `gr_free`.
+///
+/// # Safety
+/// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+/// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
-pub extern "C" fn gr_key_fingerprint(
+pub unsafe extern "C" fn gr_key_fingerprint(
     key: *const c_char,
     out_fingerprint: *mut *mut c_char,
     out_error: *mut *mut gr_error,
@@ -214,8 +235,12 @@ pub extern "C" fn gr_key_fingerprint(
 /// serve on a `/metrics` page: `_total` counters, seconds, `key` (fingerprint) and `tier`
 /// labels. With shared state the figures cover every process on the host. On `GR_OK`,
 /// `*out_text` receives it; free it with `gr_free`.
+///
+/// # Safety
+/// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+/// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
-pub extern "C" fn gr_metrics_prometheus(
+pub unsafe extern "C" fn gr_metrics_prometheus(
     pool: *const gr_pool,
     out_text: *mut *mut c_char,
     out_error: *mut *mut gr_error,
@@ -257,8 +282,12 @@ impl UserData {
 /// may be freed then. The callback must not call `gr_set_log_callback` itself. Which events are
 /// emitted is set by `gr_set_log_level` or `GEMINI_ROTATOR_LOG` (process-wide; a pool created
 /// with `GEMINI_ROTATOR_LOG` or a `log` field sets the process-wide level).
+///
+/// # Safety
+/// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+/// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
-pub extern "C" fn gr_set_log_callback(callback: gr_log_fn, user_data: *mut c_void) {
+pub unsafe extern "C" fn gr_set_log_callback(callback: gr_log_fn, user_data: *mut c_void) {
     guard_void(|| match callback {
         None => crate::log::set_sink(None),
         Some(cb) => {
@@ -274,8 +303,12 @@ pub extern "C" fn gr_set_log_callback(callback: gr_log_fn, user_data: *mut c_voi
 
 /// Sets the most detailed log level emitted, process-wide: 0 off (the default), 1 error,
 /// 2 warn, 3 info, 4 debug. Anything else is `GR_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+/// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
-pub extern "C" fn gr_set_log_level(level: i32, out_error: *mut *mut gr_error) -> gr_status {
+pub unsafe extern "C" fn gr_set_log_level(level: i32, out_error: *mut *mut gr_error) -> gr_status {
     use crate::log::Level;
     guard(out_error, || {
         let level = match level {
@@ -299,8 +332,12 @@ pub extern "C" fn gr_set_log_level(level: i32, out_error: *mut *mut gr_error) ->
 /// Frees a string the library returned through a `char **` out-param. Freeing NULL does
 /// nothing. Never pass it memory from anywhere else, and never free library strings with
 /// `free()`.
+///
+/// # Safety
+/// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+/// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
-pub extern "C" fn gr_free(s: *mut c_char) {
+pub unsafe extern "C" fn gr_free(s: *mut c_char) {
     guard_void(|| {
         if !s.is_null() {
             // SAFETY: a string this library returned (CString::into_raw), freed once.
@@ -332,9 +369,11 @@ mod tests {
         let mut err: *mut gr_error = std::ptr::null_mut();
         let status = guard(&mut err, || panic!("boom"));
         assert_eq!(status, gr_status::GR_ERR_PANIC);
-        // SAFETY: set by guard.
-        let msg = unsafe { std::ffi::CStr::from_ptr(error::gr_error_message(err)) };
-        assert!(msg.to_str().unwrap().contains("boom"));
-        error::gr_error_free(err);
+        // SAFETY: `err` was set by guard and is freed once.
+        unsafe {
+            let msg = std::ffi::CStr::from_ptr(error::gr_error_message(err));
+            assert!(msg.to_str().unwrap().contains("boom"));
+            error::gr_error_free(err);
+        }
     }
 }

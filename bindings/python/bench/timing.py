@@ -2,14 +2,20 @@
 
 Starts the Gemini emulator (target/release/gemini-emulator, or $GEMINI_EMULATOR_BIN) and times:
 - one generate_content call through the pool, against a plain `requests` POST of the same body
-  to the same emulator (and `httpx` when it is installed), both parsing the JSON answer;
+  to the same emulator (and `httpx` when it is installed), all parsing the JSON answer;
 - the ctypes crossing alone: fingerprint() (one C call, one string out and freed) and
   library_version() (one C call, nothing to free);
 - 8 threads sharing one client, against 8 threads with a requests.Session each.
 
-Each figure is the median over several rounds. Run after `pip install bindings/python`:
+The variants of a comparison run in interleaved rounds (one batch of each per round, the order
+rotating from round to round), and each ratio is taken within a round, so that a slow spell of
+the machine hits both sides. Reported: the median over rounds, and the 25th-75th percentile of
+the rounds' ratios. Run after `pip install bindings/python` (or with PYTHONPATH pointing at
+bindings/python/src and GEMINI_ROTATOR_LIB at the library):
 
-    python bindings/python/bench/timing.py [--rounds 7] [--calls 300]
+    python bindings/python/bench/timing.py [--rounds 9] [--calls 300] [--json]
+
+--json prints one JSON object instead of the tables (benches/run turns it into markdown).
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -31,52 +39,80 @@ from gemini_rotator import GeminiClient, KeyPool, fingerprint, library_version  
 from gr_emulator import Emulator  # noqa: E402
 
 PROMPT = "Your prompt here"
+THREADS = 8
+
+Call = Callable[[], object]
 
 
-def per_call_us(function: Callable[[], object], calls: int, rounds: int) -> float:
-    """Median over rounds of the mean time of one call, in microseconds."""
-    for _ in range(min(calls, 50)):  # Warm up connections and caches.
+def batch_us(function: Call, calls: int) -> float:
+    """Mean time of one call over `calls` calls, in microseconds."""
+    started = time.perf_counter()
+    for _ in range(calls):
         function()
-    results = []
-    for _ in range(rounds):
+    return (time.perf_counter() - started) / calls * 1e6
+
+
+def threaded_batch_us(workers: Sequence[Call], calls: int) -> float:
+    """Wall time per call with one thread per worker sharing `calls` calls, in microseconds."""
+    per_thread = calls // len(workers)
+    barrier = threading.Barrier(len(workers) + 1)
+
+    def run(worker: Call) -> None:
+        barrier.wait()
+        for _ in range(per_thread):
+            worker()
+
+    with ThreadPoolExecutor(len(workers)) as executor:
+        futures = [executor.submit(run, w) for w in workers]
+        barrier.wait()
         started = time.perf_counter()
-        for _ in range(calls):
-            function()
-        results.append((time.perf_counter() - started) / calls * 1e6)
-    return statistics.median(results)
+        for future in futures:
+            future.result()
+        elapsed = time.perf_counter() - started
+    return elapsed / (per_thread * len(workers)) * 1e6
 
 
-def threaded_per_call_us(
-    make_worker: Callable[[], Callable[[], object]], threads: int, calls: int, rounds: int
-) -> float:
-    """Median over rounds of wall time per call with `threads` threads sharing `calls` calls."""
-    per_thread = calls // threads
-    results = []
-    for round_number in range(rounds + 1):
-        workers = [make_worker() for _ in range(threads)]
-        barrier = threading.Barrier(threads + 1)
+def interleaved(
+    batches: Dict[str, Callable[[], float]], rounds: int
+) -> Dict[str, List[float]]:
+    """Runs one batch of every variant per round, the order rotating; one warm-up round first."""
+    names = list(batches)
+    for name in names:
+        batches[name]()
+    times: Dict[str, List[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for j in range(len(names)):
+            name = names[(r + j) % len(names)]
+            times[name].append(batches[name]())
+    return times
 
-        def run(worker: Callable[[], object]) -> None:
-            barrier.wait()
-            for _ in range(per_thread):
-                worker()
 
-        with ThreadPoolExecutor(threads) as executor:
-            futures = [executor.submit(run, w) for w in workers]
-            barrier.wait()
-            started = time.perf_counter()
-            for future in futures:
-                future.result()
-            elapsed = time.perf_counter() - started
-        if round_number > 0:  # Round 0 warms up.
-            results.append(elapsed / (per_thread * threads) * 1e6)
-    return statistics.median(results)
+def quartiles(values: Sequence[float]) -> Tuple[float, float, float]:
+    """(25th percentile, median, 75th percentile)."""
+    if len(values) == 1:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+def summarize(times: Dict[str, List[float]], reference: str) -> Dict[str, Dict[str, float]]:
+    """Per variant: median µs per call, and the reference's time over this variant's, per round
+    (for the reference: this variant's over the reference's)."""
+    out = {}
+    for name, values in times.items():
+        ratios = [r / v for r, v in zip(times[reference], values)]
+        if name == reference:
+            ratios = [1.0] * len(values)
+        q1, q2, q3 = quartiles(ratios)
+        out[name] = {"us": statistics.median(values), "ratio": q2, "ratio_q1": q1, "ratio_q3": q3}
+    return out
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--calls", type=int, default=300, help="calls per round")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--calls", type=int, default=300, help="calls per batch")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
     try:
@@ -88,13 +124,17 @@ def main(argv: Optional[List[str]] = None) -> None:
     except ImportError:
         httpx = None
 
-    emulator = Emulator({"keys": [{"key": "bench-key", "label": "bench", "limit": None}]})
+    # A key and a state file of this run only: key state is shared by every pool on the host.
+    secret = f"bench-python-{uuid.uuid4().hex}"
+    state_dir = tempfile.TemporaryDirectory(prefix="gemini-rotator-bench-", dir="/dev/shm")
+    emulator = Emulator({"keys": [{"key": secret, "label": "bench", "limit": None}]})
     try:
         pool = KeyPool(
-            ["bench-key"],
+            [secret],
             base_url=emulator.base_url,
-            free_rate_limit=1_000_000,
+            free_rate_limit=100_000,
             window_ms=1000,
+            state=f"shm:{state_dir.name}/state",
         )
         client = GeminiClient(pool)
         url = f"{emulator.base_url}/v1beta/models/gemini-3.6-flash:generateContent"
@@ -103,25 +143,27 @@ def main(argv: Optional[List[str]] = None) -> None:
             ensure_ascii=False,
             separators=(",", ":"),
         ).encode()
-        headers = {"x-goog-api-key": "bench-key", "content-type": "application/json"}
+        headers = {"x-goog-api-key": secret, "content-type": "application/json"}
 
         def via_rotator() -> object:
             return client.generate_content(PROMPT).text
 
-        session = requests.Session()
+        def requests_caller(s: "requests.Session") -> Call:
+            def call() -> object:
+                r = s.post(url, data=body, headers=headers)
+                r.raise_for_status()
+                return r.json()["candidates"][0]["content"]["parts"][0]["text"]
 
-        def via_requests(s: "requests.Session" = session) -> object:
-            r = s.post(url, data=body, headers=headers)
-            r.raise_for_status()
-            return r.json()["candidates"][0]["content"]["parts"][0]["text"]
+            return call
 
+        via_requests = requests_caller(requests.Session())
         assert via_rotator() == via_requests() == f"echo: {PROMPT}"
 
-        rows = []
-        rotator_us = per_call_us(via_rotator, args.calls, args.rounds)
-        requests_us = per_call_us(via_requests, args.calls, args.rounds)
-        rows.append(("gemini_rotator generate_content", rotator_us, "1.00"))
-        rows.append(("requests.Session.post", requests_us, f"{rotator_us / requests_us:.2f}"))
+        calls = args.calls
+        one: Dict[str, Callable[[], float]] = {
+            "gemini_rotator generate_content": lambda: batch_us(via_rotator, calls),
+            "requests.Session.post": lambda: batch_us(via_requests, calls),
+        }
         if httpx is not None:
             hclient = httpx.Client()
 
@@ -130,41 +172,72 @@ def main(argv: Optional[List[str]] = None) -> None:
                 r.raise_for_status()
                 return r.json()["candidates"][0]["content"]["parts"][0]["text"]
 
-            httpx_us = per_call_us(via_httpx, args.calls, args.rounds)
-            rows.append(("httpx.Client.post", httpx_us, f"{rotator_us / httpx_us:.2f}"))
+            assert via_httpx() == f"echo: {PROMPT}"
+            one["httpx.Client.post"] = lambda: batch_us(via_httpx, calls)
+        one_thread = summarize(interleaved(one, args.rounds), "gemini_rotator generate_content")
 
-        crossing = args.calls * 20
-        fingerprint_us = per_call_us(lambda: fingerprint("bench-key"), crossing, args.rounds)
-        version_us = per_call_us(library_version, crossing, args.rounds)
+        crossing_calls = calls * 20
+        crossing = {
+            name: statistics.median(
+                batch_us(function, crossing_calls) for _ in range(args.rounds)
+            )
+            for name, function in [
+                ("fingerprint() (string out, freed)", lambda: fingerprint("bench-key")),
+                ("library_version() (static)", library_version),
+            ]
+        }
 
-        threads = 8
-        calls = args.calls - args.calls % threads
-        rotator_8 = threaded_per_call_us(lambda: via_rotator, threads, calls, args.rounds)
-
-        def requests_worker() -> Callable[[], object]:
-            own = requests.Session()
-            return lambda: via_requests(own)
-
-        requests_8 = threaded_per_call_us(requests_worker, threads, calls, args.rounds)
+        threaded_calls = calls * 2 - calls * 2 % THREADS
+        sessions = [requests_caller(requests.Session()) for _ in range(THREADS)]
+        eight = {
+            "gemini_rotator (one shared client)": lambda: threaded_batch_us(
+                [via_rotator] * THREADS, threaded_calls
+            ),
+            "requests (a Session per thread)": lambda: threaded_batch_us(
+                sessions, threaded_calls
+            ),
+        }
+        threads = summarize(interleaved(eight, args.rounds), "gemini_rotator (one shared client)")
+        pool.close()
     finally:
         emulator.stop()
+        state_dir.cleanup()
 
-    print(f"gemini_rotator {gemini_rotator.__version__}, library {library_version()}, "
-          f"Python {sys.version.split()[0]}; medians of {args.rounds} rounds of {args.calls} calls")
+    result = {
+        "python": sys.version.split()[0],
+        "binding": gemini_rotator.__version__,
+        "library": library_version(),
+        "requests": requests.__version__,
+        "httpx": httpx.__version__ if httpx is not None else None,
+        "rounds": args.rounds,
+        "calls": calls,
+        "threaded_calls": threaded_calls,
+        "one_thread": one_thread,
+        "crossing_us": crossing,
+        "threads": THREADS,
+        "eight_threads": threads,
+    }
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return
+    print(f"gemini_rotator {result['binding']}, library {result['library']}, Python "
+          f"{result['python']}; medians of {args.rounds} interleaved rounds of {calls} calls; "
+          "ratio = rotator's time / this row's, per round, median [25th-75th percentile]")
     print()
-    print(f"{'one call, 1 thread':<34} {'us/call':>9}  {'rotator/this row':>16}")
-    for name, us, ratio in rows:
-        print(f"{name:<34} {us:>9.1f}  {ratio:>16}")
+    print(f"{'one call, 1 thread':<36} {'us/call':>9}  {'rotator/this row':>24}")
+    for name, s in one_thread.items():
+        print(f"{name:<36} {s['us']:>9.1f}  "
+              f"{s['ratio']:>6.3f} [{s['ratio_q1']:.3f}-{s['ratio_q3']:.3f}]")
     print()
-    print(f"{'ctypes crossing alone':<34} {'us/call':>9}")
-    print(f"{'fingerprint() (string out, freed)':<34} {fingerprint_us:>9.2f}")
-    print(f"{'library_version() (static)':<34} {version_us:>9.2f}")
+    print(f"{'ctypes crossing alone':<36} {'us/call':>9}")
+    for name, us in crossing.items():
+        print(f"{name:<36} {us:>9.2f}")
     print()
-    print(f"{f'{threads} threads, wall time per call':<34} {'us/call':>9}  {'speed-up vs 1':>14}")
-    print(f"{'gemini_rotator (one shared client)':<34} {rotator_8:>9.1f}  "
-          f"{rotator_us / rotator_8:>14.2f}")
-    print(f"{'requests (a Session per thread)':<34} {requests_8:>9.1f}  "
-          f"{requests_us / requests_8:>14.2f}")
+    title = f"{THREADS} threads, wall time per call"
+    print(f"{title:<36} {'us/call':>9}  {'rotator/this row':>24}")
+    for name, s in threads.items():
+        print(f"{name:<36} {s['us']:>9.1f}  "
+              f"{s['ratio']:>6.3f} [{s['ratio_q1']:.3f}-{s['ratio_q3']:.3f}]")
     if httpx is None:
         print("\n(httpx is not installed: pip install httpx to compare with it too)")
 
