@@ -104,9 +104,17 @@ const char *gr_version(void);
 // On `GR_OK`, `*out_pool` receives the pool (free with `gr_pool_free`). Errors:
 // `GR_ERR_CONFIG` (names the variable or field), `GR_ERR_INVALID_JSON`, `GR_ERR_INVALID_UTF8`,
 // `GR_ERR_NULL_ARGUMENT` (`out_pool`), `GR_ERR_STATE`.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
 gr_status gr_pool_new(const char *config_json, gr_pool **out_pool, gr_error **out_error);
 
 // Frees a pool. Freeing NULL does nothing. No call on the pool may be running.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
 void gr_pool_free(gr_pool *pool);
 
 // Sends one `generateContent` request through the pool, on the key the pool chooses.
@@ -129,6 +137,10 @@ void gr_pool_free(gr_pool *pool);
 // `GR_ERR_INVALID_ARGUMENT` (`model`), `GR_ERR_NULL_ARGUMENT`.
 //
 // Thread safety: call it from as many threads as you like on one pool.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
 gr_status gr_generate(const gr_pool *pool,
                       const char *model,
                       const char *request_json,
@@ -141,17 +153,29 @@ gr_status gr_generate(const gr_pool *pool,
 // A JSON snapshot of the pool's statistics: per key (by fingerprint) its limit, current use of
 // the window, cooldown, disabled reason and counters; pool-wide counters and the latency
 // histogram. On `GR_OK`, `*out_json` receives it; free it with `gr_free`.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
 gr_status gr_stats_json(const gr_pool *pool, char **out_json, gr_error **out_error);
 
 // The fingerprint the library shows for `key` (12 hex digits), so that a program can match
 // statistics and errors to its keys without printing them. Surrounding white space is trimmed
 // first, as the configuration trims keys. Free the result with `gr_free`.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
 gr_status gr_key_fingerprint(const char *key, char **out_fingerprint, gr_error **out_error);
 
 // The pool's statistics in the Prometheus text exposition format (version 0.0.4), ready to
 // serve on a `/metrics` page: `_total` counters, seconds, `key` (fingerprint) and `tier`
 // labels. With shared state the figures cover every process on the host. On `GR_OK`,
 // `*out_text` receives it; free it with `gr_free`.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
 gr_status gr_metrics_prometheus(const gr_pool *pool, char **out_text, gr_error **out_error);
 
 // Sends log events to `callback` (with `user_data`) instead of stderr; NULL restores stderr.
@@ -159,45 +183,89 @@ gr_status gr_metrics_prometheus(const gr_pool *pool, char **out_text, gr_error *
 // may be freed then. The callback must not call `gr_set_log_callback` itself. Which events are
 // emitted is set by `gr_set_log_level` or `GEMINI_ROTATOR_LOG` (process-wide; a pool created
 // with `GEMINI_ROTATOR_LOG` or a `log` field sets the process-wide level).
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
 void gr_set_log_callback(gr_log_fn callback, void *user_data);
 
 // Sets the most detailed log level emitted, process-wide: 0 off (the default), 1 error,
 // 2 warn, 3 info, 4 debug. Anything else is `GR_ERR_INVALID_ARGUMENT`.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
 gr_status gr_set_log_level(int32_t level, gr_error **out_error);
 
 // Frees a string the library returned through a `char **` out-param. Freeing NULL does
 // nothing. Never pass it memory from anywhere else, and never free library strings with
 // `free()`.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
 void gr_free(char *s);
 
 // The status of an error (`GR_ERR_PANIC` for a NULL `error`).
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
 gr_status gr_error_status(const gr_error *error);
 
 // The error's message, one line, naming what was wrong. Never contains an API key.
 // Borrowed: valid until `gr_error_free(error)`; do not free it. "" for a NULL `error`.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
 const char *gr_error_message(const gr_error *error);
 
 // For `GR_ERR_ALL_KEYS_RATE_LIMITED`: milliseconds until a key can admit again (at least 1,
 // at most the rate window plus 1 ms unless a key is cooling down after a 429). 0 for any other
 // error.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
 uint64_t gr_error_retry_after_ms(const gr_error *error);
 
 // For `GR_ERR_API`: the HTTP status the service answered (e.g. 400). 0 otherwise.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
 uint16_t gr_error_http_status(const gr_error *error);
 
 // For `GR_ERR_API`: the RPC status of the error body (e.g. "INVALID_ARGUMENT"), "" if none.
 // Borrowed: valid until `gr_error_free(error)`; do not free it.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
 const char *gr_error_rpc_status(const gr_error *error);
 
 // For `GR_ERR_API`: the service's own message alone (keys redacted), without the status
 // prefix `gr_error_message` adds. "" otherwise. Borrowed: valid until `gr_error_free(error)`.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
 const char *gr_error_api_message(const gr_error *error);
 
 // For `GR_ERR_API`: the fingerprint of the key that received the answer. "" otherwise.
 // Borrowed: valid until `gr_error_free(error)`.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
 const char *gr_error_key_fingerprint(const gr_error *error);
 
 // Frees an error. Freeing NULL does nothing.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
 void gr_error_free(gr_error *error);
 
 // The name of a `gr_status` value ("GR_ERR_API"), or "GR_UNKNOWN_STATUS" for a number that
