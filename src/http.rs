@@ -46,6 +46,8 @@ fn forks() -> u64 {
 
 pub struct Http {
     base_url: String,
+    /// The URL for the pool's default model, parsed once (most calls use it).
+    default_url: (String, reqwest::Url),
     slot: AtomicPtr<Slot>,
 }
 
@@ -80,8 +82,12 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 impl Http {
-    pub fn new(base_url: &str) -> Result<Http, String> {
+    pub fn new(base_url: &str, default_model: &str) -> Result<Http, String> {
+        let url = format!("{base_url}/v1beta/models/{default_model}:generateContent");
+        let parsed =
+            reqwest::Url::parse(&url).map_err(|e| format!("cannot build the request URL: {e}"))?;
         Ok(Http {
+            default_url: (default_model.to_string(), parsed),
             base_url: base_url.to_string(),
             slot: AtomicPtr::new(Box::into_raw(build_slot()?)),
         })
@@ -106,8 +112,12 @@ impl Http {
     }
 
     /// The `generateContent` URL for a model.
-    pub fn generate_url(&self, model: &str) -> String {
-        format!("{}/v1beta/models/{model}:generateContent", self.base_url)
+    pub fn generate_url(&self, model: &str) -> Result<reqwest::Url, String> {
+        if model == self.default_url.0 {
+            return Ok(self.default_url.1.clone());
+        }
+        let url = format!("{}/v1beta/models/{model}:generateContent", self.base_url);
+        reqwest::Url::parse(&url).map_err(|e| format!("cannot build the request URL: {e}"))
     }
 
     /// POSTs `body` (the caller's JSON, untouched) to `model`'s `generateContent` with `key`.
@@ -122,8 +132,12 @@ impl Http {
         };
         // Marked sensitive: never printed by the HTTP stack's debug output.
         secret.set_sensitive(true);
+        let url = match self.generate_url(model) {
+            Ok(url) => url,
+            Err(e) => return Outcome::Transport(e),
+        };
         let sent = client
-            .post(self.generate_url(model))
+            .post(url)
             .header("x-goog-api-key", secret)
             .header("content-type", "application/json")
             .timeout(timeout)

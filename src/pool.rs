@@ -235,7 +235,8 @@ impl Pool {
         if let Some(level) = config.log {
             log::set_level(level);
         }
-        let http = Http::new(&config.base_url).map_err(|message| Error::Transport { message })?;
+        let http = Http::new(&config.base_url, &config.model)
+            .map_err(|message| Error::Transport { message })?;
         let hints = (0..free.len() + paid.is_some() as usize)
             .map(|_| AtomicU64::new(0))
             .collect();
@@ -410,11 +411,9 @@ impl Pool {
             .timeout_ms
             .unwrap_or(self.config.timeout_ms)
             .min(self.config.timeout_ms);
-        let started = Instant::now();
-        let deadline = clock::now_ms().saturating_add(budget);
-        let wait_until = clock::now_ms()
-            .saturating_add(options.max_wait_ms)
-            .min(deadline);
+        let started = clock::now_ms();
+        let deadline = started.saturating_add(budget);
+        let wait_until = started.saturating_add(options.max_wait_ms).min(deadline);
 
         let mut attempts = 0u32;
         let mut retries = 0u32;
@@ -425,11 +424,12 @@ impl Pool {
                 return Err(last_failure.unwrap_or(Error::Timeout { after_ms: budget }));
             }
             let (key, ticket) = self.acquire_waiting(wait_until, last_failure.as_ref())?;
-            let remaining = deadline.saturating_sub(clock::now_ms());
+            let now = clock::now_ms();
+            let remaining = deadline.saturating_sub(now);
             if remaining == 0 {
-                key.cell.window().complete(ticket, clock::now_ms());
+                key.cell.window().complete(ticket, now);
                 return Err(Error::Timeout {
-                    after_ms: started.elapsed().as_millis() as u64,
+                    after_ms: clock::now_ms().saturating_sub(started),
                 });
             }
             attempts += 1;
@@ -453,7 +453,7 @@ impl Pool {
                 Outcome::Timeout => {
                     key.cell.count(KeyCounter::Timeout);
                     return Err(Error::Timeout {
-                        after_ms: started.elapsed().as_millis() as u64,
+                        after_ms: clock::now_ms().saturating_sub(started),
                     });
                 }
                 Outcome::Transport(message) => {
