@@ -26,7 +26,7 @@ Commands:
                        Options: --json, --prometheus, --all (every key in the state file).
   emulator             Run the Gemini emulator on 127.0.0.1. Options: --config FILE.json,
                        --port N.
-  help                 Print this help.
+  help                 Print this help; COMMAND --help prints a command's.
 
 Configuration is read from the environment; see the README for every variable.
 ";
@@ -42,6 +42,20 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let rest = &args[1..];
+    if rest.iter().any(|a| a == "--help" || a == "-h") {
+        return match command_help(command) {
+            Some(help) => {
+                print!("{help}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!(
+                    "gemini-rotator: unknown command {command:?}\nTry 'gemini-rotator help'."
+                );
+                ExitCode::from(2)
+            }
+        };
+    }
     let result = match command.as_str() {
         "demo" => demo::run(rest),
         "generate" => generate(rest),
@@ -62,7 +76,58 @@ fn main() -> ExitCode {
     }
 }
 
-/// A failure to report: the message, and exit status 2 for usage errors, 1 otherwise.
+/// The help of one command (`gemini-rotator COMMAND --help`).
+fn command_help(command: &str) -> Option<&'static str> {
+    Some(match command {
+        "demo" => {
+            "\
+Usage: gemini-rotator demo
+
+Starts the built-in Gemini emulator on 127.0.0.1 with 3 free keys and a paid key (limits
+enforced by the emulator too), sends 8 threads x 40 requests through the library twice (first
+failing at once when every key is full, then waiting up to 5 s for a key), and prints what
+happened: outcomes, per-key statistics, paid fallbacks, and how many 429s the emulator had to
+answer (0: the library never exceeded a limit). No API keys, no network beyond loopback.
+"
+        }
+        "generate" => {
+            "\
+Usage: gemini-rotator generate [--model NAME] [--max-wait-ms N] [--json] PROMPT
+
+Sends one generateContent request with PROMPT as the user's text through the pool configured in
+the environment (GEMINI_FREE_KEYS, GEMINI_PAID_KEY, GEMINI_*_RATE_LIMIT, GEMINI_BASE_URL,
+GEMINI_MODEL, GEMINI_ROTATOR_STATE, ...), and prints the answer's text (stderr: the key's
+fingerprint and the attempts). --json prints the whole response. --max-wait-ms waits that long
+for a key when every key is at its limit.
+"
+        }
+        "stats" => {
+            "\
+Usage: gemini-rotator stats [--json | --prometheus] [--all]
+
+Prints the live statistics of the pool configured in the environment: per key (fingerprint,
+tier) its limit, use of the current window, admissions, successes, refusals, upstream 429s,
+server errors, retries, cooldown and disabled state; pool-wide requests, paid fallbacks,
+exhaustion and latency. With shared state (GEMINI_ROTATOR_STATE=shm, the default) the figures
+cover every process on the host. --json: the JSON snapshot; --prometheus: the Prometheus text
+format; --all: every key in the state file, whichever pool registered it.
+"
+        }
+        "emulator" => {
+            "\
+Usage: gemini-rotator emulator [--config FILE.json] [--port N]
+
+Runs the Gemini API emulator on 127.0.0.1 (port N, default: chosen by the system) and prints
+`listening on http://127.0.0.1:PORT`. FILE.json: {\"keys\": [{\"key\": \"...\", \"label\": \"...\",
+\"limit\": N, \"window_ms\": N}], \"faults\": [...]}; see emulator/README.md. Runs until killed.
+"
+        }
+        "help" => USAGE,
+        _ => return None,
+    })
+}
+
+/// A failure to report: its message (the command exits with status 2).
 pub struct Usage(pub String);
 
 impl From<gemini_rotator::Error> for Usage {
