@@ -198,6 +198,14 @@ func TestStatsCoverEveryFieldOfTheLibrary(t *testing.T) {
 			t.Errorf("buckets not cumulative and increasing: %+v", lat.Buckets)
 		}
 	}
+	// A Stats value can be served as JSON (the +Inf bound is written as a string).
+	out, err := json.Marshal(s)
+	if err != nil {
+		t.Fatalf("json.Marshal(Stats): %v", err)
+	}
+	if !strings.Contains(string(out), `{"UpperBound":"+Inf","Count":1}`) {
+		t.Errorf("marshalled stats lack the +Inf bucket: %s", out)
+	}
 }
 
 func TestFingerprint(t *testing.T) {

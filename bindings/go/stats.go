@@ -94,6 +94,20 @@ type LatencyBucket struct {
 	Count      uint64
 }
 
+// MarshalJSON writes the bucket as {"UpperBound": bound, "Count": n}, with the last bound as
+// the string "+Inf" (encoding/json cannot write an infinite float), so that a Stats value can
+// be served as JSON.
+func (b LatencyBucket) MarshalJSON() ([]byte, error) {
+	var bound any = b.UpperBound
+	if math.IsInf(b.UpperBound, 1) {
+		bound = "+Inf"
+	}
+	return json.Marshal(struct {
+		UpperBound any
+		Count      uint64
+	}{bound, b.Count})
+}
+
 // The wire format of gr_stats_json.
 type statsJSON struct {
 	Version string         `json:"version"`

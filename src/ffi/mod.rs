@@ -22,7 +22,7 @@ mod guard;
 use crate::pool::{CallOptions, Pool};
 use crate::{metrics, Config};
 use error::{gr_error, gr_status};
-use guard::{c_str, guard, guard_void, non_null, opt_c_str, to_c};
+use guard::{c_str, guard, guard_void, non_null, opt_c_str, to_c, Failure};
 use std::ffi::{c_char, c_void, CString};
 
 /// The library's major version (Cargo package version).
@@ -161,14 +161,18 @@ pub unsafe extern "C" fn gr_generate(
         } else {
             Some(to_c(response.key_fingerprint, "fingerprint")?)
         };
-        let body = match to_c(response.body, "response") {
-            Ok(b) => b,
-            Err(f) => {
+        let body = match CString::new(response.body) {
+            Ok(b) => b.into_raw(),
+            Err(_) => {
                 if let Some(fp) = fingerprint {
                     // SAFETY: a string this library just made.
                     unsafe { gr_free(fp) };
                 }
-                return Err(f);
+                // Not a bug of ours: the service sent what a C string cannot carry.
+                return Err(Failure::new(
+                    gr_status::GR_ERR_API,
+                    "the service's answer contains a NUL byte, which a C string cannot carry",
+                ));
             }
         };
         // SAFETY: checked non-NULL above (the fingerprint only when wanted).
@@ -318,7 +322,7 @@ pub unsafe extern "C" fn gr_set_log_level(level: i32, out_error: *mut *mut gr_er
             3 => Some(Level::Info),
             4 => Some(Level::Debug),
             other => {
-                return Err(guard::Failure::new(
+                return Err(Failure::new(
                     gr_status::GR_ERR_INVALID_ARGUMENT,
                     format!("argument `level` must be 0 to 4, got {other}"),
                 ))
