@@ -179,31 +179,46 @@ pub fn prometheus(stats: &Stats) -> String {
             .map(|k| (format!("{{{}}}", key_labels(k)), f(k).to_string()))
             .collect()
     };
-    family(
-        "gemini_rotator_key_admitted_total",
-        "counter",
-        "Requests sent with the key (every attempt).",
-        per_key(&|k| k.admitted),
-    );
-    family(
-        "gemini_rotator_key_succeeded_total",
-        "counter",
-        "Successful answers received with the key.",
-        per_key(&|k| k.succeeded),
-    );
-    family(
-        "gemini_rotator_key_local_refusals_total",
-        "counter",
-        "Times the key's own limiter, cooldown or disabled state held a request back (the library, not the service, refused).",
-        per_key(&|k| k.refused),
-    );
-    family(
-        "gemini_rotator_key_upstream_rate_limited_total",
-        "counter",
-        "429 answers the service gave the key.",
-        per_key(&|k| k.upstream_429),
-    );
     type Count = fn(&KeyStats) -> u64;
+    // The per-key families that are one number per key: (name, type, help, value).
+    let simple: [(&str, &str, &str, Count); 8] = [
+        ("gemini_rotator_key_admitted_total", "counter", "Requests sent with the key (every attempt).", |k| k.admitted),
+        ("gemini_rotator_key_succeeded_total", "counter", "Successful answers received with the key.", |k| k.succeeded),
+        (
+            "gemini_rotator_key_local_refusals_total",
+            "counter",
+            "Times the key's own limiter, cooldown or disabled state held a request back (the library, not the service, refused).",
+            |k| k.refused,
+        ),
+        ("gemini_rotator_key_upstream_rate_limited_total", "counter", "429 answers the service gave the key.", |k| k.upstream_429),
+        ("gemini_rotator_key_retries_total", "counter", "Attempts with the key that retried a transient failure.", |k| k.retries),
+        (
+            "gemini_rotator_key_window_requests",
+            "gauge",
+            "Requests counted in the key's current rolling window (finished or in flight).",
+            |k| k.in_window,
+        ),
+        ("gemini_rotator_key_in_flight_requests", "gauge", "Requests with the key waiting for an answer.", |k| k.in_flight),
+        ("gemini_rotator_key_window_limit_requests", "gauge", "The key's limit per rolling window.", |k| k.limit),
+    ];
+    for (name, kind, help, value) in simple {
+        family(name, kind, help, per_key(&value));
+    }
+    family(
+        "gemini_rotator_key_window_seconds",
+        "gauge",
+        "The length of the key's rolling window.",
+        stats
+            .keys
+            .iter()
+            .map(|k| {
+                (
+                    format!("{{{}}}", key_labels(k)),
+                    format_seconds(k.window_ms),
+                )
+            })
+            .collect(),
+    );
     let classes: [(&str, Count); 6] = [
         ("invalid_key", |k| k.invalid_key),
         ("permission_denied", |k| k.permission_denied),
@@ -226,45 +241,6 @@ pub fn prometheus(stats: &Stats) -> String {
         "counter",
         "Failed attempts with the key, by class.",
         rows,
-    );
-    family(
-        "gemini_rotator_key_retries_total",
-        "counter",
-        "Attempts with the key that retried a transient failure.",
-        per_key(&|k| k.retries),
-    );
-    family(
-        "gemini_rotator_key_window_requests",
-        "gauge",
-        "Requests counted in the key's current rolling window (finished or in flight).",
-        per_key(&|k| k.in_window),
-    );
-    family(
-        "gemini_rotator_key_in_flight_requests",
-        "gauge",
-        "Requests with the key waiting for an answer.",
-        per_key(&|k| k.in_flight),
-    );
-    family(
-        "gemini_rotator_key_window_limit_requests",
-        "gauge",
-        "The key's limit per rolling window.",
-        per_key(&|k| k.limit),
-    );
-    family(
-        "gemini_rotator_key_window_seconds",
-        "gauge",
-        "The length of the key's rolling window.",
-        stats
-            .keys
-            .iter()
-            .map(|k| {
-                (
-                    format!("{{{}}}", key_labels(k)),
-                    format_seconds(k.window_ms),
-                )
-            })
-            .collect(),
     );
     family(
         "gemini_rotator_key_cooldown_remaining_seconds",
