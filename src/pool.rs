@@ -27,6 +27,11 @@ use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+/// How often a pool looks again at a key it found disabled (it may have been enabled again).
+const DISABLED_RECHECK_MS: u64 = 10_000;
+/// The mark of a disabled key's hint (times never reach bit 63).
+const DISABLED_HINT: u64 = 1 << 63;
+
 /// The longest cooldown a `retryDelay` can impose (a per-day quota cools until midnight
 /// Pacific time instead).
 const MAX_COOLDOWN_MS: u64 = 86_400_000;
@@ -314,17 +319,30 @@ impl Pool {
     /// if that is still ahead: a key that refused is not asked again before the time it named.
     /// The hints are one word per key in a dense local array, so passing over full keys is a
     /// tight loop that touches no shared memory.
+    /// A disabled key's hint carries `DISABLED_HINT` and expires after `DISABLED_RECHECK_MS`,
+    /// so that a key enabled again (`gemini-rotator enable`) is taken back by running pools;
+    /// meanwhile it reads as "never" (`u64::MAX`).
     #[inline]
     fn held_back(&self, index: usize, now: u64) -> Option<u64> {
-        let ready = self.hints[index].load(Relaxed);
-        (now < ready).then_some(ready)
+        let hint = self.hints[index].load(Relaxed);
+        let ready = hint & !DISABLED_HINT;
+        (now < ready).then_some(if hint & DISABLED_HINT != 0 {
+            u64::MAX
+        } else {
+            ready
+        })
     }
 
     /// Asks key `index` to admit; a refusal is counted and becomes the key's hint.
     fn try_key(&self, index: usize, key: &PoolKey, now: u64) -> Result<Ticket, u64> {
         key.try_admit(now).inspect_err(|&ready| {
             key.cell.count(KeyCounter::Refused);
-            self.hints[index].store(ready, Relaxed);
+            let hint = if ready == u64::MAX {
+                now.saturating_add(DISABLED_RECHECK_MS) | DISABLED_HINT
+            } else {
+                ready
+            };
+            self.hints[index].store(hint, Relaxed);
         })
     }
 

@@ -279,3 +279,25 @@ fn a_key_quoted_by_the_service_is_redacted_from_the_error() {
     let fp = gemini_rotator::key::fingerprint(&w.free[0]);
     assert!(text.contains(&format!("api_key:<key {fp}>")), "{text}");
 }
+
+#[test]
+fn a_key_enabled_again_is_taken_back_by_running_pools_within_ten_seconds() {
+    let w = World::new("reenable", 1, false, None, 60_000);
+    let pool = w.pool(json!({}));
+    w.fault(json!({"kind": "service_disabled", "count": 1}));
+    assert!(matches!(
+        ask(&pool).unwrap_err(),
+        Error::NoUsableKeys { .. }
+    ));
+    let now = gemini_rotator::clock::now_ms();
+    assert_eq!(pool.try_lease(now).err(), Some(u64::MAX), "disabled: never");
+    // An operator enables it (what `gemini-rotator enable` does, in the shared file).
+    let key = pool.keys().next().unwrap();
+    assert_eq!(
+        key.cell.enable().map(|r| r.as_str()),
+        Some("SERVICE_DISABLED")
+    );
+    // This pool still holds it back for a while, then asks the record again.
+    assert_eq!(pool.try_lease(now + 5_000).err(), Some(u64::MAX));
+    assert!(pool.try_lease(now + 10_001).is_ok());
+}

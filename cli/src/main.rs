@@ -24,6 +24,8 @@ Commands:
   stats                Print the live statistics of the pool configured in the environment,
                        across every process on the host that shares its state file.
                        Options: --json, --prometheus, --all (every key in the state file).
+  enable FINGERPRINT   Take a disabled key back into service on the whole host (after you
+                       fixed what disabled it, e.g. enabled the API in its project).
   emulator             Run the Gemini emulator on 127.0.0.1. Options: --config FILE.json,
                        --port N.
   help                 Print this help; COMMAND --help prints a command's.
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         "generate" => generate(rest),
         "stats" => stats(rest),
         "emulator" => emulator(rest),
+        "enable" => enable(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
@@ -120,6 +123,16 @@ Usage: gemini-rotator emulator [--config FILE.json] [--port N]
 Runs the Gemini API emulator on 127.0.0.1 (port N, default: chosen by the system) and prints
 `listening on http://127.0.0.1:PORT`. FILE.json: {\"keys\": [{\"key\": \"...\", \"label\": \"...\",
 \"limit\": N, \"window_ms\": N}], \"faults\": [...]}; see emulator/README.md. Runs until killed.
+"
+        }
+        "enable" => {
+            "\
+Usage: gemini-rotator enable FINGERPRINT
+
+Clears the disabled flag (and any cooldown) of the key with this fingerprint in the host's
+shared state file (GEMINI_ROTATOR_STATE), for every process: a key disabled as invalid, leaked,
+suspended or with its API disabled stays disabled until then. Running pools look at a key they
+found disabled again every 10 s.
 "
         }
         "help" => USAGE,
@@ -217,22 +230,7 @@ fn stats(args: &[String]) -> Result<(), Usage> {
 
 /// Every key in the host's state file, whichever pool or process registered it.
 fn stats_all(json: bool) -> Result<(), Usage> {
-    let path = match std::env::var("GEMINI_ROTATOR_STATE")
-        .ok()
-        .as_deref()
-        .map(str::trim)
-    {
-        None | Some("") | Some("shm") => gemini_rotator::store::shm::default_path(),
-        Some(v) => match v.strip_prefix("shm:") {
-            Some(p) => p.into(),
-            None => {
-                return Err(Usage(format!(
-                    "stats --all reads a shared state file; GEMINI_ROTATOR_STATE is {v:?}"
-                )))
-            }
-        },
-    };
-    let file = gemini_rotator::store::shm::ShmFile::open(&path)?;
+    let (path, file) = state_file("stats --all")?;
     let now = gemini_rotator::clock::now_ms();
     let keys: Vec<_> = file
         .keys()
@@ -250,6 +248,65 @@ fn stats_all(json: bool) -> Result<(), Usage> {
         );
         print!("{}", demo::key_table(&keys));
     }
+    Ok(())
+}
+
+/// The host's shared state file, as GEMINI_ROTATOR_STATE names it, for commands that work on
+/// the file itself.
+fn state_file(
+    what: &str,
+) -> Result<
+    (
+        std::path::PathBuf,
+        std::sync::Arc<gemini_rotator::store::shm::ShmFile>,
+    ),
+    Usage,
+> {
+    let path = match std::env::var("GEMINI_ROTATOR_STATE")
+        .ok()
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("") | Some("shm") => gemini_rotator::store::shm::default_path(),
+        Some(v) => match v.strip_prefix("shm:") {
+            Some(p) => p.into(),
+            None => {
+                return Err(Usage(format!(
+                    "{what} works on a shared state file; GEMINI_ROTATOR_STATE is {v:?}"
+                )))
+            }
+        },
+    };
+    let file = gemini_rotator::store::shm::ShmFile::open(&path)?;
+    Ok((path, file))
+}
+
+/// Takes a disabled (or cooling) key back into service, host-wide.
+fn enable(args: &[String]) -> Result<(), Usage> {
+    let [fingerprint] = args else {
+        return Err(Usage(
+            "enable takes one key fingerprint (see `gemini-rotator stats`)".into(),
+        ));
+    };
+    let (path, file) = state_file("enable")?;
+    let found = file
+        .keys()
+        .into_iter()
+        .find(|(id, _)| gemini_rotator::key::fingerprint_of_id(id) == *fingerprint);
+    let Some((_, cell)) = found else {
+        return Err(Usage(format!(
+            "no key with fingerprint {fingerprint:?} in {}",
+            path.display()
+        )));
+    };
+    match cell.enable() {
+        Some(reason) => println!(
+            "key {fingerprint} enabled (it was disabled: {})",
+            reason.as_str()
+        ),
+        None => println!("key {fingerprint} was not disabled; its cooldown, if any, is cleared"),
+    }
+    println!("running pools take it back within 10 s");
     Ok(())
 }
 

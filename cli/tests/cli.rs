@@ -69,3 +69,79 @@ fn bad_usage_and_bad_configuration_are_named() {
     );
     assert!(!stderr.contains("a-secret-key"));
 }
+
+#[test]
+fn enable_takes_a_disabled_key_back_host_wide() {
+    use gemini_emulator::{Emulator, EmulatorConfig, Fault, FaultKind, KeySpec};
+    use gemini_rotator::{CallOptions, Config, Pool};
+
+    let pid = std::process::id();
+    let (key, other) = (
+        format!("cli-enable-{pid}"),
+        format!("cli-enable-other-{pid}"),
+    );
+    let emu = Emulator::start(EmulatorConfig::with_keys(vec![
+        KeySpec::new(key.clone(), "k"),
+        KeySpec::new(other.clone(), "o"),
+    ]))
+    .unwrap();
+    emu.add_fault(
+        Fault::new(FaultKind::ServiceDisabled)
+            .for_label("k")
+            .times(1),
+    );
+    let state = std::env::temp_dir().join(format!("gemini-rotator-cli-enable-{pid}.state"));
+    let config = serde_json::json!({
+        "free_keys": [key, other], "base_url": emu.base_url(),
+        "state": format!("shm:{}", state.display()),
+    })
+    .to_string();
+    let body = r#"{"contents":[{"parts":[{"text":"hi"}]}]}"#;
+    let pool = Pool::new(Config::from_json(&config).unwrap()).unwrap();
+    pool.generate(body, &CallOptions::default()).unwrap(); // k: SERVICE_DISABLED, then o serves
+    let fp = gemini_rotator::key::fingerprint(&key);
+    let disabled = |p: &Pool| {
+        let s: serde_json::Value =
+            serde_json::from_str(&gemini_rotator::metrics::snapshot_json(p)).unwrap();
+        s["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["fingerprint"] == fp.as_str())
+            .unwrap()["disabled"]
+            .clone()
+    };
+    assert_eq!(disabled(&pool), "SERVICE_DISABLED");
+
+    let env = [("GEMINI_ROTATOR_STATE", format!("shm:{}", state.display()))];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = run(&["enable", &fp], &env);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("it was disabled: SERVICE_DISABLED"),
+        "{stdout}"
+    );
+    assert_eq!(
+        disabled(&pool),
+        serde_json::Value::Null,
+        "the flag is cleared in the shared file"
+    );
+
+    // A pool made now uses the key again.
+    let fresh = Pool::new(Config::from_json(&config).unwrap()).unwrap();
+    let served: Vec<_> = (0..2)
+        .map(|_| {
+            fresh
+                .generate(body, &CallOptions::default())
+                .unwrap()
+                .key_fingerprint
+        })
+        .collect();
+    assert!(served.contains(&fp), "{served:?}");
+
+    let out = run(&["enable", "000000000000"], &env);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("no key with fingerprint"));
+    let _ = std::fs::remove_file(&state);
+}

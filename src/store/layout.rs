@@ -260,6 +260,14 @@ impl KeyCell {
         }
     }
 
+    /// Takes a disabled or cooling key back into service (an operator's decision, e.g. after
+    /// enabling the API in the key's project). Returns the reason it was disabled, if it was.
+    pub fn enable(&self) -> Option<DisabledReason> {
+        let was = DisabledReason::from_word(self.0.word(K_DISABLED).swap(0, Relaxed));
+        self.0.word(K_COOLDOWN).store(0, Relaxed);
+        was
+    }
+
     /// Writes a fresh record's constant header fields.
     pub fn init(&self, limit: u64, window_ms: u64, tier: u64) {
         self.0.word(K_LIMIT).store(limit, Relaxed);
