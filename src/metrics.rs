@@ -3,10 +3,9 @@
 
 use crate::clock;
 use crate::pool::Pool;
-use crate::store::layout::{K_DISABLED, K_TIER, LATENCY_BUCKETS_S};
-use crate::store::{DisabledReason, KeyCell, KeyCounter, PoolCounter};
+use crate::store::layout::LATENCY_BUCKETS_S;
+use crate::store::{KeyCounter, KeyRecord, PoolCounter};
 use serde::Serialize;
-use std::sync::atomic::Ordering::Relaxed;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct KeyStats {
@@ -63,36 +62,30 @@ pub struct Stats {
 }
 
 /// The statistics of one key record.
-pub fn key_stats(fingerprint: String, cell: &KeyCell, now: u64) -> KeyStats {
-    let usage = cell.window().usage(now);
-    let (cool_until, cause) = cell.cooldown();
-    let cooling = cool_until > now;
+pub fn key_stats(fingerprint: String, record: &dyn KeyRecord, now: u64) -> KeyStats {
+    let k = record.snapshot(now);
+    let cooling = k.cooldown_until > now;
     KeyStats {
         fingerprint,
-        tier: if cell.0.word(K_TIER).load(Relaxed) == 1 {
-            "paid"
-        } else {
-            "free"
-        },
-        limit: cell.limit(),
-        window_ms: cell.window_ms(),
-        in_window: usage.in_window,
-        in_flight: usage.in_flight,
-        cooldown_remaining_ms: if cooling { cool_until - now } else { 0 },
-        cooldown_cause: cooling.then(|| cause.as_str()),
-        disabled: DisabledReason::from_word(cell.0.word(K_DISABLED).load(Relaxed))
-            .map(|r| r.as_str()),
-        admitted: cell.counter(KeyCounter::Admitted),
-        succeeded: cell.counter(KeyCounter::Succeeded),
-        refused: cell.counter(KeyCounter::Refused),
-        upstream_429: cell.counter(KeyCounter::Upstream429),
-        invalid_key: cell.counter(KeyCounter::InvalidKey),
-        permission_denied: cell.counter(KeyCounter::PermissionDenied),
-        server_errors: cell.counter(KeyCounter::ServerError),
-        transport_errors: cell.counter(KeyCounter::Transport),
-        timeouts: cell.counter(KeyCounter::Timeout),
-        client_errors: cell.counter(KeyCounter::ClientError),
-        retries: cell.counter(KeyCounter::Retries),
+        tier: k.tier.as_str(),
+        limit: k.limit,
+        window_ms: k.window_ms,
+        in_window: k.usage.in_window,
+        in_flight: k.usage.in_flight,
+        cooldown_remaining_ms: if cooling { k.cooldown_until - now } else { 0 },
+        cooldown_cause: cooling.then(|| k.cooldown_cause.as_str()),
+        disabled: k.disabled.map(|r| r.as_str()),
+        admitted: k.counter(KeyCounter::Admitted),
+        succeeded: k.counter(KeyCounter::Succeeded),
+        refused: k.counter(KeyCounter::Refused),
+        upstream_429: k.counter(KeyCounter::Upstream429),
+        invalid_key: k.counter(KeyCounter::InvalidKey),
+        permission_denied: k.counter(KeyCounter::PermissionDenied),
+        server_errors: k.counter(KeyCounter::ServerError),
+        transport_errors: k.counter(KeyCounter::Transport),
+        timeouts: k.counter(KeyCounter::Timeout),
+        client_errors: k.counter(KeyCounter::ClientError),
+        retries: k.counter(KeyCounter::Retries),
     }
 }
 
@@ -100,13 +93,13 @@ pub fn snapshot(pool: &Pool) -> Stats {
     let now = clock::now_ms();
     let keys = pool
         .keys()
-        .map(|k| key_stats(k.key.fingerprint().to_string(), &k.cell, now))
+        .map(|k| key_stats(k.key.fingerprint().to_string(), &*k.record, now))
         .collect();
-    let rec = pool.record();
+    let rec = pool.record().snapshot();
     let mut cumulative = 0;
     let buckets = rec
-        .latency_buckets()
-        .into_iter()
+        .latency_buckets
+        .iter()
         .enumerate()
         .map(|(i, n)| {
             cumulative += n;

@@ -17,20 +17,18 @@ use crate::http::{Http, Outcome};
 use crate::key::{redact, ApiKey, Tier};
 use crate::limiter::Ticket;
 use crate::log::{self, Level, Value::Num, Value::Str};
-use crate::store::layout::K_DISABLED;
 use crate::store::memory::MemoryStore;
 use crate::store::shm::ShmStore;
 use crate::store::{
-    CooldownCause, DisabledReason, KeyCell, KeyCounter, KeySpec, PoolCell, PoolCounter, Store,
+    CooldownCause, DisabledReason, KeyCounter, KeyRecord, KeySpec, PoolCounter, PoolRecord, Store,
 };
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often a pool looks again at a key it found disabled (it may have been enabled again).
 const DISABLED_RECHECK_MS: u64 = 10_000;
-/// The mark of a disabled key's hint (times never reach bit 63).
-const DISABLED_HINT: u64 = 1 << 63;
 
 /// The longest cooldown a `retryDelay` can impose (a per-day quota cools until midnight
 /// Pacific time instead).
@@ -40,25 +38,14 @@ const MAX_COOLDOWN_MS: u64 = 86_400_000;
 pub struct PoolKey {
     pub key: ApiKey,
     pub tier: Tier,
-    pub cell: KeyCell,
+    /// The key's state (this process's or the host's).
+    pub record: Arc<dyn KeyRecord>,
     /// Marks the key in use by this pool (see `store::conflict`).
     _in_use: std::sync::Arc<crate::store::InUse>,
 }
 
 impl PoolKey {
     /// Admits at `now`, or says when this key may admit again (`u64::MAX`: never).
-    fn try_admit(&self, now: u64) -> Result<Ticket, u64> {
-        let words = &self.cell.0;
-        if words.word(K_DISABLED).load(Relaxed) != 0 {
-            return Err(u64::MAX);
-        }
-        let (cool, _) = self.cell.cooldown();
-        if now < cool {
-            return Err(cool);
-        }
-        self.cell.window().try_admit(now)
-    }
-
     fn cool_down(&self, until: u64, cause: CooldownCause) {
         log::event(
             Level::Warn,
@@ -70,7 +57,7 @@ impl PoolKey {
                 ("cooldown_ms", Num(until.saturating_sub(clock::now_ms()))),
             ],
         );
-        self.cell.extend_cooldown(until, cause);
+        self.record.cool_down(until, cause);
     }
 
     fn disable(&self, reason: DisabledReason) {
@@ -83,16 +70,11 @@ impl PoolKey {
                 ("reason", Str(reason.as_str())),
             ],
         );
-        // The first reason recorded stays.
-        let _ = self
-            .cell
-            .0
-            .word(K_DISABLED)
-            .compare_exchange(0, reason as u64, Relaxed, Relaxed);
+        self.record.disable(reason);
     }
 
     pub fn disabled(&self) -> Option<DisabledReason> {
-        DisabledReason::from_word(self.cell.0.word(K_DISABLED).load(Relaxed))
+        self.record.snapshot(clock::now_ms()).disabled
     }
 }
 
@@ -117,7 +99,7 @@ impl Lease<'_> {
     /// Marks the request finished at `now_ms` (a `clock::now_ms()` time).
     pub fn complete(mut self, now_ms: u64) {
         if let Some(ticket) = self.ticket.take() {
-            self.key.cell.window().complete(ticket, now_ms);
+            self.key.record.complete(ticket, now_ms);
         }
     }
 }
@@ -125,7 +107,7 @@ impl Lease<'_> {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
-            self.key.cell.window().complete(ticket, clock::now_ms());
+            self.key.record.complete(ticket, clock::now_ms());
         }
     }
 }
@@ -156,11 +138,13 @@ pub struct Pool {
     config: Config,
     free: Vec<PoolKey>,
     paid: Option<PoolKey>,
-    record: PoolCell,
+    record: Arc<dyn PoolRecord>,
     /// Per key (free keys, then the paid key): when this process may next ask it (see
     /// `try_key`). Never later than the key could really admit: cooldowns and window records
     /// only ever move forward.
     hints: Box<[AtomicU64]>,
+    /// Per key: whether it was disabled when this process last asked it.
+    seen_disabled: Box<[std::sync::atomic::AtomicBool]>,
     http: Http,
     store: String,
 }
@@ -218,7 +202,7 @@ impl Pool {
         for key in &config.free_keys {
             let handle = store.key(&spec(key, Tier::Free))?;
             free.push(PoolKey {
-                cell: handle.cell,
+                record: handle.record,
                 _in_use: handle.in_use,
                 key: key.clone(),
                 tier: Tier::Free,
@@ -228,7 +212,7 @@ impl Pool {
             Some(key) => {
                 let handle = store.key(&spec(key, Tier::Paid))?;
                 Some(PoolKey {
-                    cell: handle.cell,
+                    record: handle.record,
                     _in_use: handle.in_use,
                     key: key.clone(),
                     tier: Tier::Paid,
@@ -242,11 +226,12 @@ impl Pool {
         }
         let http = Http::new(&config.base_url, &config.model)
             .map_err(|message| Error::Transport { message })?;
-        let hints = (0..free.len() + paid.is_some() as usize)
-            .map(|_| AtomicU64::new(0))
-            .collect();
+        let n = free.len() + paid.is_some() as usize;
+        let hints = (0..n).map(|_| AtomicU64::new(0)).collect();
+        let seen_disabled = (0..n).map(|_| Default::default()).collect();
         Ok(Pool {
             hints,
+            seen_disabled,
             free,
             paid,
             record,
@@ -270,8 +255,8 @@ impl Pool {
         self.free.iter().chain(self.paid.iter())
     }
 
-    pub fn record(&self) -> &PoolCell {
-        &self.record
+    pub fn record(&self) -> &dyn PoolRecord {
+        &*self.record
     }
 
     /// Chooses a key and admits the request on it, or says when the earliest key can admit.
@@ -279,7 +264,7 @@ impl Pool {
         let mut earliest = u64::MAX;
         let k = self.free.len();
         if k > 0 {
-            let start = (self.record.cursor().fetch_add(1, Relaxed) % k as u64) as usize;
+            let start = (self.record.next_cursor() % k as u64) as usize;
             // From the cursor to the end, then from the start: no division per key.
             for index in (start..k).chain(0..start) {
                 if let Some(ready) = self.held_back(index, now) {
@@ -312,6 +297,10 @@ impl Pool {
                 Err(ready) => earliest = earliest.min(ready),
             }
         }
+        // Every key disabled: nothing will ever admit (until an operator enables one).
+        if self.seen_disabled.iter().all(|d| d.load(Relaxed)) {
+            return Err(u64::MAX);
+        }
         Err(earliest)
     }
 
@@ -319,26 +308,26 @@ impl Pool {
     /// if that is still ahead: a key that refused is not asked again before the time it named.
     /// The hints are one word per key in a dense local array, so passing over full keys is a
     /// tight loop that touches no shared memory.
-    /// A disabled key's hint carries `DISABLED_HINT` and expires after `DISABLED_RECHECK_MS`,
-    /// so that a key enabled again (`gemini-rotator enable`) is taken back by running pools;
-    /// meanwhile it reads as "never" (`u64::MAX`).
+    /// The hint of key `index` if it is still ahead of `now`. A disabled key's hint is the time
+    /// to look at it again (`DISABLED_RECHECK_MS`), so that a key enabled again (`gemini-rotator
+    /// enable`) is taken back by running pools; `seen_disabled` remembers that it was disabled.
     #[inline]
     fn held_back(&self, index: usize, now: u64) -> Option<u64> {
         let hint = self.hints[index].load(Relaxed);
-        let ready = hint & !DISABLED_HINT;
-        (now < ready).then_some(if hint & DISABLED_HINT != 0 {
-            u64::MAX
-        } else {
-            ready
-        })
+        (now < hint).then_some(hint)
     }
 
     /// Asks key `index` to admit; a refusal is counted and becomes the key's hint.
     fn try_key(&self, index: usize, key: &PoolKey, now: u64) -> Result<Ticket, u64> {
-        key.try_admit(now).inspect_err(|&ready| {
-            key.cell.count(KeyCounter::Refused);
+        let result = key.record.try_admit(now);
+        let disabled = result == Err(u64::MAX);
+        if disabled != self.seen_disabled[index].load(Relaxed) {
+            self.seen_disabled[index].store(disabled, Relaxed);
+        }
+        result.inspect_err(|&ready| {
+            key.record.count(KeyCounter::Refused);
             let hint = if ready == u64::MAX {
-                now.saturating_add(DISABLED_RECHECK_MS) | DISABLED_HINT
+                now.saturating_add(DISABLED_RECHECK_MS)
             } else {
                 ready
             };
@@ -445,15 +434,15 @@ impl Pool {
             let now = clock::now_ms();
             let remaining = deadline.saturating_sub(now);
             if remaining == 0 {
-                key.cell.window().complete(ticket, now);
+                key.record.complete(ticket, now);
                 return Err(Error::Timeout {
                     after_ms: clock::now_ms().saturating_sub(started),
                 });
             }
             attempts += 1;
-            key.cell.count(KeyCounter::Admitted);
+            key.record.count(KeyCounter::Admitted);
             if retries > 0 {
-                key.cell.count(KeyCounter::Retries);
+                key.record.count(KeyCounter::Retries);
             }
             let sent = Instant::now();
             let outcome = self.http.generate(
@@ -462,20 +451,20 @@ impl Pool {
                 request_json,
                 Duration::from_millis(remaining),
             );
-            key.cell.window().complete(ticket, clock::now_ms());
+            key.record.complete(ticket, clock::now_ms());
             self.record
                 .observe_latency(sent.elapsed().as_micros() as u64);
 
             let (status, body) = match outcome {
                 Outcome::Answer { status, body } => (status, body),
                 Outcome::Timeout => {
-                    key.cell.count(KeyCounter::Timeout);
+                    key.record.count(KeyCounter::Timeout);
                     return Err(Error::Timeout {
                         after_ms: clock::now_ms().saturating_sub(started),
                     });
                 }
                 Outcome::Transport(message) => {
-                    key.cell.count(KeyCounter::Transport);
+                    key.record.count(KeyCounter::Transport);
                     let failure = Error::Transport {
                         message: redact(&message, self.config.all_keys()),
                     };
@@ -504,7 +493,7 @@ impl Pool {
             };
             match classify(status, error.as_ref()) {
                 Verdict::Success => {
-                    key.cell.count(KeyCounter::Succeeded);
+                    key.record.count(KeyCounter::Succeeded);
                     return Ok(Response {
                         body,
                         key_fingerprint: key.key.fingerprint().to_string(),
@@ -512,7 +501,7 @@ impl Pool {
                     });
                 }
                 Verdict::RateLimited { delay_ms, per_day } => {
-                    key.cell.count(KeyCounter::Upstream429);
+                    key.record.count(KeyCounter::Upstream429);
                     let now = clock::now_ms();
                     if per_day {
                         let unix = clock::unix_now_secs();
@@ -528,7 +517,7 @@ impl Pool {
                     last_failure = Some(api_error());
                 }
                 Verdict::KeyDead(reason) => {
-                    key.cell.count(match reason {
+                    key.record.count(match reason {
                         DisabledReason::ApiKeyInvalid => KeyCounter::InvalidKey,
                         _ => KeyCounter::PermissionDenied,
                     });
@@ -536,11 +525,11 @@ impl Pool {
                     last_failure = Some(api_error());
                 }
                 Verdict::Transient => {
-                    key.cell.count(KeyCounter::ServerError);
+                    key.record.count(KeyCounter::ServerError);
                     self.back_off(&mut retries, deadline, api_error(), &mut last_failure)?;
                 }
                 Verdict::Caller => {
-                    key.cell.count(KeyCounter::ClientError);
+                    key.record.count(KeyCounter::ClientError);
                     return Err(api_error());
                 }
             }

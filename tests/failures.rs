@@ -294,7 +294,7 @@ fn a_key_enabled_again_is_taken_back_by_running_pools_within_ten_seconds() {
     // An operator enables it (what `gemini-rotator enable` does, in the shared file).
     let key = pool.keys().next().unwrap();
     assert_eq!(
-        key.cell.enable().map(|r| r.as_str()),
+        key.record.enable().map(|r| r.as_str()),
         Some("SERVICE_DISABLED")
     );
     // This pool still holds it back for a while, then asks the record again.

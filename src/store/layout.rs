@@ -311,3 +311,86 @@ impl PoolCell {
             .collect()
     }
 }
+
+impl super::KeyRecord for KeyCell {
+    fn try_admit(&self, now: u64) -> Result<crate::limiter::Ticket, u64> {
+        if self.0.word(K_DISABLED).load(Relaxed) != 0 {
+            return Err(u64::MAX);
+        }
+        let (cool, _) = self.cooldown();
+        if now < cool {
+            return Err(cool);
+        }
+        self.window().try_admit(now)
+    }
+
+    fn complete(&self, ticket: crate::limiter::Ticket, now: u64) {
+        self.window().complete(ticket, now);
+    }
+
+    fn cool_down(&self, until: u64, cause: CooldownCause) {
+        self.extend_cooldown(until, cause);
+    }
+
+    fn disable(&self, reason: DisabledReason) {
+        let _ = self
+            .0
+            .word(K_DISABLED)
+            .compare_exchange(0, reason as u64, Relaxed, Relaxed);
+    }
+
+    fn enable(&self) -> Option<DisabledReason> {
+        KeyCell::enable(self)
+    }
+
+    fn count(&self, counter: KeyCounter) {
+        KeyCell::count(self, counter);
+    }
+
+    fn snapshot(&self, now: u64) -> super::KeySnapshot {
+        let (cooldown_until, cooldown_cause) = self.cooldown();
+        let mut counters = [0; KEY_COUNTERS];
+        for (i, c) in counters.iter_mut().enumerate() {
+            *c = self.0.word(K_COUNTERS + i).load(Relaxed);
+        }
+        super::KeySnapshot {
+            tier: if self.0.word(K_TIER).load(Relaxed) == 1 {
+                crate::key::Tier::Paid
+            } else {
+                crate::key::Tier::Free
+            },
+            limit: self.limit(),
+            window_ms: self.window_ms(),
+            usage: self.window().usage(now),
+            cooldown_until,
+            cooldown_cause,
+            disabled: DisabledReason::from_word(self.0.word(K_DISABLED).load(Relaxed)),
+            counters,
+        }
+    }
+}
+
+impl super::PoolRecord for PoolCell {
+    fn next_cursor(&self) -> u64 {
+        self.cursor().fetch_add(1, Relaxed)
+    }
+
+    fn add(&self, counter: PoolCounter, n: u64) {
+        PoolCell::add(self, counter, n);
+    }
+
+    fn observe_latency(&self, micros: u64) {
+        PoolCell::observe_latency(self, micros);
+    }
+
+    fn snapshot(&self) -> super::PoolSnapshot {
+        let mut counters = [0; POOL_COUNTERS];
+        for (i, c) in counters.iter_mut().enumerate() {
+            *c = self.0.word(P_COUNTERS + i).load(Relaxed);
+        }
+        super::PoolSnapshot {
+            counters,
+            latency_buckets: self.latency_buckets(),
+        }
+    }
+}

@@ -2,7 +2,8 @@
 
 use super::layout::{KeyCell, PoolCell, Words, POOL_WORDS};
 use super::{
-    conflict, cover_timeout, in_use_token, same_limits, tier_word, InUse, KeyHandle, KeySpec, Store,
+    conflict, cover_timeout, in_use_token, same_limits, tier_word, InUse, KeyHandle, KeySpec,
+    PoolRecord, Store,
 };
 use crate::error::Error;
 use crate::key::KeyId;
@@ -47,7 +48,7 @@ impl Store for MemoryStore {
             if same_limits(&entry.cell, spec) {
                 cover_timeout(&entry.cell, spec);
                 return Ok(KeyHandle {
-                    cell: entry.cell.clone(),
+                    record: Arc::new(entry.cell.clone()),
                     in_use: in_use_token(&mut entry.users),
                 });
             }
@@ -77,15 +78,20 @@ impl Store for MemoryStore {
                 users,
             },
         );
-        Ok(KeyHandle { cell, in_use })
+        Ok(KeyHandle {
+            record: Arc::new(cell),
+            in_use,
+        })
     }
 
-    fn pool(&self, id: &[u8; 16]) -> Result<PoolCell, Error> {
+    fn pool(&self, id: &[u8; 16]) -> Result<Arc<dyn PoolRecord>, Error> {
         let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(pools
-            .entry(*id)
-            .or_insert_with(|| PoolCell(block_words(POOL_WORDS)))
-            .clone())
+        Ok(Arc::new(
+            pools
+                .entry(*id)
+                .or_insert_with(|| PoolCell(block_words(POOL_WORDS)))
+                .clone(),
+        ))
     }
 
     fn describe(&self) -> String {

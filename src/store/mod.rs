@@ -5,9 +5,14 @@
 //!   share a key share its count.
 //! - [`shm::ShmStore`]: every process on the host, through a memory-mapped file (the default).
 //!
-//! A store on another engine (shared memory, Redis) implements the same trait with the same
-//! guarantees: one record per key, one per pool key set, and one limit per key among the pools
-//! that use it (a conflicting one is an error, never silently merged; see [`conflict`]).
+//! The interface is [`Store`] (find or create records), [`KeyRecord`] (the operations on a
+//! key's state: admit, complete, cool down, disable, count, read) and [`PoolRecord`] (the
+//! round-robin cursor and pool-wide counters). The pool knows nothing else, so a store on a
+//! distributed engine (Redis, with each operation a server-side script) can implement the same
+//! guarantees for several hosts: one record per key, one per pool key set, at most the limit in
+//! any rolling window (`limiter`'s rule), and one limit per key among the pools that use it (a
+//! conflicting one is an error, never silently merged; see [`conflict`]). Both stores here
+//! implement the record traits with the same atomic words ([`layout`]).
 
 pub mod layout;
 pub mod memory;
@@ -15,6 +20,7 @@ pub mod shm;
 
 use crate::error::Error;
 use crate::key::{KeyId, Tier};
+use crate::limiter::Ticket;
 pub use layout::{CooldownCause, DisabledReason, KeyCell, KeyCounter, PoolCell, PoolCounter};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
@@ -39,8 +45,69 @@ pub struct KeySpec {
 /// A key's record, and the token that marks it in use by a pool of this process for as long
 /// as the pool holds it.
 pub struct KeyHandle {
-    pub cell: KeyCell,
+    pub record: Arc<dyn KeyRecord>,
     pub in_use: Arc<InUse>,
+}
+
+/// What a key's record holds at one moment.
+#[derive(Clone, Debug)]
+pub struct KeySnapshot {
+    pub tier: Tier,
+    pub limit: u64,
+    pub window_ms: u64,
+    pub usage: crate::limiter::Usage,
+    /// The end of the key's cooldown (0: none ever) and its cause.
+    pub cooldown_until: u64,
+    pub cooldown_cause: CooldownCause,
+    pub disabled: Option<DisabledReason>,
+    pub counters: [u64; layout::KEY_COUNTERS],
+}
+
+impl KeySnapshot {
+    pub fn counter(&self, c: KeyCounter) -> u64 {
+        self.counters[c as usize]
+    }
+}
+
+/// The operations on a key's state, wherever it lives. Every method may be called from any
+/// thread (and, for shared stores, any process) at once.
+pub trait KeyRecord: Send + Sync {
+    /// Admits a request at `now`, or says when the key may admit again (`u64::MAX`: it is
+    /// disabled). A disabled or cooling key refuses; otherwise the rolling window decides.
+    fn try_admit(&self, now: u64) -> Result<Ticket, u64>;
+    /// Marks an admitted request finished at `now` (the window counts from then).
+    fn complete(&self, ticket: Ticket, now: u64);
+    /// Cools the key down until `until`, unless it already cools longer.
+    fn cool_down(&self, until: u64, cause: CooldownCause);
+    /// Disables the key; the first reason recorded stays.
+    fn disable(&self, reason: DisabledReason);
+    /// Takes the key back into service; says why it was disabled, if it was.
+    fn enable(&self) -> Option<DisabledReason>;
+    fn count(&self, counter: KeyCounter);
+    fn snapshot(&self, now: u64) -> KeySnapshot;
+}
+
+/// What a pool record holds at one moment.
+#[derive(Clone, Debug)]
+pub struct PoolSnapshot {
+    pub counters: [u64; layout::POOL_COUNTERS],
+    /// Non-cumulative attempts per latency bucket (`layout::LATENCY_BUCKETS_S`, then above).
+    pub latency_buckets: Vec<u64>,
+}
+
+impl PoolSnapshot {
+    pub fn counter(&self, c: PoolCounter) -> u64 {
+        self.counters[c as usize]
+    }
+}
+
+/// The shared part of a pool: its round-robin cursor and pool-wide counters.
+pub trait PoolRecord: Send + Sync {
+    /// The cursor's value before this call moves it on by one.
+    fn next_cursor(&self) -> u64;
+    fn add(&self, counter: PoolCounter, n: u64);
+    fn observe_latency(&self, micros: u64);
+    fn snapshot(&self) -> PoolSnapshot;
 }
 
 /// Held by every pool that uses a key; the store keeps a weak reference to know whether a
@@ -96,7 +163,7 @@ pub trait Store: Send + Sync {
     /// The record of a key, created on first use (see [`conflict`] for a changed limit).
     fn key(&self, spec: &KeySpec) -> Result<KeyHandle, Error>;
     /// The record of a pool's key set (its round-robin cursor and pool-wide counters).
-    fn pool(&self, id: &[u8; 16]) -> Result<PoolCell, Error>;
+    fn pool(&self, id: &[u8; 16]) -> Result<Arc<dyn PoolRecord>, Error>;
     /// `memory`, or where the shared state lives.
     fn describe(&self) -> String;
 }

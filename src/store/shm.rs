@@ -25,7 +25,8 @@
 
 use super::layout::{KeyCell, PoolCell, Words, KEY_HEADER_WORDS, POOL_WORDS};
 use super::{
-    conflict, cover_timeout, in_use_token, same_limits, tier_word, InUse, KeyHandle, KeySpec, Store,
+    conflict, cover_timeout, in_use_token, same_limits, tier_word, InUse, KeyHandle, KeySpec,
+    PoolRecord, Store,
 };
 use crate::error::Error;
 use crate::key::KeyId;
@@ -627,7 +628,10 @@ impl Store for ShmStore {
             if same_limits(&cell, spec) {
                 cover_timeout(&cell, spec);
                 let in_use = in_use_token(registry.users.entry(spec.id).or_default());
-                return Ok(KeyHandle { cell, in_use });
+                return Ok(KeyHandle {
+                    record: Arc::new(cell),
+                    in_use,
+                });
             }
         }
         let file_lock = FileLock::take(&f.path)?;
@@ -683,20 +687,23 @@ impl Store for ShmStore {
         };
         cover_timeout(&cell, spec);
         let in_use = in_use_token(registry.users.entry(spec.id).or_default());
-        Ok(KeyHandle { cell, in_use })
+        Ok(KeyHandle {
+            record: Arc::new(cell),
+            in_use,
+        })
     }
 
-    fn pool(&self, id: &[u8; 16]) -> Result<PoolCell, Error> {
+    fn pool(&self, id: &[u8; 16]) -> Result<Arc<dyn PoolRecord>, Error> {
         let f = &self.file;
         if let Some((_, words)) = f.find(POOLS, id) {
-            return Ok(PoolCell(words));
+            return Ok(Arc::new(PoolCell(words)));
         }
         let file_lock = FileLock::take(&f.path)?;
         let words = match f.find(POOLS, id) {
             Some((_, words)) => words,
             None => f.create(&file_lock.0, POOLS, id, POOL_WORDS, |_| {})?,
         };
-        Ok(PoolCell(words))
+        Ok(Arc::new(PoolCell(words)))
     }
 
     fn describe(&self) -> String {
