@@ -51,6 +51,28 @@ static void expect_generate_fails(const gr_pool *pool, const char *model, const 
     gr_error_free(err);
 }
 
+/* gr_pool_new(config) fails with `expected`, names config_json, mentions `detail` (if not NULL)
+ * and leaves the out-param untouched. */
+static void expect_pool_new_fails(const char *config, gr_status expected, const char *detail,
+                                  const char *file, int line) {
+    gr_pool *pool = SENTINEL_POOL;
+    gr_error *err = NULL;
+    gr_status st = gr_pool_new(config, &pool, &err);
+    h_check_status(st, expected, &err, file, line, "gr_pool_new");
+    h_check(names(gr_error_message(err), "config_json"), file, line,
+            "the message names the argument", "\"%s\" does not name config_json",
+            gr_error_message(err));
+    if (detail != NULL) {
+        h_check(strstr(gr_error_message(err), detail) != NULL, file, line, "the message says why",
+                "\"%s\" lacks \"%s\"", gr_error_message(err), detail);
+    }
+    h_check(pool == SENTINEL_POOL, file, line, "out-param untouched", "%s",
+            "out_pool was written on failure");
+    gr_error_free(err);
+}
+
+#define EACH(array) for (size_t i = 0; i < sizeof(array) / sizeof((array)[0]); i++)
+
 void test_null_arguments(void) {
     fixture fx;
     if (fx_start(&fx, 1, 0, 0, NULL) != 0) {
@@ -173,13 +195,8 @@ void test_invalid_utf8(void) {
         "{\"free_keys\":[\"a\"],\"model\":\"gemini\xe2\x82\"}",
         "\xef\xbb",
     };
-    for (size_t i = 0; i < sizeof bad_configs / sizeof bad_configs[0]; i++) {
-        gr_pool *pool = SENTINEL_POOL;
-        CHECK_STATUS(gr_pool_new(bad_configs[i], &pool, &err), GR_ERR_INVALID_UTF8, err);
-        CHECK_NAMES(err, "config_json");
-        CHECK(pool == SENTINEL_POOL);
-        gr_error_free(err);
-        err = NULL;
+    EACH(bad_configs) {
+        expect_pool_new_fails(bad_configs[i], GR_ERR_INVALID_UTF8, NULL, __FILE__, __LINE__);
     }
 
     /* request_json: invalid UTF-8 inside a text part (and an overlong encoding). */
@@ -240,28 +257,14 @@ void test_invalid_json(void) {
         "", "{", "not json", "{\"free_keys\":[\"a\",]}", "{\"free_keys\":[\"a\"]} trailing",
         "{'free_keys':['a']}",
     };
-    for (size_t i = 0; i < sizeof bad_configs / sizeof bad_configs[0]; i++) {
-        gr_pool *pool = SENTINEL_POOL;
-        gr_status st = gr_pool_new(bad_configs[i], &pool, &err);
-        CHECKF(st == GR_ERR_INVALID_JSON, "config_json '%s': %s (%s)", bad_configs[i],
-               gr_status_name((int32_t)st), gr_error_message(err));
-        CHECK_NAMES(err, "config_json");
-        CHECK(pool == SENTINEL_POOL);
-        gr_error_free(err);
-        err = NULL;
+    EACH(bad_configs) {
+        expect_pool_new_fails(bad_configs[i], GR_ERR_INVALID_JSON, NULL, __FILE__, __LINE__);
     }
     /* Valid JSON of the wrong kind: GR_ERR_INVALID_ARGUMENT. */
     static const char *const wrong_configs[] = {"[1]", "\"free_keys\"", "null", "42"};
-    for (size_t i = 0; i < sizeof wrong_configs / sizeof wrong_configs[0]; i++) {
-        gr_pool *pool = SENTINEL_POOL;
-        gr_status st = gr_pool_new(wrong_configs[i], &pool, &err);
-        CHECKF(st == GR_ERR_INVALID_ARGUMENT, "config_json '%s': %s (%s)", wrong_configs[i],
-               gr_status_name((int32_t)st), gr_error_message(err));
-        CHECK_NAMES(err, "config_json");
-        CHECK_CONTAINS(gr_error_message(err), "must be a JSON object");
-        CHECK(pool == SENTINEL_POOL);
-        gr_error_free(err);
-        err = NULL;
+    EACH(wrong_configs) {
+        expect_pool_new_fails(wrong_configs[i], GR_ERR_INVALID_ARGUMENT, "must be a JSON object",
+                              __FILE__, __LINE__);
     }
     /* A syntax error says where. */
     CHECK_STATUS(gr_pool_new("{\"free_keys\": [\"a\" \"b\"]}", &(gr_pool *){NULL}, &err),
@@ -273,28 +276,14 @@ void test_invalid_json(void) {
     static const char *const bad_requests[] = {
         "", "{", "not json", "{\"contents\": [}", "{\"contents\":[]} x",
     };
-    for (size_t i = 0; i < sizeof bad_requests / sizeof bad_requests[0]; i++) {
-        char *response = SENTINEL_STR;
-        char *fp = SENTINEL_STR;
-        gr_status st = gr_generate(fx.pool, NULL, bad_requests[i], 0, 0, &response, &fp, &err);
-        CHECKF(st == GR_ERR_INVALID_JSON, "request_json '%s': %s (%s)", bad_requests[i],
-               gr_status_name((int32_t)st), gr_error_message(err));
-        CHECK_NAMES(err, "request_json");
-        CHECK(response == SENTINEL_STR && fp == SENTINEL_STR);
-        gr_error_free(err);
-        err = NULL;
+    EACH(bad_requests) {
+        expect_generate_fails(fx.pool, NULL, bad_requests[i], GR_ERR_INVALID_JSON, "request_json",
+                              __FILE__, __LINE__);
     }
     static const char *const wrong_requests[] = {"[]", "null", "42", "\"text\""};
-    for (size_t i = 0; i < sizeof wrong_requests / sizeof wrong_requests[0]; i++) {
-        char *response = SENTINEL_STR;
-        char *fp = SENTINEL_STR;
-        gr_status st = gr_generate(fx.pool, NULL, wrong_requests[i], 0, 0, &response, &fp, &err);
-        CHECKF(st == GR_ERR_INVALID_ARGUMENT, "request_json '%s': %s (%s)", wrong_requests[i],
-               gr_status_name((int32_t)st), gr_error_message(err));
-        CHECK_NAMES(err, "request_json");
-        CHECK(response == SENTINEL_STR && fp == SENTINEL_STR);
-        gr_error_free(err);
-        err = NULL;
+    EACH(wrong_requests) {
+        expect_generate_fails(fx.pool, NULL, wrong_requests[i], GR_ERR_INVALID_ARGUMENT,
+                              "request_json", __FILE__, __LINE__);
     }
 
     /* None of them reached the service. */
