@@ -74,7 +74,7 @@ impl PoolKey {
     }
 
     pub fn disabled(&self) -> Option<DisabledReason> {
-        self.record.snapshot(clock::now_ms()).disabled
+        self.record.disabled()
     }
 }
 

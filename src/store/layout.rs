@@ -343,6 +343,10 @@ impl super::KeyRecord for KeyCell {
         KeyCell::enable(self)
     }
 
+    fn disabled(&self) -> Option<DisabledReason> {
+        DisabledReason::from_word(self.0.word(K_DISABLED).load(Relaxed))
+    }
+
     fn count(&self, counter: KeyCounter) {
         KeyCell::count(self, counter);
     }
@@ -364,7 +368,7 @@ impl super::KeyRecord for KeyCell {
             usage: self.window().usage(now),
             cooldown_until,
             cooldown_cause,
-            disabled: DisabledReason::from_word(self.0.word(K_DISABLED).load(Relaxed)),
+            disabled: super::KeyRecord::disabled(self),
             counters,
         }
     }

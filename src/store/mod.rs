@@ -83,6 +83,8 @@ pub trait KeyRecord: Send + Sync {
     fn disable(&self, reason: DisabledReason);
     /// Takes the key back into service; says why it was disabled, if it was.
     fn enable(&self) -> Option<DisabledReason>;
+    /// Why the key is disabled, if it is (without the cost of a whole snapshot).
+    fn disabled(&self) -> Option<DisabledReason>;
     fn count(&self, counter: KeyCounter);
     fn snapshot(&self, now: u64) -> KeySnapshot;
 }
