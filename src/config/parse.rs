@@ -1,0 +1,248 @@
+//! One reader per kind of setting: each takes its row of the table, reads the raw value from the
+//! source, validates it against the row's kind (range, format) and applies the row's default.
+
+use super::settings::{Default, Kind, Setting};
+use super::source::{env_text, Raw, Source};
+use super::{validate_model, Origin, StateLocation};
+use crate::error::Error;
+use crate::key::ApiKey;
+
+/// A row read by a reader of another kind, or with a default of the wrong type: a mistake in the
+/// table, reported as an error rather than a panic (every test that builds a `Config` reads every
+/// row, so it cannot ship).
+fn table_mistake(src: &dyn Source, s: &Setting) -> Error {
+    Error::config(
+        src.name(s),
+        format!(
+            "internal error: the settings table gives this setting kind {:?} with default {:?}",
+            s.kind, s.default
+        ),
+    )
+}
+
+/// A string setting, trimmed; set but empty is an error.
+fn text(src: &dyn Source, s: &Setting) -> Result<Option<String>, Error> {
+    match src.get(s)? {
+        None => Ok(None),
+        Some(Raw::Text(t)) => {
+            let t = t.trim().to_string();
+            if t.is_empty() {
+                Err(Error::config(src.name(s), "is set but empty"))
+            } else {
+                Ok(Some(t))
+            }
+        }
+        Some(_) => Err(Error::config(src.name(s), "must be a string")),
+    }
+}
+
+/// A string setting with a text default (the row's), validated by `check`.
+fn text_or_default(
+    src: &dyn Source,
+    s: &Setting,
+    kind: Kind,
+    check: impl FnOnce(&str) -> Result<String, String>,
+) -> Result<String, Error> {
+    let Default::Text(default) = s.default else {
+        return Err(table_mistake(src, s));
+    };
+    if s.kind != kind {
+        return Err(table_mistake(src, s));
+    }
+    match text(src, s)? {
+        None => Ok(default.to_string()),
+        Some(v) => check(&v).map_err(|r| Error::config(src.name(s), r)),
+    }
+}
+
+/// A [`Kind::Count`] with a [`Default::Count`].
+pub(super) fn count(src: &dyn Source, s: &Setting) -> Result<u64, Error> {
+    let (Kind::Count { min, max }, Default::Count(default)) = (s.kind, s.default) else {
+        return Err(table_mistake(src, s));
+    };
+    let n = match src.get(s)? {
+        None => return Ok(default),
+        Some(Raw::Number(n)) => n,
+        Some(Raw::Text(t)) => {
+            let t = t.trim();
+            if t.is_empty() {
+                return Err(Error::config(src.name(s), "is set but empty"));
+            }
+            match t.parse::<u64>() {
+                Ok(n) => n,
+                Err(_) if t.parse::<i128>().is_ok() || t.parse::<f64>().is_ok() => {
+                    return Err(Error::config(
+                        src.name(s),
+                        format!("must be a positive integer, got {t:?}"),
+                    ))
+                }
+                Err(_) => return Err(Error::config(src.name(s), format!("not a number: {t:?}"))),
+            }
+        }
+        Some(Raw::List(_)) => {
+            return Err(Error::config(src.name(s), "must be a number, got an array"))
+        }
+    };
+    if n < min {
+        let what = if min == 1 {
+            "a positive integer".to_string()
+        } else {
+            format!("at least {min}")
+        };
+        return Err(Error::config(
+            src.name(s),
+            format!("must be {what}, got {n}"),
+        ));
+    }
+    if n > max {
+        return Err(Error::config(
+            src.name(s),
+            format!("must be at most {max}, got {n}"),
+        ));
+    }
+    Ok(n)
+}
+
+/// A [`Kind::Keys`]: comma-separated or a list; blank entries are dropped.
+pub(super) fn keys(src: &dyn Source, s: &Setting) -> Result<Vec<ApiKey>, Error> {
+    if s.kind != Kind::Keys {
+        return Err(table_mistake(src, s));
+    }
+    let list: Vec<String> = match src.get(s)? {
+        None => return Ok(Vec::new()),
+        Some(Raw::Text(t)) => t.split(',').map(str::to_string).collect(),
+        Some(Raw::List(l)) => l,
+        Some(Raw::Number(_)) => {
+            return Err(Error::config(
+                src.name(s),
+                "must be a list of keys, got a number",
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    for (i, k) in list
+        .iter()
+        .map(|k| k.trim())
+        .filter(|k| !k.is_empty())
+        .enumerate()
+    {
+        check_key_chars(src, s, k, Some(i + 1))?;
+        out.push(ApiKey::new(k));
+    }
+    Ok(out)
+}
+
+/// A [`Kind::Key`]; blank is unset.
+pub(super) fn key(src: &dyn Source, s: &Setting) -> Result<Option<ApiKey>, Error> {
+    if s.kind != Kind::Key {
+        return Err(table_mistake(src, s));
+    }
+    match src.get(s)? {
+        None => Ok(None),
+        Some(Raw::Text(t)) if t.trim().is_empty() => Ok(None),
+        Some(Raw::Text(t)) => {
+            let t = t.trim();
+            check_key_chars(src, s, t, None)?;
+            Ok(Some(ApiKey::new(t)))
+        }
+        Some(_) => Err(Error::config(src.name(s), "must be a string")),
+    }
+}
+
+/// A key must fit in an HTTP header: visible ASCII only.
+fn check_key_chars(
+    src: &dyn Source,
+    s: &Setting,
+    key: &str,
+    position: Option<usize>,
+) -> Result<(), Error> {
+    if key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
+    }
+    let which = position
+        .map(|p| format!("key {p}"))
+        .unwrap_or_else(|| "the key".into());
+    Err(Error::config(
+        src.name(s),
+        format!(
+            "{which} (fingerprint {}) contains a space, control or non-ASCII character, which an HTTP header cannot carry",
+            crate::key::fingerprint(key)
+        ),
+    ))
+}
+
+/// A [`Kind::Url`], without its trailing slash.
+pub(super) fn url(src: &dyn Source, s: &Setting) -> Result<String, Error> {
+    text_or_default(src, s, Kind::Url, |url| {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| format!("not a URL ({e}); the value is not shown, in case it is a key"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(format!(
+                "must be an http:// or https:// URL with a host, got scheme {:?}",
+                parsed.scheme()
+            ));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            // Not echoed: a query is where a key would hide (`?key=...`).
+            return Err("must not have a query or fragment (the key goes in the x-goog-api-key header, never in the URL)".into());
+        }
+        Ok(url.trim_end_matches('/').to_string())
+    })
+}
+
+/// A [`Kind::Model`], without `models/`.
+pub(super) fn model(src: &dyn Source, s: &Setting) -> Result<String, Error> {
+    text_or_default(src, s, Kind::Model, validate_model)
+}
+
+/// A [`Kind::LogLevel`]: `None` leaves the process's level as it is; `Some(None)` is off.
+pub(super) fn log_level(
+    src: &dyn Source,
+    s: &Setting,
+) -> Result<Option<Option<crate::log::Level>>, Error> {
+    if s.kind != Kind::LogLevel {
+        return Err(table_mistake(src, s));
+    }
+    match text(src, s)? {
+        None => Ok(None),
+        Some(v) => crate::log::Level::parse(&v)
+            .map(Some)
+            .map_err(|r| Error::config(src.name(s), r)),
+    }
+}
+
+/// A [`Kind::State`].
+///
+/// The state location is the host's, not the pool's: a JSON configuration without it takes the
+/// environment variable, so that every pool of every process on the host agrees on it.
+pub(super) fn state(src: &dyn Source, s: &Setting) -> Result<StateLocation, Error> {
+    let default = || Ok(StateLocation::Shm(crate::store::shm::default_path()));
+    if s.kind != Kind::State || s.default != Default::Text("shm") {
+        return Err(table_mistake(src, s));
+    }
+    let (value, name) = match (text(src, s)?, s.env) {
+        (Some(v), _) => (v, src.name(s)),
+        (None, Some(env)) if src.origin() == Origin::Json => match env_text(env)? {
+            Some(Raw::Text(v)) if !v.trim().is_empty() => (v.trim().to_string(), env.to_string()),
+            _ => return default(),
+        },
+        (None, _) => return default(),
+    };
+    match value.as_str() {
+        "memory" => Ok(StateLocation::Memory),
+        "shm" => default(),
+        v => match v.strip_prefix("shm:") {
+            Some(path) if path.starts_with('/') && !path.ends_with('/') => {
+                Ok(StateLocation::Shm(std::path::PathBuf::from(path)))
+            }
+            Some(path) => Err(Error::config(
+                name,
+                format!("shm:PATH needs an absolute file path, got {path:?}"),
+            )),
+            None => Err(Error::config(
+                name,
+                format!("unknown state location {v:?} (use shm, shm:/absolute/path or memory)"),
+            )),
+        },
+    }
+}
