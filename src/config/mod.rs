@@ -6,6 +6,7 @@
 //! - `parse`: one reader per kind of setting, driven by its row.
 //! - `docs`: the README table and `bindings/settings.json`, generated from the table.
 
+pub mod docs;
 mod parse;
 pub mod settings;
 mod source;

@@ -1,7 +1,7 @@
 //! One reader per kind of setting: each takes its row of the table, reads the raw value from the
 //! source, validates it against the row's kind (range, format) and applies the row's default.
 
-use super::settings::{Default, Kind, Setting};
+use super::settings::{DefaultValue, Kind, Setting};
 use super::source::{env_text, Raw, Source};
 use super::{validate_model, Origin, StateLocation};
 use crate::error::Error;
@@ -43,7 +43,7 @@ fn text_or_default(
     kind: Kind,
     check: impl FnOnce(&str) -> Result<String, String>,
 ) -> Result<String, Error> {
-    let Default::Text(default) = s.default else {
+    let DefaultValue::Text(default) = s.default else {
         return Err(table_mistake(src, s));
     };
     if s.kind != kind {
@@ -55,9 +55,9 @@ fn text_or_default(
     }
 }
 
-/// A [`Kind::Count`] with a [`Default::Count`].
+/// A [`Kind::Count`] with a [`DefaultValue::Count`].
 pub(super) fn count(src: &dyn Source, s: &Setting) -> Result<u64, Error> {
-    let (Kind::Count { min, max }, Default::Count(default)) = (s.kind, s.default) else {
+    let (Kind::Count { min, max }, DefaultValue::Count(default)) = (s.kind, s.default) else {
         return Err(table_mistake(src, s));
     };
     let n = match src.get(s)? {
@@ -217,7 +217,7 @@ pub(super) fn log_level(
 /// environment variable, so that every pool of every process on the host agrees on it.
 pub(super) fn state(src: &dyn Source, s: &Setting) -> Result<StateLocation, Error> {
     let default = || Ok(StateLocation::Shm(crate::store::shm::default_path()));
-    if s.kind != Kind::State || s.default != Default::Text("shm") {
+    if s.kind != Kind::State || s.default != DefaultValue::Text("shm") {
         return Err(table_mistake(src, s));
     }
     let (value, name) = match (text(src, s)?, s.env) {

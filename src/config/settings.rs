@@ -18,7 +18,7 @@ pub struct Setting {
     pub json: Option<&'static str>,
     pub kind: Kind,
     /// What an unset setting means.
-    pub default: Default,
+    pub default: DefaultValue,
     /// One line, for the README table and the bindings' docs.
     pub doc: &'static str,
 }
@@ -44,32 +44,25 @@ pub enum Kind {
 
 /// What an unset setting means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Default {
+pub enum DefaultValue {
     /// Nothing is configured; the text says what that amounts to (for the docs).
     Unset(&'static str),
     Count(u64),
     Text(&'static str),
 }
 
-pub const LOG: Setting = Setting {
-    env: Some("GEMINI_ROTATOR_LOG"),
-    json: Some("log"),
-    kind: Kind::LogLevel,
-    default: Default::Unset("off"),
-    doc: "Log level, process-wide (events go to stderr, or to the host's callback); unset leaves the level as it is",
-};
 pub const FREE_KEYS: Setting = Setting {
     env: Some("GEMINI_FREE_KEYS"),
     json: Some("free_keys"),
     kind: Kind::Keys,
-    default: Default::Unset("none"),
-    doc: "Free keys, used round-robin: comma-separated (whitespace trimmed, empty entries dropped), a list in JSON",
+    default: DefaultValue::Unset("none"),
+    doc: "Free keys, used round-robin (whitespace trimmed, empty entries dropped)",
 };
 pub const PAID_KEY: Setting = Setting {
     env: Some("GEMINI_PAID_KEY"),
     json: Some("paid_key"),
     kind: Kind::Key,
-    default: Default::Unset("none"),
+    default: DefaultValue::Unset("none"),
     doc: "The paid key, used only when every free key is full",
 };
 pub const FREE_RATE_LIMIT: Setting = Setting {
@@ -79,7 +72,7 @@ pub const FREE_RATE_LIMIT: Setting = Setting {
         min: 1,
         max: 1_000_000,
     },
-    default: Default::Count(60),
+    default: DefaultValue::Count(60),
     doc: "Requests per window per free key",
 };
 pub const PAID_RATE_LIMIT: Setting = Setting {
@@ -89,7 +82,7 @@ pub const PAID_RATE_LIMIT: Setting = Setting {
         min: 1,
         max: 1_000_000,
     },
-    default: Default::Count(1000),
+    default: DefaultValue::Count(1000),
     doc: "Requests per window for the paid key",
 };
 pub const WINDOW: Setting = Setting {
@@ -99,21 +92,21 @@ pub const WINDOW: Setting = Setting {
         min: 1,
         max: 7 * 86_400_000,
     },
-    default: Default::Count(60_000),
+    default: DefaultValue::Count(60_000),
     doc: "Length of the rolling rate-limit window, in milliseconds",
 };
 pub const BASE_URL: Setting = Setting {
     env: Some("GEMINI_BASE_URL"),
     json: Some("base_url"),
     kind: Kind::Url,
-    default: Default::Text(DEFAULT_BASE_URL),
+    default: DefaultValue::Text(DEFAULT_BASE_URL),
     doc: "Service base URL",
 };
 pub const MODEL: Setting = Setting {
     env: Some("GEMINI_MODEL"),
     json: Some("model"),
     kind: Kind::Model,
-    default: Default::Text(DEFAULT_MODEL),
+    default: DefaultValue::Text(DEFAULT_MODEL),
     doc: "Default model (each call can name another)",
 };
 pub const TIMEOUT: Setting = Setting {
@@ -123,21 +116,21 @@ pub const TIMEOUT: Setting = Setting {
         min: 1,
         max: 3_600_000,
     },
-    default: Default::Count(120_000),
+    default: DefaultValue::Count(120_000),
     doc: "A call's time budget in milliseconds, retries included",
 };
 pub const MAX_ATTEMPTS: Setting = Setting {
     env: Some("GEMINI_MAX_ATTEMPTS"),
     json: Some("max_attempts"),
     kind: Kind::Count { min: 1, max: 100 },
-    default: Default::Count(8),
+    default: DefaultValue::Count(8),
     doc: "HTTP attempts per call at most, across keys and retries",
 };
 pub const MAX_RETRIES: Setting = Setting {
     env: Some("GEMINI_MAX_RETRIES"),
     json: Some("max_retries"),
     kind: Kind::Count { min: 0, max: 20 },
-    default: Default::Count(3),
+    default: DefaultValue::Count(3),
     doc: "Retries after 5xx or connection failures, at most",
 };
 pub const RETRY_BASE: Setting = Setting {
@@ -147,7 +140,7 @@ pub const RETRY_BASE: Setting = Setting {
         min: 1,
         max: 600_000,
     },
-    default: Default::Count(500),
+    default: DefaultValue::Count(500),
     doc: "Backoff ceiling before the first retry, in milliseconds (doubling, full jitter)",
 };
 pub const RETRY_MAX: Setting = Setting {
@@ -157,20 +150,26 @@ pub const RETRY_MAX: Setting = Setting {
         min: 1,
         max: 3_600_000,
     },
-    default: Default::Count(16_000),
+    default: DefaultValue::Count(16_000),
     doc: "Backoff cap in milliseconds, at least the first ceiling",
 };
 pub const STATE: Setting = Setting {
     env: Some("GEMINI_ROTATOR_STATE"),
     json: Some("state"),
     kind: Kind::State,
-    default: Default::Text("shm"),
+    default: DefaultValue::Text("shm"),
     doc: "Where key state lives: `shm` (shared by every process on the host, in `/dev/shm/gemini-rotator-<uid>.state`), another file, or this process only",
 };
 
+pub const LOG: Setting = Setting {
+    env: Some("GEMINI_ROTATOR_LOG"),
+    json: Some("log"),
+    kind: Kind::LogLevel,
+    default: DefaultValue::Unset("off"),
+    doc: "Log level, process-wide (events go to stderr, or to the host's callback); unset leaves the level as it is",
+};
 /// Every setting, in the order the docs list them and the unknown-field error names them.
 pub static SETTINGS: [&Setting; 14] = [
-    &LOG,
     &FREE_KEYS,
     &PAID_KEY,
     &FREE_RATE_LIMIT,
@@ -184,13 +183,14 @@ pub static SETTINGS: [&Setting; 14] = [
     &RETRY_BASE,
     &RETRY_MAX,
     &STATE,
+    &LOG,
 ];
 
 impl Kind {
     /// The values a setting of this kind takes, for the docs.
     pub fn values(&self) -> String {
         match self {
-            Kind::Keys => "keys".into(),
+            Kind::Keys => "keys, comma-separated (in JSON, an array of strings)".into(),
             Kind::Key => "a key".into(),
             Kind::Count { min, max } => format!("{min} to {max}"),
             Kind::Url => "an `http://` or `https://` URL with a host, no query".into(),
@@ -204,4 +204,59 @@ impl Kind {
 /// The setting whose JSON field is `field`.
 pub fn by_json(field: &str) -> Option<&'static Setting> {
     SETTINGS.iter().copied().find(|s| s.json == Some(field))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_row_is_named_once_and_in_the_house_spelling() {
+        let (mut envs, mut fields) = (HashSet::new(), HashSet::new());
+        for s in SETTINGS {
+            assert!(s.env.is_some() || s.json.is_some(), "{s:?} has no name");
+            if let Some(env) = s.env {
+                assert!(envs.insert(env), "{env} appears twice");
+                assert!(
+                    env.starts_with("GEMINI_")
+                        && env.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
+                    "{env}"
+                );
+            }
+            if let Some(field) = s.json {
+                assert!(fields.insert(field), "{field} appears twice");
+                assert!(
+                    field.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                    "{field}"
+                );
+                assert_eq!(by_json(field).map(|r| r.env), Some(s.env));
+            }
+        }
+        assert_eq!(by_json("no_such_field").map(|s| s.env), None);
+    }
+
+    #[test]
+    fn every_default_fits_its_kind() {
+        for s in SETTINGS {
+            match (s.kind, s.default) {
+                (Kind::Count { min, max }, DefaultValue::Count(n)) => {
+                    assert!(min <= n && n <= max, "{s:?}")
+                }
+                (Kind::Count { .. }, DefaultValue::Unset(_)) => {}
+                (Kind::Count { .. }, DefaultValue::Text(_)) => panic!("{s:?}: a text default"),
+                (_, DefaultValue::Count(_)) => panic!("{s:?}: a number default"),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn every_doc_is_one_line_that_fits_a_table_cell() {
+        for s in SETTINGS {
+            assert!(!s.doc.is_empty(), "{s:?}");
+            assert!(!s.doc.contains(['\n', '|']), "{s:?}");
+            assert!(!s.doc.ends_with('.'), "{s:?}: a cell, not a sentence");
+        }
+    }
 }

@@ -182,3 +182,83 @@ fn json_errors_name_the_field() {
         assert!(msg.contains(expected), "{json}: {msg:?} lacks {expected:?}");
     }
 }
+
+/// Records which rows a build reads, over a full, valid environment.
+struct Recording {
+    read: std::cell::RefCell<Vec<&'static str>>,
+}
+
+impl source::Source for Recording {
+    fn get(&self, s: &Setting) -> Result<Option<source::Raw>, Error> {
+        let name = s.env.or(s.json).expect("a named row");
+        self.read.borrow_mut().push(name);
+        Ok(None)
+    }
+    fn origin(&self) -> Origin {
+        Origin::Environment
+    }
+}
+
+#[test]
+fn a_build_reads_every_row_of_the_table() {
+    let src = Recording {
+        read: Default::default(),
+    };
+    // Without keys the build stops after the keys: read a paid key from a stand-in instead.
+    let _ = Config::build(&src);
+    let keys_only = src.read.borrow().clone();
+    assert_eq!(keys_only, ["GEMINI_FREE_KEYS", "GEMINI_PAID_KEY"]);
+
+    struct WithKey(Recording);
+    impl source::Source for WithKey {
+        fn get(&self, s: &Setting) -> Result<Option<source::Raw>, Error> {
+            self.0.get(s)?;
+            Ok((s.json == FREE_KEYS.json).then(|| source::Raw::Text("k".into())))
+        }
+        fn origin(&self) -> Origin {
+            Origin::Environment
+        }
+    }
+    let src = WithKey(Recording {
+        read: Default::default(),
+    });
+    Config::build(&src).expect("the defaults are valid");
+    let mut read = src.0.read.borrow().clone();
+    read.sort_unstable();
+    let mut all: Vec<_> = SETTINGS.iter().map(|s| s.env.or(s.json).unwrap()).collect();
+    all.sort_unstable();
+    assert_eq!(read, all, "every row is read exactly once");
+}
+
+#[test]
+fn unset_settings_take_the_defaults_of_the_table() {
+    let c = env(&[("GEMINI_FREE_KEYS", "a")]).unwrap();
+    let count = |s: &Setting| match s.default {
+        settings::DefaultValue::Count(n) => n,
+        other => panic!("{s:?}: {other:?}"),
+    };
+    assert_eq!(c.free_rate_limit, count(&FREE_RATE_LIMIT));
+    assert_eq!(c.paid_rate_limit, count(&PAID_RATE_LIMIT));
+    assert_eq!(c.window_ms, count(&WINDOW));
+    assert_eq!(c.timeout_ms, count(&TIMEOUT));
+    assert_eq!(u64::from(c.max_attempts), count(&MAX_ATTEMPTS));
+    assert_eq!(u64::from(c.max_retries), count(&MAX_RETRIES));
+    assert_eq!(c.retry_base_ms, count(&RETRY_BASE));
+    assert_eq!(c.retry_max_ms, count(&RETRY_MAX));
+    let text = |s: &Setting| match s.default {
+        settings::DefaultValue::Text(t) => t,
+        other => panic!("{s:?}: {other:?}"),
+    };
+    assert_eq!(c.base_url, text(&BASE_URL));
+    assert_eq!(c.model, text(&MODEL));
+    assert_eq!(c.log, None);
+}
+
+#[test]
+fn errors_name_a_setting_as_its_source_does() {
+    let c = env(&[("GEMINI_FREE_KEYS", "a")]).unwrap();
+    assert_eq!(c.setting_name("free_rate_limit"), "GEMINI_FREE_RATE_LIMIT");
+    assert_eq!(c.setting_name("no_such_field"), "no_such_field");
+    let c = Config::from_json(r#"{"free_keys":["a"]}"#).unwrap();
+    assert_eq!(c.setting_name("window_ms"), "config field `window_ms`");
+}
