@@ -7,8 +7,10 @@ import (
 )
 
 // Config holds the same settings as the GEMINI_* environment variables read by
-// [NewKeyPoolFromEnv]. A zero value means "the library's default"; the library validates every
-// setting and names the offending field in the error.
+// [NewKeyPoolFromEnv] (the README's Configuration table lists them). A zero value means "the
+// library's default"; the library validates every setting and names the offending field in the
+// error. Each field's comment names its variable; a test holds the fields, those names and the
+// defaults stated here to the library's table of settings (bindings/settings.json).
 type Config struct {
 	// FreeKeys are used round-robin, each held to FreeRateLimit requests per Window.
 	// (GEMINI_FREE_KEYS)
@@ -21,16 +23,16 @@ type Config struct {
 	// PaidRateLimit is the requests per Window allowed on the paid key; default 1000.
 	// (GEMINI_PAID_RATE_LIMIT)
 	PaidRateLimit int
-	// Window is the length of the rolling rate-limit window; default one minute. Millisecond
-	// precision, rounded up. (GEMINI_RATE_WINDOW_MS)
+	// Window is the length of the rolling rate-limit window; default 1m. Millisecond precision,
+	// rounded up. (GEMINI_RATE_WINDOW_MS)
 	Window time.Duration
 	// BaseURL is the service's address; default https://generativelanguage.googleapis.com.
 	// (GEMINI_BASE_URL)
 	BaseURL string
 	// Model is the model of calls that name none; default "gemini-3.6-flash". (GEMINI_MODEL)
 	Model string
-	// Timeout is a call's whole time budget, retries included; default two minutes. A
-	// context deadline can shorten it, not lengthen it. (GEMINI_TIMEOUT_MS)
+	// Timeout is a call's whole time budget, retries included; default 2m. A context deadline
+	// can shorten it, not lengthen it. (GEMINI_TIMEOUT_MS)
 	Timeout time.Duration
 	// MaxAttempts is the HTTP attempts per call at most, across keys and retries; default 8.
 	// (GEMINI_MAX_ATTEMPTS)
@@ -46,9 +48,13 @@ type Config struct {
 	RetryMax time.Duration
 	// State is where key state lives: "shm" (a shared-memory file in /dev/shm, so that every
 	// process on the host shares each key's limit), "shm:/absolute/path" (another file), or
-	// "memory" (this process only). "" is the library's default, "shm" (or
-	// GEMINI_ROTATOR_STATE when set). (GEMINI_ROTATOR_STATE)
+	// "memory" (this process only). "" is GEMINI_ROTATOR_STATE when set, else the library's
+	// default "shm". (GEMINI_ROTATOR_STATE)
 	State string
+	// Log is the log level to set, process-wide, when the pool is created: "off", "error",
+	// "warn", "info" or "debug". "" leaves the level as it is (see [SetLogLevel]).
+	// (GEMINI_ROTATOR_LOG)
+	Log string
 }
 
 // configJSON is the gr_pool_new configuration object; zero fields are left out so that the
@@ -67,6 +73,7 @@ type configJSON struct {
 	RetryBaseMS   int64    `json:"retry_base_ms,omitempty"`
 	RetryMaxMS    int64    `json:"retry_max_ms,omitempty"`
 	State         string   `json:"state,omitempty"`
+	Log           string   `json:"log,omitempty"`
 }
 
 // configFieldNames maps the library's field names to the Config fields, for error messages.
@@ -84,6 +91,7 @@ var configFieldNames = map[string]string{
 	"retry_base_ms":   "RetryBase",
 	"retry_max_ms":    "RetryMax",
 	"state":           "State",
+	"log":             "Log",
 }
 
 var configFieldInMessage = regexp.MustCompile("config field `([a-z_]+)`")
@@ -103,6 +111,7 @@ func (c Config) marshal() ([]byte, error) {
 		RetryBaseMS:   millis(c.RetryBase),
 		RetryMaxMS:    millis(c.RetryMax),
 		State:         c.State,
+		Log:           c.Log,
 	}
 	switch {
 	case c.MaxRetries < 0:

@@ -20,10 +20,11 @@ func TestConfigIsSerializedWithoutZeroFields(t *testing.T) {
 				FreeKeys: []string{"a", "b"}, PaidKey: "p", FreeRateLimit: 5, PaidRateLimit: 50,
 				Window: 1500 * time.Microsecond, BaseURL: "http://h", Model: "m", Timeout: 2 * time.Second,
 				MaxAttempts: 4, MaxRetries: 2, RetryBase: time.Millisecond, RetryMax: time.Second, State: "memory",
+				Log: "warn",
 			},
 			`{"free_keys":["a","b"],"paid_key":"p","free_rate_limit":5,"paid_rate_limit":50,"window_ms":2,` +
 				`"base_url":"http://h","model":"m","timeout_ms":2000,"max_attempts":4,"max_retries":2,` +
-				`"retry_base_ms":1,"retry_max_ms":1000,"state":"memory"}`,
+				`"retry_base_ms":1,"retry_max_ms":1000,"state":"memory","log":"warn"}`,
 		},
 		{Config{FreeKeys: []string{"a"}, Window: -time.Nanosecond}, `{"free_keys":["a"],"window_ms":-1}`},
 	} {
@@ -54,6 +55,7 @@ func TestBadConfigurationIsErrConfigNamingTheField(t *testing.T) {
 		{"retry max below base", Config{FreeKeys: []string{k1}, RetryBase: time.Second, RetryMax: time.Millisecond}, "Config.RetryMax"},
 		{"negative timeout", Config{FreeKeys: []string{k1}, Timeout: -time.Second}, "Config.Timeout"},
 		{"unknown state", Config{FreeKeys: []string{k1}, State: "disk"}, "Config.State"},
+		{"unknown log level", Config{FreeKeys: []string{k1}, Log: "loud"}, "Config.Log"},
 		{"duplicate key", Config{FreeKeys: []string{k1, k2, k1}}, "Config.FreeKeys"},
 		{"key with a space", Config{FreeKeys: []string{k1 + " " + k2}}, "Config.FreeKeys"},
 		{"key with a NUL", Config{FreeKeys: []string{k1 + "\x00"}}, "Config.FreeKeys"},
