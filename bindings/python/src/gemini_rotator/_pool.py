@@ -23,11 +23,14 @@ class KeyPool(Managed["_ffi.PoolPtr"]):  # type: ignore[valid-type]
     Thread-safe: one pool serves any number of threads (calls run in parallel, without the GIL).
     Close it with :meth:`close` or a ``with`` block; see the package README for fork and spawn.
 
-    Arguments left at ``None`` take the library's defaults (``model`` "gemini-3.6-flash",
-    ``timeout_ms`` 120000, ``max_attempts`` 8, ``max_retries`` 3, ``retry_base_ms`` 500,
-    ``retry_max_ms`` 16000, ``state`` from ``GEMINI_ROTATOR_STATE``, else "shm": the host's
-    shared memory). Invalid values raise :class:`TypeError`, :class:`ValueError` or
-    :class:`ConfigError`, naming the argument.
+    The arguments are the library's settings (the README's Configuration table), by their JSON
+    names. Arguments left at ``None`` take the library's defaults (``base_url``
+    "https://generativelanguage.googleapis.com", ``model`` "gemini-3.6-flash", ``timeout_ms``
+    120000, ``max_attempts`` 8, ``max_retries`` 3, ``retry_base_ms`` 500, ``retry_max_ms``
+    16000, ``state`` "shm": the host's shared memory, or ``GEMINI_ROTATOR_STATE`` when set).
+    ``log`` ("off", "error", "warn", "info" or "debug") sets the process-wide log level when
+    the pool is created; ``None`` leaves it as it is. Invalid values raise :class:`TypeError`,
+    :class:`ValueError` or :class:`ConfigError`, naming the argument.
     """
 
     _free = _ffi.lib.gr_pool_free
@@ -48,6 +51,7 @@ class KeyPool(Managed["_ffi.PoolPtr"]):  # type: ignore[valid-type]
         retry_base_ms: Optional[int] = None,
         retry_max_ms: Optional[int] = None,
         state: Optional[str] = None,
+        log: Optional[str] = None,
     ) -> None:
         keys = check.string_list("free_keys", free_keys)
         config: Dict[str, Any] = {
@@ -64,6 +68,7 @@ class KeyPool(Managed["_ffi.PoolPtr"]):  # type: ignore[valid-type]
             "retry_base_ms": check.optional_integer("retry_base_ms", retry_base_ms),
             "retry_max_ms": check.optional_integer("retry_max_ms", retry_max_ms),
             "state": check.optional_string("state", state),
+            "log": check.optional_string("log", log),
         }
         # Unset settings are left out, so the library's defaults apply.
         body = {name: value for name, value in config.items() if value is not None}
@@ -76,8 +81,8 @@ class KeyPool(Managed["_ffi.PoolPtr"]):  # type: ignore[valid-type]
         ``GEMINI_PAID_KEY``, ``GEMINI_FREE_RATE_LIMIT``, ``GEMINI_PAID_RATE_LIMIT``,
         ``GEMINI_RATE_WINDOW_MS``, ``GEMINI_BASE_URL``, ``GEMINI_MODEL``, ``GEMINI_TIMEOUT_MS``,
         ``GEMINI_MAX_ATTEMPTS``, ``GEMINI_MAX_RETRIES``, ``GEMINI_RETRY_BASE_MS``,
-        ``GEMINI_RETRY_MAX_MS``, ``GEMINI_ROTATOR_STATE``. Raises :class:`ConfigError` naming the
-        variable that is missing or wrong."""
+        ``GEMINI_RETRY_MAX_MS``, ``GEMINI_ROTATOR_STATE``, ``GEMINI_ROTATOR_LOG``. Raises
+        :class:`ConfigError` naming the variable that is missing or wrong."""
         pool = cls.__new__(cls)
         pool._create(None, ())
         return pool
