@@ -57,11 +57,21 @@ fn text_or_default(
 
 /// A [`Kind::Count`] with a [`DefaultValue::Count`].
 pub(super) fn count(src: &dyn Source, s: &Setting) -> Result<u64, Error> {
-    let (Kind::Count { min, max }, DefaultValue::Count(default)) = (s.kind, s.default) else {
+    match (count_or_unset(src, s)?, s.default) {
+        (Some(n), _) => Ok(n),
+        (None, DefaultValue::Count(default)) => Ok(default),
+        (None, _) => Err(table_mistake(src, s)),
+    }
+}
+
+/// A [`Kind::Count`], `None` when unset: the reader for a count whose default is
+/// [`DefaultValue::Unset`] (a limit that is off unless set).
+fn count_or_unset(src: &dyn Source, s: &Setting) -> Result<Option<u64>, Error> {
+    let Kind::Count { min, max } = s.kind else {
         return Err(table_mistake(src, s));
     };
     let n = match src.get(s)? {
-        None => return Ok(default),
+        None => return Ok(None),
         Some(Raw::Number(n)) => n,
         Some(Raw::Text(t)) => {
             let t = t.trim();
@@ -100,7 +110,7 @@ pub(super) fn count(src: &dyn Source, s: &Setting) -> Result<u64, Error> {
             format!("must be at most {max}, got {n}"),
         ));
     }
-    Ok(n)
+    Ok(Some(n))
 }
 
 /// A [`Kind::Keys`]: comma-separated or a list; blank entries are dropped.

@@ -4,8 +4,15 @@
 //! Everything else is derived from these rows: the parsers read a row's kind and default, errors
 //! name a setting as its row does, the JSON reader knows its fields from the table, and the README
 //! table and `bindings/settings.json` (which the Go and Python tests check their configuration
-//! against) are generated from it (see `docs.rs`). Adding a setting is adding a row here and
-//! reading it in `Config::build`; a test fails if a row is never read.
+//! against) are generated from it (see `docs.rs`).
+//!
+//! Adding a setting: add its row here and to [`SETTINGS`], read it in `Config::build` with the
+//! reader of its kind (`parse.rs`; a count that is off unless set has `DefaultValue::Unset`),
+//! regenerate the docs (`docs::REGENERATE`), and give it to Go's `Config` and Python's
+//! `KeyPool`. Tests fail until each of those is done: a row that no build reads, a stale README
+//! or `settings.json`, a Go or Python configuration without the setting. A setting only one
+//! source can give (a config-file path from the environment, a map only JSON can hold) leaves
+//! the other name `None`.
 
 use super::{DEFAULT_BASE_URL, DEFAULT_MODEL};
 
@@ -169,7 +176,7 @@ pub const LOG: Setting = Setting {
     doc: "Log level, process-wide (events go to stderr, or to the host's callback); unset leaves the level as it is",
 };
 /// Every setting, in the order the docs list them and the unknown-field error names them.
-pub static SETTINGS: [&Setting; 14] = [
+pub static SETTINGS: &[&Setting] = &[
     &FREE_KEYS,
     &PAID_KEY,
     &FREE_RATE_LIMIT,
