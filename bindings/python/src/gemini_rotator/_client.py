@@ -64,10 +64,10 @@ class _Call:
         )
 
     def send(self, pool: KeyPool) -> GenerateContentResponse:
-        text, served_by = pool._generate(
+        answer, served_by = pool._generate(
             self.request_json, self.model, self.max_wait_ms, self.timeout_ms
         )
-        return GenerateContentResponse.from_json(text, served_by)
+        return GenerateContentResponse.from_json(answer, served_by)
 
 
 class GeminiClient:
