@@ -94,3 +94,44 @@ pub unsafe extern "C" fn gr_response_free(response: *mut gr_response) {
     // SAFETY: per the contract above.
     super::guard::guard_void(|| unsafe { free_handle(response) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::ptr::into_handle;
+
+    #[test]
+    fn the_body_is_pointer_and_length_with_nul_bytes_as_data() {
+        let answer = b"{\"a\":\"x\0y\"}\0tail".to_vec();
+        let handle = into_handle(gr_response::new(Response {
+            body: answer.clone(),
+            key_fingerprint: "0123456789ab".into(),
+            attempts: 2,
+        }));
+        let mut len = 0usize;
+        // SAFETY: a live response, freed once at the end.
+        unsafe {
+            let body = gr_response_body(handle, &mut len);
+            assert_eq!(std::slice::from_raw_parts(body.cast::<u8>(), len), answer);
+            assert_eq!(*body.add(len), 0, "one NUL follows the answer");
+            assert_eq!(gr_response_body(handle, std::ptr::null_mut()), body);
+            let fp = std::ffi::CStr::from_ptr(gr_response_key_fingerprint(handle));
+            assert_eq!(fp.to_str().unwrap(), "0123456789ab");
+            assert_eq!(gr_response_attempts(handle), 2);
+            gr_response_free(handle);
+        }
+    }
+
+    #[test]
+    fn accessors_answer_null_with_empty_values() {
+        let mut len = 7usize;
+        // SAFETY: NULL is allowed by every accessor.
+        unsafe {
+            assert_eq!(*gr_response_body(std::ptr::null(), &mut len), 0);
+            assert_eq!(len, 0);
+            assert_eq!(*gr_response_key_fingerprint(std::ptr::null()), 0);
+            assert_eq!(gr_response_attempts(std::ptr::null()), 0);
+            gr_response_free(std::ptr::null_mut());
+        }
+    }
+}
