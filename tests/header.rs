@@ -71,7 +71,11 @@ fn first_difference(want: &str, have: &str) -> (usize, String, String) {
         }
     }
     // Same lines, different line endings or final newline.
-    (want.lines().count() + 1, "<a final newline>".into(), "<none>".into())
+    (
+        want.lines().count() + 1,
+        "<a final newline>".into(),
+        "<none>".into(),
+    )
 }
 
 /// Every `#[no_mangle]` function defined under src/ffi, found by reading the sources, so the

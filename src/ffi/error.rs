@@ -245,5 +245,7 @@ pub unsafe extern "C" fn gr_error_free(error: *mut gr_error) {
 /// is not one. Static: do not free. (Takes an `int32_t` so that any number is safe to pass.)
 #[no_mangle]
 pub extern "C" fn gr_status_name(status: i32) -> *const c_char {
-    gr_status::from_number(status).map_or(c"GR_UNKNOWN_STATUS", gr_status::name).as_ptr()
+    gr_status::from_number(status)
+        .map_or(c"GR_UNKNOWN_STATUS", gr_status::name)
+        .as_ptr()
 }

@@ -221,7 +221,10 @@ pub unsafe extern "C" fn gr_metrics_prometheus(
         // SAFETY (both): per the contract above.
         let pool = unsafe { try_ref(pool, "pool")? };
         let out_text = unsafe { Out::new(out_text, "out_text")? };
-        out_text.write_string(metrics::prometheus(&metrics::snapshot(&pool.pool)), "metrics")
+        out_text.write_string(
+            metrics::prometheus(&metrics::snapshot(&pool.pool)),
+            "metrics",
+        )
     })
 }
 

@@ -69,7 +69,9 @@ pub unsafe extern "C" fn gr_response_body(
 /// # Safety
 /// `response` is NULL or a live response from this library.
 #[no_mangle]
-pub unsafe extern "C" fn gr_response_key_fingerprint(response: *const gr_response) -> *const c_char {
+pub unsafe extern "C" fn gr_response_key_fingerprint(
+    response: *const gr_response,
+) -> *const c_char {
     // SAFETY: per the contract above.
     unsafe { opt_ref(response) }.map_or(c"".as_ptr(), |r| r.key_fingerprint.as_ptr())
 }
