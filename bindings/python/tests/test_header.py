@@ -126,3 +126,13 @@ def test_status_names_come_from_the_library():
     for name, value in header_statuses().items():
         assert _ffi.status_name(value) == name
     assert _ffi.status_name(12345) == "GR_UNKNOWN_STATUS"
+
+
+def test_the_log_callback_type_is_the_headers():
+    match = re.search(r"typedef (\w+) \(\*gr_log_fn\)\(([^)]*)\);", without_comments(HEADER))
+    assert match, "no gr_log_fn typedef in the header"
+    ret, params = match.groups()
+    # Drop each parameter's name, as for functions.
+    types = [re.sub(r"\s*\b\w+$", "", " ".join(p.split())) for p in params.split(",")]
+    assert _ffi.LogFn._restype_ is ctype(ret)
+    assert tuple(_ffi.LogFn._argtypes_) == tuple(ctype(t) for t in types)
