@@ -28,7 +28,7 @@ use gemini_emulator::{Emulator, EmulatorConfig, KeySpec};
 use gemini_rotator::clock;
 use gemini_rotator::ffi::{self, error::gr_status};
 use gemini_rotator::{CallOptions, Config, Pool};
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -320,18 +320,14 @@ fn main() {
             name: "**Pool::generate**",
             call: Box::new(|_| {
                 let response = pool.generate(BODY, &options).expect("generate");
-                check(&response.body);
+                check(std::str::from_utf8(&response.body).expect("UTF-8"));
             }),
         },
         Variant {
             name: "gr_generate (C ABI)",
             call: Box::new(|_| {
                 let c_pool = &c_pool;
-                let (mut out, mut fp, mut err) = (
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                );
+                let (mut out, mut err) = (std::ptr::null_mut(), std::ptr::null_mut());
                 // SAFETY: a live pool, a NUL-terminated body and valid out-params.
                 let status = unsafe {
                     ffi::gr_generate(
@@ -341,17 +337,18 @@ fn main() {
                         0,
                         0,
                         &mut out,
-                        &mut fp,
                         &mut err,
                     )
                 };
                 assert!(matches!(status, gr_status::GR_OK), "gr_generate failed");
-                // SAFETY: on GR_OK `out` is a NUL-terminated string from the library.
-                check(unsafe { CStr::from_ptr(out) }.to_str().expect("UTF-8"));
-                // SAFETY: strings the library returned, freed once.
+                let mut len = 0;
+                // SAFETY: on GR_OK `out` is a live response; its body is `len` bytes, borrowed
+                // until the response is freed (once, after the check).
                 unsafe {
-                    ffi::gr_free(out);
-                    ffi::gr_free(fp);
+                    let body = ffi::response::gr_response_body(out, &mut len);
+                    let body = std::slice::from_raw_parts(body.cast::<u8>(), len);
+                    check(std::str::from_utf8(body).expect("UTF-8"));
+                    ffi::response::gr_response_free(out);
                 }
             }),
         },

@@ -126,8 +126,8 @@ pub struct CallOptions {
 /// A successful call.
 #[derive(Clone, Debug)]
 pub struct Response {
-    /// The service's response JSON, as received.
-    pub body: String,
+    /// The service's response JSON, as received (bytes: a NUL byte in it is data).
+    pub body: Vec<u8>,
     /// The fingerprint of the key that served it.
     pub key_fingerprint: String,
     /// HTTP attempts the call took (1 when nothing went wrong).
@@ -495,7 +495,7 @@ impl Pool {
                 Verdict::Success => {
                     key.record.count(KeyCounter::Succeeded);
                     return Ok(Response {
-                        body,
+                        body: body.into_bytes(),
                         key_fingerprint: key.key.fingerprint().to_string(),
                         attempts,
                     });

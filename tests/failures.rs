@@ -197,7 +197,7 @@ fn a_safety_block_is_a_success() {
     let pool = w.pool(json!({}));
     w.fault(json!({"kind": "safety_block", "count": 1}));
     let r = ask(&pool).unwrap();
-    let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(body["promptFeedback"]["blockReason"], "SAFETY");
     assert_eq!(r.attempts, 1);
 }

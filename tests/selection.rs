@@ -60,7 +60,7 @@ fn the_request_body_goes_through_untouched_and_the_key_only_in_a_header() {
     let body = r#"{ "futureField" : {"x":[1,2.50,"é"]},"contents":[{"parts":[{"text":"hi"}],"role":"user"}] }"#;
     let r = pool.generate(body, &CallOptions::default()).unwrap();
     assert_eq!(w.emu.last_body("free0").as_deref(), Some(body));
-    let answer: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(gemini_rotator::gemini::response_text(&answer), "echo: hi");
     let stats = w.stats();
     assert_eq!(stats["key_in_url"], 0);

@@ -37,22 +37,30 @@ func cBytes(b []byte, what string) (*C.char, error) {
 	return p, nil
 }
 
-// takeBytes copies a string the library returned and frees it with gr_free.
-func takeBytes(s *C.char) []byte {
-	if s == nil {
-		return nil
+// stringCall is a library function that writes a string to its `char **` out-param
+// (gr_stats_json, gr_metrics_prometheus, gr_key_fingerprint, ...), with its other arguments
+// already bound.
+type stringCall func(out **C.char, cerr **C.gr_error) C.gr_status
+
+// callString runs call and returns the string it wrote, copied once into Go memory and freed
+// with gr_free; a failure is the call's error (deadline budget: none).
+func callString(call stringCall) ([]byte, error) {
+	var out *C.char
+	var cerr *C.gr_error
+	if status := call(&out, &cerr); status != C.GR_OK {
+		return nil, takeError(status, cerr, false)
 	}
-	defer C.gr_free(s)
-	return C.GoBytes(unsafe.Pointer(s), C.int(C.strlen(s)))
+	defer C.gr_free(out)
+	return C.GoBytes(unsafe.Pointer(out), C.int(C.strlen(out))), nil
 }
 
-// takeString is takeBytes as a string.
-func takeString(s *C.char) string {
-	if s == nil {
-		return ""
-	}
-	defer C.gr_free(s)
-	return C.GoString(s)
+// takeResponse copies a gr_response's answer and key fingerprint into Go memory (one copy
+// of the answer, its NUL bytes included) and frees the response.
+func takeResponse(resp *C.gr_response) (body []byte, fingerprint string) {
+	defer C.gr_response_free(resp)
+	var n C.size_t
+	data := C.gr_response_body(resp, &n)
+	return C.GoBytes(unsafe.Pointer(data), C.int(n)), C.GoString(C.gr_response_key_fingerprint(resp))
 }
 
 // takeError turns a failed call's status and error object into a Go error, and frees the
@@ -115,11 +123,11 @@ func Fingerprint(key string) string {
 		return ""
 	}
 	defer C.free(unsafe.Pointer(ckey))
-	var out *C.char
-	var cerr *C.gr_error
-	if status := C.gr_key_fingerprint(ckey, &out, &cerr); status != C.GR_OK {
-		C.gr_error_free(cerr)
+	fp, err := callString(func(out **C.char, cerr **C.gr_error) C.gr_status {
+		return C.gr_key_fingerprint(ckey, out, cerr)
+	})
+	if err != nil {
 		return ""
 	}
-	return takeString(out)
+	return string(fp)
 }

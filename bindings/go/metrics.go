@@ -6,7 +6,6 @@ import "C"
 import (
 	"errors"
 	"net/http"
-	"runtime"
 )
 
 // MetricsContentType is the Content-Type of the Prometheus text exposition format (0.0.4) that
@@ -18,19 +17,10 @@ const MetricsContentType = "text/plain; version=0.0.4; charset=utf-8"
 // labels. Keys appear by fingerprint only. With shared state (the default) the figures cover
 // every process on the host that uses the same keys.
 func (p *KeyPool) MetricsPrometheus() (string, error) {
-	ptr, err := p.acquire()
-	if err != nil {
-		return "", err
-	}
-	var out *C.char
-	var cerr *C.gr_error
-	status := C.gr_metrics_prometheus(ptr, &out, &cerr)
-	runtime.KeepAlive(p)
-	p.release()
-	if status != C.GR_OK {
-		return "", takeError(status, cerr, false)
-	}
-	return takeString(out), nil
+	text, err := p.callString(func(ptr *C.gr_pool, out **C.char, cerr **C.gr_error) C.gr_status {
+		return C.gr_metrics_prometheus(ptr, out, cerr)
+	})
+	return string(text), err
 }
 
 // MetricsHandler is an [http.Handler] that serves [KeyPool.MetricsPrometheus], for a

@@ -215,13 +215,14 @@ func callGenerate(ptr *C.gr_pool, model string, body []byte, maxWaitMS, timeoutM
 		return generateResult{err: err}
 	}
 	defer C.free(unsafe.Pointer(cbody))
-	var out, fp *C.char
+	var resp *C.gr_response
 	var cerr *C.gr_error
-	status := C.gr_generate(ptr, cmodel, cbody, C.uint64_t(maxWaitMS), C.uint64_t(timeoutMS), &out, &fp, &cerr)
+	status := C.gr_generate(ptr, cmodel, cbody, C.uint64_t(maxWaitMS), C.uint64_t(timeoutMS), &resp, &cerr)
 	if status != C.GR_OK {
 		return generateResult{err: takeError(status, cerr, deadlineBudget)}
 	}
-	return generateResult{body: takeBytes(out), fingerprint: takeString(fp)}
+	body, fingerprint := takeResponse(resp)
+	return generateResult{body: body, fingerprint: fingerprint}
 }
 
 // Stats returns a snapshot of the pool's statistics: every key (by fingerprint) with its
@@ -237,17 +238,21 @@ func (p *KeyPool) Stats() (*Stats, error) {
 
 // statsJSON is the library's statistics JSON, as gr_stats_json writes it.
 func (p *KeyPool) statsJSON() ([]byte, error) {
+	return p.callString(func(ptr *C.gr_pool, out **C.char, cerr **C.gr_error) C.gr_status {
+		return C.gr_stats_json(ptr, out, cerr)
+	})
+}
+
+// callString is [callString] for a function of the pool: it runs call on the live handle,
+// registered as a call in flight so that Close cannot free the handle under it.
+func (p *KeyPool) callString(call func(ptr *C.gr_pool, out **C.char, cerr **C.gr_error) C.gr_status) ([]byte, error) {
 	ptr, err := p.acquire()
 	if err != nil {
 		return nil, err
 	}
-	var out *C.char
-	var cerr *C.gr_error
-	status := C.gr_stats_json(ptr, &out, &cerr)
-	runtime.KeepAlive(p)
-	p.release()
-	if status != C.GR_OK {
-		return nil, takeError(status, cerr, false)
-	}
-	return takeBytes(out), nil
+	defer p.release()
+	defer runtime.KeepAlive(p)
+	return callString(func(out **C.char, cerr **C.gr_error) C.gr_status {
+		return call(ptr, out, cerr)
+	})
 }

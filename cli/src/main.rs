@@ -193,9 +193,9 @@ fn generate(args: &[String]) -> Result<(), Usage> {
     };
     let response = pool.generate(&body.to_string(), &options)?;
     if args.iter().any(|a| a == "--json") {
-        println!("{}", response.body);
+        println!("{}", String::from_utf8_lossy(&response.body));
     } else {
-        let value: serde_json::Value = serde_json::from_str(&response.body)
+        let value: serde_json::Value = serde_json::from_slice(&response.body)
             .map_err(|e| Usage(format!("the service's answer is not JSON: {e}")))?;
         println!("{}", gemini::response_text(&value));
         eprintln!(

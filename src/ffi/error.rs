@@ -1,7 +1,40 @@
 //! Statuses and the error object that carries the details of a failure to C.
 
+use super::ptr::{free_handle, opt_ref};
 use crate::Error;
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, CStr, CString};
+
+/// Derives, from the variant identifiers, every status's name (`name`), the list of all
+/// statuses (`ALL`) and the reverse of `as i32` (`from_number`).
+macro_rules! status_names {
+    ($enum:ident { $($variant:ident),+ $(,)? }) => {
+        impl $enum {
+            /// Every status, in declaration order.
+            pub const ALL: &'static [$enum] = &[$($enum::$variant),+];
+
+            /// The variant's own identifier, as a static C string.
+            pub fn name(self) -> &'static CStr {
+                match self {
+                    $($enum::$variant => {
+                        // Evaluated at compile time: an identifier never contains a NUL.
+                        const NAME: &CStr = match CStr::from_bytes_with_nul(
+                            concat!(stringify!($variant), "\0").as_bytes(),
+                        ) {
+                            Ok(name) => name,
+                            Err(_) => panic!("a status name contains a NUL byte"),
+                        };
+                        NAME
+                    })+
+                }
+            }
+
+            /// The status whose number is `n`, if there is one.
+            pub fn from_number(n: i32) -> Option<$enum> {
+                $enum::ALL.iter().copied().find(|s| *s as i32 == n)
+            }
+        }
+    };
+}
 
 /// What a `gr_*` call did. The numbers are part of the ABI: never reused, never renumbered.
 #[repr(C)]
@@ -37,6 +70,26 @@ pub enum gr_status {
     /// A bug in the library: a panic was caught at the boundary.
     GR_ERR_PANIC = 100,
 }
+
+// The names and the number check come from the variants themselves. cbindgen reads the enum
+// above as a plain item (it expands no macro but `bitflags!`), so the enum cannot live inside
+// a macro; instead this list is held to it by the compiler: the `match` in `name` is
+// exhaustive, so a variant missing here does not compile, and each name is its identifier.
+status_names!(gr_status {
+    GR_OK,
+    GR_ERR_NULL_ARGUMENT,
+    GR_ERR_INVALID_UTF8,
+    GR_ERR_INVALID_JSON,
+    GR_ERR_INVALID_ARGUMENT,
+    GR_ERR_CONFIG,
+    GR_ERR_ALL_KEYS_RATE_LIMITED,
+    GR_ERR_NO_USABLE_KEYS,
+    GR_ERR_API,
+    GR_ERR_TRANSPORT,
+    GR_ERR_TIMEOUT,
+    GR_ERR_STATE,
+    GR_ERR_PANIC,
+});
 
 /// The details of a failure. Created by the library, read with the `gr_error_*` functions,
 /// freed with `gr_error_free`.
@@ -102,7 +155,7 @@ impl gr_error {
 #[no_mangle]
 pub unsafe extern "C" fn gr_error_status(error: *const gr_error) -> gr_status {
     // SAFETY: NULL or a live error from this library.
-    unsafe { error.as_ref() }.map_or(gr_status::GR_ERR_PANIC, |e| e.status)
+    unsafe { opt_ref(error) }.map_or(gr_status::GR_ERR_PANIC, |e| e.status)
 }
 
 /// The error's message, one line, naming what was wrong. Never contains an API key.
@@ -114,7 +167,7 @@ pub unsafe extern "C" fn gr_error_status(error: *const gr_error) -> gr_status {
 #[no_mangle]
 pub unsafe extern "C" fn gr_error_message(error: *const gr_error) -> *const c_char {
     // SAFETY: NULL or a live error from this library.
-    unsafe { error.as_ref() }.map_or(c"".as_ptr(), |e| e.message.as_ptr())
+    unsafe { opt_ref(error) }.map_or(c"".as_ptr(), |e| e.message.as_ptr())
 }
 
 /// For `GR_ERR_ALL_KEYS_RATE_LIMITED`: milliseconds until a key can admit again (at least 1,
@@ -127,7 +180,7 @@ pub unsafe extern "C" fn gr_error_message(error: *const gr_error) -> *const c_ch
 #[no_mangle]
 pub unsafe extern "C" fn gr_error_retry_after_ms(error: *const gr_error) -> u64 {
     // SAFETY: NULL or a live error from this library.
-    unsafe { error.as_ref() }.map_or(0, |e| e.retry_after_ms)
+    unsafe { opt_ref(error) }.map_or(0, |e| e.retry_after_ms)
 }
 
 /// For `GR_ERR_API`: the HTTP status the service answered (e.g. 400). 0 otherwise.
@@ -138,7 +191,7 @@ pub unsafe extern "C" fn gr_error_retry_after_ms(error: *const gr_error) -> u64 
 #[no_mangle]
 pub unsafe extern "C" fn gr_error_http_status(error: *const gr_error) -> u16 {
     // SAFETY: NULL or a live error from this library.
-    unsafe { error.as_ref() }.map_or(0, |e| e.http_status)
+    unsafe { opt_ref(error) }.map_or(0, |e| e.http_status)
 }
 
 /// For `GR_ERR_API`: the RPC status of the error body (e.g. "INVALID_ARGUMENT"), "" if none.
@@ -150,7 +203,7 @@ pub unsafe extern "C" fn gr_error_http_status(error: *const gr_error) -> u16 {
 #[no_mangle]
 pub unsafe extern "C" fn gr_error_rpc_status(error: *const gr_error) -> *const c_char {
     // SAFETY: NULL or a live error from this library.
-    unsafe { error.as_ref() }.map_or(c"".as_ptr(), |e| e.rpc_status.as_ptr())
+    unsafe { opt_ref(error) }.map_or(c"".as_ptr(), |e| e.rpc_status.as_ptr())
 }
 
 /// For `GR_ERR_API`: the service's own message alone (keys redacted), without the status
@@ -162,7 +215,7 @@ pub unsafe extern "C" fn gr_error_rpc_status(error: *const gr_error) -> *const c
 #[no_mangle]
 pub unsafe extern "C" fn gr_error_api_message(error: *const gr_error) -> *const c_char {
     // SAFETY: NULL or a live error from this library.
-    unsafe { error.as_ref() }.map_or(c"".as_ptr(), |e| e.api_message.as_ptr())
+    unsafe { opt_ref(error) }.map_or(c"".as_ptr(), |e| e.api_message.as_ptr())
 }
 
 /// For `GR_ERR_API`: the fingerprint of the key that received the answer. "" otherwise.
@@ -174,7 +227,7 @@ pub unsafe extern "C" fn gr_error_api_message(error: *const gr_error) -> *const 
 #[no_mangle]
 pub unsafe extern "C" fn gr_error_key_fingerprint(error: *const gr_error) -> *const c_char {
     // SAFETY: NULL or a live error from this library.
-    unsafe { error.as_ref() }.map_or(c"".as_ptr(), |e| e.key_fingerprint.as_ptr())
+    unsafe { opt_ref(error) }.map_or(c"".as_ptr(), |e| e.key_fingerprint.as_ptr())
 }
 
 /// Frees an error. Freeing NULL does nothing.
@@ -184,33 +237,15 @@ pub unsafe extern "C" fn gr_error_key_fingerprint(error: *const gr_error) -> *co
 /// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
 pub unsafe extern "C" fn gr_error_free(error: *mut gr_error) {
-    super::guard::guard_void(|| {
-        if !error.is_null() {
-            // SAFETY: a pointer this library returned, freed once.
-            drop(unsafe { Box::from_raw(error) });
-        }
-    })
+    // SAFETY: NULL or an error this library returned, freed once.
+    super::guard::guard_void(|| unsafe { free_handle(error) })
 }
 
 /// The name of a `gr_status` value ("GR_ERR_API"), or "GR_UNKNOWN_STATUS" for a number that
 /// is not one. Static: do not free. (Takes an `int32_t` so that any number is safe to pass.)
 #[no_mangle]
 pub extern "C" fn gr_status_name(status: i32) -> *const c_char {
-    let name: &'static std::ffi::CStr = match status {
-        0 => c"GR_OK",
-        1 => c"GR_ERR_NULL_ARGUMENT",
-        2 => c"GR_ERR_INVALID_UTF8",
-        3 => c"GR_ERR_INVALID_JSON",
-        4 => c"GR_ERR_INVALID_ARGUMENT",
-        5 => c"GR_ERR_CONFIG",
-        6 => c"GR_ERR_ALL_KEYS_RATE_LIMITED",
-        7 => c"GR_ERR_NO_USABLE_KEYS",
-        8 => c"GR_ERR_API",
-        9 => c"GR_ERR_TRANSPORT",
-        10 => c"GR_ERR_TIMEOUT",
-        11 => c"GR_ERR_STATE",
-        100 => c"GR_ERR_PANIC",
-        _ => c"GR_UNKNOWN_STATUS",
-    };
-    name.as_ptr()
+    gr_status::from_number(status)
+        .map_or(c"GR_UNKNOWN_STATUS", gr_status::name)
+        .as_ptr()
 }

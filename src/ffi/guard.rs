@@ -1,8 +1,8 @@
-//! The boundary every `extern "C"` function goes through: argument checks that name the
-//! argument, and a panic catcher, so that no panic ever unwinds into C.
+//! The boundary every `extern "C"` function goes through: a panic catcher, so that no panic
+//! ever unwinds into C, and the one place a failure becomes a status and a `gr_error`.
 
 use super::error::{gr_error, gr_status};
-use std::ffi::{c_char, CStr, CString};
+use super::ptr::{into_handle, Out};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// A failure on its way to C: the status and its message.
@@ -51,9 +51,9 @@ pub fn guard(
             )
         }
     };
-    if !out_error.is_null() {
-        // SAFETY: the caller passes a valid `gr_error **` or NULL.
-        unsafe { *out_error = Box::into_raw(Box::new(failure.error)) };
+    // SAFETY: every caller passes the `gr_error **` of its own caller: NULL or valid.
+    if let Some(out) = unsafe { Out::optional(out_error) } {
+        out.write(into_handle(failure.error));
     }
     failure.status
 }
@@ -61,56 +61,4 @@ pub fn guard(
 /// Runs a function that cannot fail (a destructor) without letting a panic cross into C.
 pub fn guard_void(body: impl FnOnce()) {
     let _ = catch_unwind(AssertUnwindSafe(body));
-}
-
-/// Checks that an argument pointer is not NULL.
-pub fn non_null<T>(ptr: *const T, name: &str) -> Result<(), Failure> {
-    if ptr.is_null() {
-        Err(Failure::new(
-            gr_status::GR_ERR_NULL_ARGUMENT,
-            format!("argument `{name}` is NULL"),
-        ))
-    } else {
-        Ok(())
-    }
-}
-
-/// Reads a NUL-terminated UTF-8 string argument.
-///
-/// # Safety
-/// `ptr` must be NULL or point to a NUL-terminated string valid for the call.
-pub unsafe fn c_str<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Failure> {
-    non_null(ptr, name)?;
-    CStr::from_ptr(ptr).to_str().map_err(|e| {
-        Failure::new(
-            gr_status::GR_ERR_INVALID_UTF8,
-            format!(
-                "argument `{name}` is not valid UTF-8 (bad byte at offset {})",
-                e.valid_up_to()
-            ),
-        )
-    })
-}
-
-/// Like [`c_str`], but NULL is `None`.
-///
-/// # Safety
-/// As for [`c_str`].
-pub unsafe fn opt_c_str<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a str>, Failure> {
-    if ptr.is_null() {
-        Ok(None)
-    } else {
-        c_str(ptr, name).map(Some)
-    }
-}
-
-/// A string for C, to be freed with `gr_free`. Interior NULs (impossible in JSON output and
-/// fingerprints) are reported rather than truncated.
-pub fn to_c(s: String, what: &str) -> Result<*mut c_char, Failure> {
-    CString::new(s).map(CString::into_raw).map_err(|_| {
-        Failure::new(
-            gr_status::GR_ERR_PANIC,
-            format!("{what} contains a NUL byte"),
-        )
-    })
 }

@@ -9,8 +9,10 @@
 //!   naming the argument. A panic inside the library never crosses into C: it becomes
 //!   `GR_ERR_PANIC`.
 //! - Strings the library returns through `char **` out-params are freed with `gr_free`;
-//!   `gr_pool` with `gr_pool_free`; `gr_error` with `gr_error_free`. Freeing NULL does nothing.
-//!   `const char *` results are borrowed or static, as each function says: do not free them.
+//!   `gr_pool` with `gr_pool_free`; `gr_response` with `gr_response_free`; `gr_error` with
+//!   `gr_error_free`. Freeing NULL does nothing. `const char *` results are borrowed or static,
+//!   as each function says: do not free them.
+//! - Raw pointers are handled only in `ptr.rs`; the bodies here get references and out slots.
 //!
 //! Thread safety: every function may be called from any thread. A `gr_pool` may be used by many
 //! threads at once (it is shared state by design); it must not be freed while a call on it is
@@ -18,11 +20,15 @@
 
 pub mod error;
 mod guard;
+mod ptr;
+pub mod response;
 
 use crate::pool::{CallOptions, Pool};
 use crate::{metrics, Config};
 use error::{gr_error, gr_status};
-use guard::{c_str, guard, guard_void, non_null, opt_c_str, to_c, Failure};
+use guard::{guard, guard_void, Failure};
+use ptr::{c_str, free_handle, free_string, into_handle, opt_c_str, try_ref, Out};
+use response::gr_response;
 use std::ffi::{c_char, c_void, CString};
 
 /// The library's major version (Cargo package version).
@@ -75,15 +81,15 @@ pub unsafe extern "C" fn gr_pool_new(
     out_error: *mut *mut gr_error,
 ) -> gr_status {
     guard(out_error, || {
-        non_null(out_pool, "out_pool")?;
-        // SAFETY: NULL or a NUL-terminated string, per the contract above.
+        // SAFETY (both): per the contract above.
+        let out_pool = unsafe { Out::new(out_pool, "out_pool")? };
         let config = match unsafe { opt_c_str(config_json, "config_json")? } {
             None => Config::from_env()?,
             Some(json) => Config::from_json(json)?,
         };
-        let pool = Pool::new(config)?;
-        // SAFETY: checked non-NULL above.
-        unsafe { *out_pool = Box::into_raw(Box::new(gr_pool { pool })) };
+        out_pool.write(into_handle(gr_pool {
+            pool: Pool::new(config)?,
+        }));
         Ok(())
     })
 }
@@ -95,12 +101,8 @@ pub unsafe extern "C" fn gr_pool_new(
 /// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
 pub unsafe extern "C" fn gr_pool_free(pool: *mut gr_pool) {
-    guard_void(|| {
-        if !pool.is_null() {
-            // SAFETY: a pointer gr_pool_new returned, freed once.
-            drop(unsafe { Box::from_raw(pool) });
-        }
-    })
+    // SAFETY: per the contract above.
+    guard_void(|| unsafe { free_handle(pool) })
 }
 
 /// Sends one `generateContent` request through the pool, on the key the pool chooses.
@@ -112,9 +114,14 @@ pub unsafe extern "C" fn gr_pool_free(pool: *mut gr_pool) {
 /// - `timeout_ms`: the call's time budget, retries included; 0 for the pool's
 ///   (`GEMINI_TIMEOUT_MS`). It can shorten the pool's budget, not lengthen it.
 ///
-/// On `GR_OK`: `*out_response_json` receives the service's response JSON as received, and
-/// `*out_key_fingerprint` (if not NULL) the fingerprint of the key that served it; free both
-/// with `gr_free`. A response blocked for safety is a success.
+/// On `GR_OK`, `*out_response` receives a `gr_response` (free it with `gr_response_free`):
+/// `gr_response_body` gives the service's response JSON as received, as pointer and length
+/// (a NUL byte in it is data), `gr_response_key_fingerprint` the key that served it,
+/// `gr_response_attempts` the HTTP attempts it took. A response blocked for safety is a
+/// success.
+///
+/// Changed after 0.1.0 (the ABI may change before 1.0): the answer and the fingerprint came in
+/// two `char **` out-params, and a NUL byte in an answer was an error.
 ///
 /// Errors: `GR_ERR_ALL_KEYS_RATE_LIMITED` (message contains "all API keys have reached their
 /// rate limits"; see `gr_error_retry_after_ms`), `GR_ERR_NO_USABLE_KEYS`, `GR_ERR_API` (the
@@ -134,54 +141,22 @@ pub unsafe extern "C" fn gr_generate(
     request_json: *const c_char,
     max_wait_ms: u64,
     timeout_ms: u64,
-    out_response_json: *mut *mut c_char,
-    out_key_fingerprint: *mut *mut c_char,
+    out_response: *mut *mut gr_response,
     out_error: *mut *mut gr_error,
 ) -> gr_status {
     guard(out_error, || {
-        non_null(pool, "pool")?;
-        non_null(out_response_json, "out_response_json")?;
-        // SAFETY: per the contract above.
-        let (model, request) = unsafe {
-            (
-                opt_c_str(model, "model")?,
-                c_str(request_json, "request_json")?,
-            )
-        };
+        // SAFETY (all four): per the contract above.
+        let pool = unsafe { try_ref(pool, "pool")? };
+        let out_response = unsafe { Out::new(out_response, "out_response")? };
+        let model = unsafe { opt_c_str(model, "model")? };
+        let request = unsafe { c_str(request_json, "request_json")? };
         let options = CallOptions {
             model: model.map(str::to_string),
             max_wait_ms,
             timeout_ms: (timeout_ms > 0).then_some(timeout_ms),
         };
-        // SAFETY: a live pool from gr_pool_new.
-        let pool = unsafe { &(*pool).pool };
-        let response = pool.generate(request, &options)?;
-        let fingerprint = if out_key_fingerprint.is_null() {
-            None
-        } else {
-            Some(to_c(response.key_fingerprint, "fingerprint")?)
-        };
-        let body = match CString::new(response.body) {
-            Ok(b) => b.into_raw(),
-            Err(_) => {
-                if let Some(fp) = fingerprint {
-                    // SAFETY: a string this library just made.
-                    unsafe { gr_free(fp) };
-                }
-                // Not a bug of ours: the service sent what a C string cannot carry.
-                return Err(Failure::new(
-                    gr_status::GR_ERR_API,
-                    "the service's answer contains a NUL byte, which a C string cannot carry",
-                ));
-            }
-        };
-        // SAFETY: checked non-NULL above (the fingerprint only when wanted).
-        unsafe {
-            *out_response_json = body;
-            if let Some(fp) = fingerprint {
-                *out_key_fingerprint = fp;
-            }
-        }
+        let response = pool.pool.generate(request, &options)?;
+        out_response.write(into_handle(gr_response::new(response)));
         Ok(())
     })
 }
@@ -200,14 +175,10 @@ pub unsafe extern "C" fn gr_stats_json(
     out_error: *mut *mut gr_error,
 ) -> gr_status {
     guard(out_error, || {
-        non_null(pool, "pool")?;
-        non_null(out_json, "out_json")?;
-        // SAFETY: a live pool from gr_pool_new.
-        let json = metrics::snapshot_json(unsafe { &(*pool).pool });
-        let json = to_c(json, "statistics")?;
-        // SAFETY: checked non-NULL above.
-        unsafe { *out_json = json };
-        Ok(())
+        // SAFETY (both): per the contract above.
+        let pool = unsafe { try_ref(pool, "pool")? };
+        let out_json = unsafe { Out::new(out_json, "out_json")? };
+        out_json.write_string(metrics::snapshot_json(&pool.pool), "statistics")
     })
 }
 
@@ -225,13 +196,10 @@ pub unsafe extern "C" fn gr_key_fingerprint(
     out_error: *mut *mut gr_error,
 ) -> gr_status {
     guard(out_error, || {
-        non_null(out_fingerprint, "out_fingerprint")?;
-        // SAFETY: per the contract above.
+        // SAFETY (both): per the contract above.
+        let out_fingerprint = unsafe { Out::new(out_fingerprint, "out_fingerprint")? };
         let key = unsafe { c_str(key, "key")? };
-        let fp = to_c(crate::key::fingerprint(key.trim()), "fingerprint")?;
-        // SAFETY: checked non-NULL above.
-        unsafe { *out_fingerprint = fp };
-        Ok(())
+        out_fingerprint.write_string(crate::key::fingerprint(key.trim()), "fingerprint")
     })
 }
 
@@ -250,14 +218,13 @@ pub unsafe extern "C" fn gr_metrics_prometheus(
     out_error: *mut *mut gr_error,
 ) -> gr_status {
     guard(out_error, || {
-        non_null(pool, "pool")?;
-        non_null(out_text, "out_text")?;
-        // SAFETY: a live pool from gr_pool_new.
-        let text = metrics::prometheus(&metrics::snapshot(unsafe { &(*pool).pool }));
-        let text = to_c(text, "metrics")?;
-        // SAFETY: checked non-NULL above.
-        unsafe { *out_text = text };
-        Ok(())
+        // SAFETY (both): per the contract above.
+        let pool = unsafe { try_ref(pool, "pool")? };
+        let out_text = unsafe { Out::new(out_text, "out_text")? };
+        out_text.write_string(
+            metrics::prometheus(&metrics::snapshot(&pool.pool)),
+            "metrics",
+        )
     })
 }
 
@@ -333,21 +300,17 @@ pub unsafe extern "C" fn gr_set_log_level(level: i32, out_error: *mut *mut gr_er
     })
 }
 
-/// Frees a string the library returned through a `char **` out-param. Freeing NULL does
-/// nothing. Never pass it memory from anywhere else, and never free library strings with
-/// `free()`.
+/// Frees a string the library returned through a `char **` out-param (a `gr_response` has
+/// `gr_response_free`). Freeing NULL does nothing. Never pass it memory from anywhere else,
+/// and never free library strings with `free()`.
 ///
 /// # Safety
 /// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
 /// handles and out-params from this library or the caller's own live memory.
 #[no_mangle]
 pub unsafe extern "C" fn gr_free(s: *mut c_char) {
-    guard_void(|| {
-        if !s.is_null() {
-            // SAFETY: a string this library returned (CString::into_raw), freed once.
-            drop(unsafe { CString::from_raw(s) });
-        }
-    })
+    // SAFETY: per the contract above.
+    guard_void(|| unsafe { free_string(s) })
 }
 
 #[cfg(test)]
@@ -366,6 +329,26 @@ mod tests {
             parts,
             [GR_VERSION_MAJOR, GR_VERSION_MINOR, GR_VERSION_PATCH]
         );
+    }
+
+    #[test]
+    fn every_status_is_named_by_its_identifier() {
+        let name = |n: i32| {
+            // SAFETY: static string.
+            unsafe { std::ffi::CStr::from_ptr(error::gr_status_name(n)) }
+                .to_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(gr_status::ALL.len(), 13);
+        for status in gr_status::ALL {
+            // Debug prints the identifier on its own: an independent derivation.
+            assert_eq!(name(*status as i32), format!("{status:?}"));
+            assert_eq!(gr_status::from_number(*status as i32), Some(*status));
+        }
+        for unknown in [-1, 12, 99, 101, i32::MIN, i32::MAX] {
+            assert_eq!(name(unknown), "GR_UNKNOWN_STATUS");
+        }
     }
 
     #[test]

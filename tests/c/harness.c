@@ -710,14 +710,18 @@ int fx_index_of_label(const fixture *fx, const char *label) {
 gr_status h_generate(const gr_pool *pool, const char *model, int n, uint64_t max_wait_ms,
                      uint64_t timeout_ms, char *fp_out, gr_error **err) {
     char *request = h_request("hello", n);
-    char *response = NULL;
-    char *fp = NULL;
+    gr_response *resp = NULL;
     *err = NULL;
-    gr_status st = gr_generate(pool, model, request, max_wait_ms, timeout_ms, &response, &fp, err);
+    gr_status st = gr_generate(pool, model, request, max_wait_ms, timeout_ms, &resp, err);
     if (fp_out != NULL) {
         fp_out[0] = '\0';
     }
     if (st == GR_OK) {
+        size_t len = 0;
+        const char *response = gr_response_body(resp, &len);
+        const char *fp = gr_response_key_fingerprint(resp);
+        CHECKF(len == strlen(response), "length %zu, C string length %zu", len, strlen(response));
+        CHECKF(gr_response_attempts(resp) >= 1, "attempts %u", gr_response_attempts(resp));
         char why[200];
         json_value *v = json_parse(response, why, sizeof why);
         CHECKF(v != NULL, "the response is not JSON (%s): %.300s", why, response);
@@ -727,17 +731,15 @@ gr_status h_generate(const gr_pool *pool, const char *model, int n, uint64_t max
         snprintf(expected, sizeof expected, "echo: hello %d", n);
         CHECK_STREQ(text, expected);
         CHECK_NO_KEYS(response);
-        CHECKF(fp != NULL && strlen(fp) == 12, "fingerprint \"%s\"", fp != NULL ? fp : "(NULL)");
-        if (fp_out != NULL && fp != NULL) {
+        CHECKF(strlen(fp) == 12, "fingerprint \"%s\"", fp);
+        if (fp_out != NULL) {
             snprintf(fp_out, 32, "%s", fp);
         }
         json_free(v);
     } else {
-        CHECKF(response == NULL && fp == NULL, "out-params written on %s",
-               gr_status_name((int32_t)st));
+        CHECKF(resp == NULL, "out_response written on %s", gr_status_name((int32_t)st));
     }
-    gr_free(response);
-    gr_free(fp);
+    gr_response_free(resp);
     free(request);
     return st;
 }

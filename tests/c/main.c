@@ -20,6 +20,7 @@ static const test_case TESTS[] = {
     TEST(key_fingerprint),
     TEST(error_accessors_on_null),
     TEST(free_null),
+    TEST(nul_byte_in_answer),
     TEST(null_arguments),
     TEST(null_out_error),
     TEST(invalid_utf8),
@@ -64,16 +65,16 @@ static int child_generate(const char *config, int n) {
     }
     int failures = 0;
     for (int i = 0; i < n; i++) {
-        char *response = NULL;
+        gr_response *response = NULL;
         gr_status st = gr_generate(pool, NULL, "{\"contents\":[{\"parts\":[{\"text\":\"child\"}]}]}",
-                                   0, 0, &response, NULL, &err);
+                                   0, 0, &response, &err);
         if (st != GR_OK) {
             fprintf(stderr, "child: gr_generate %d: %s\n", i, gr_error_message(err));
             gr_error_free(err);
             err = NULL;
             failures++;
         }
-        gr_free(response);
+        gr_response_free(response);
     }
     gr_pool_free(pool);
     return failures == 0 ? 0 : 1;

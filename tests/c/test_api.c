@@ -136,6 +136,7 @@ void test_free_null(void) {
     /* Freeing NULL does nothing, with each free function... */
     gr_free(NULL);
     gr_pool_free(NULL);
+    gr_response_free(NULL);
     gr_error_free(NULL);
     /* ...and leaves the library working: a real allocation and free afterwards (ASan checks
      * that nothing was double-freed). */

@@ -15,6 +15,7 @@ static char sentinel_text[] = "untouched";
 static int sentinel_object;
 #define SENTINEL_POOL ((gr_pool *)(void *)&sentinel_object)
 #define SENTINEL_ERROR ((gr_error *)(void *)&sentinel_object)
+#define SENTINEL_RESPONSE ((gr_response *)(void *)&sentinel_object)
 
 /* Whether `message` names `name` as a word (not as part of a longer identifier, so that "pool"
  * is not found in "out_pool"). */
@@ -39,15 +40,14 @@ static int names(const char *message, const char *name) {
 static void expect_generate_fails(const gr_pool *pool, const char *model, const char *request,
                                   gr_status expected, const char *argument, const char *file,
                                   int line) {
-    char *response = SENTINEL_STR;
-    char *fp = SENTINEL_STR;
+    gr_response *response = SENTINEL_RESPONSE;
     gr_error *err = NULL;
-    gr_status st = gr_generate(pool, model, request, 0, 0, &response, &fp, &err);
+    gr_status st = gr_generate(pool, model, request, 0, 0, &response, &err);
     h_check_status(st, expected, &err, file, line, "gr_generate");
     h_check(names(gr_error_message(err), argument), file, line, "the message names the argument",
             "\"%s\" does not name %s", gr_error_message(err), argument);
-    h_check(response == SENTINEL_STR && fp == SENTINEL_STR, file, line,
-            "out-params untouched", "%s", "an out-param was written on failure");
+    h_check(response == SENTINEL_RESPONSE, file, line, "out-param untouched", "%s",
+            "out_response was written on failure");
     gr_error_free(err);
 }
 
@@ -88,31 +88,35 @@ void test_null_arguments(void) {
     gr_error_free(err);
     err = NULL;
 
-    /* gr_generate: pool, request_json, out_response_json. */
+    /* gr_generate: pool, request_json, out_response. */
     char *request = h_request("hello", 1);
     expect_generate_fails(NULL, NULL, request, GR_ERR_NULL_ARGUMENT, "pool", __FILE__, __LINE__);
     expect_generate_fails(fx.pool, NULL, NULL, GR_ERR_NULL_ARGUMENT, "request_json", __FILE__,
                           __LINE__);
-    char *fp = SENTINEL_STR;
-    CHECK_STATUS(gr_generate(fx.pool, NULL, request, 0, 0, NULL, &fp, &err), GR_ERR_NULL_ARGUMENT,
-                 err);
-    CHECK_NAMES(err, "out_response_json");
-    CHECK(fp == SENTINEL_STR);
+    CHECK_STATUS(gr_generate(fx.pool, NULL, request, 0, 0, NULL, &err), GR_ERR_NULL_ARGUMENT, err);
+    CHECK_NAMES(err, "out_response");
     gr_error_free(err);
     err = NULL;
     /* Every pointer NULL at once: still a clean NULL_ARGUMENT. */
-    CHECK_STATUS(gr_generate(NULL, NULL, NULL, 0, 0, NULL, NULL, &err), GR_ERR_NULL_ARGUMENT, err);
+    CHECK_STATUS(gr_generate(NULL, NULL, NULL, 0, 0, NULL, &err), GR_ERR_NULL_ARGUMENT, err);
     gr_error_free(err);
     err = NULL;
 
-    /* The optional pointers: model NULL (the pool's default) and out_key_fingerprint NULL. */
-    char *response = NULL;
+    /* The optional pointers: model NULL (the pool's default) and gr_response_body's out_len. */
+    gr_response *response = NULL;
     err = SENTINEL_ERROR;
-    CHECK_OK_NOERR(gr_generate(fx.pool, NULL, request, 0, 0, &response, NULL, &err));
+    CHECK_OK_NOERR(gr_generate(fx.pool, NULL, request, 0, 0, &response, &err));
     CHECK(err == SENTINEL_ERROR); /* out_error untouched on success */
-    CHECK_CONTAINS(response, "echo: hello 1");
-    gr_free(response);
+    CHECK_CONTAINS(gr_response_body(response, NULL), "echo: hello 1");
+    gr_response_free(response);
     err = NULL;
+
+    /* The response accessors on NULL: empty, zero, no crash. */
+    size_t len = 99;
+    CHECK_STREQ(gr_response_body(NULL, &len), "");
+    CHECK_EQ_INT(len, 0);
+    CHECK_STREQ(gr_response_key_fingerprint(NULL), "");
+    CHECK_EQ_INT(gr_response_attempts(NULL), 0);
 
     /* gr_stats_json: pool, out_json. */
     char *json = SENTINEL_STR;
@@ -127,7 +131,7 @@ void test_null_arguments(void) {
     err = NULL;
 
     /* gr_key_fingerprint: key, out_fingerprint. */
-    fp = SENTINEL_STR;
+    char *fp = SENTINEL_STR;
     CHECK_STATUS(gr_key_fingerprint(NULL, &fp, &err), GR_ERR_NULL_ARGUMENT, err);
     CHECK_NAMES(err, "key");
     CHECK(fp == SENTINEL_STR);
@@ -156,26 +160,27 @@ void test_null_out_error(void) {
     gr_pool *pool = SENTINEL_POOL;
     char *text = SENTINEL_STR;
     char *fp = SENTINEL_STR;
+    gr_response *resp = SENTINEL_RESPONSE;
     char *request = h_request("hello", 1);
 
     /* Every fallible function reports its status with out_error NULL, and writes nothing. */
     CHECK_STATUS_NOERR(gr_pool_new("{", &pool, NULL), GR_ERR_INVALID_JSON);
     CHECK_STATUS_NOERR(gr_pool_new("{\"free_keys\":[]}", &pool, NULL), GR_ERR_CONFIG);
     CHECK(pool == SENTINEL_POOL);
-    CHECK_STATUS_NOERR(gr_generate(NULL, NULL, request, 0, 0, &text, &fp, NULL), GR_ERR_NULL_ARGUMENT);
-    CHECK_STATUS_NOERR(gr_generate(fx.pool, "bad model", request, 0, 0, &text, &fp, NULL),
+    CHECK_STATUS_NOERR(gr_generate(NULL, NULL, request, 0, 0, &resp, NULL), GR_ERR_NULL_ARGUMENT);
+    CHECK_STATUS_NOERR(gr_generate(fx.pool, "bad model", request, 0, 0, &resp, NULL),
                  GR_ERR_INVALID_ARGUMENT);
     CHECK_STATUS_NOERR(gr_stats_json(NULL, &text, NULL), GR_ERR_NULL_ARGUMENT);
     CHECK_STATUS_NOERR(gr_key_fingerprint(NULL, &fp, NULL), GR_ERR_NULL_ARGUMENT);
-    CHECK(text == SENTINEL_STR && fp == SENTINEL_STR);
+    CHECK(text == SENTINEL_STR && fp == SENTINEL_STR && resp == SENTINEL_RESPONSE);
 
     /* Failures that come from the service or the limiter, too. */
-    char *response = NULL;
-    CHECK_OK_NOERR(gr_generate(fx.pool, NULL, request, 0, 0, &response, NULL, NULL));
-    gr_free(response);
-    CHECK_STATUS_NOERR(gr_generate(fx.pool, NULL, request, 0, 0, &text, &fp, NULL),
+    gr_response *response = NULL;
+    CHECK_OK_NOERR(gr_generate(fx.pool, NULL, request, 0, 0, &response, NULL));
+    gr_response_free(response);
+    CHECK_STATUS_NOERR(gr_generate(fx.pool, NULL, request, 0, 0, &resp, NULL),
                  GR_ERR_ALL_KEYS_RATE_LIMITED);
-    CHECK(text == SENTINEL_STR && fp == SENTINEL_STR);
+    CHECK(resp == SENTINEL_RESPONSE);
     free(request);
     fx_stop(&fx);
 }
@@ -223,17 +228,17 @@ void test_invalid_utf8(void) {
     err = NULL;
 
     /* Valid UTF-8 beyond ASCII is fine in a request and comes back intact. */
-    char *response = NULL;
+    gr_response *response = NULL;
     CHECK_OK(gr_generate(fx.pool, NULL,
                          "{\"contents\":[{\"parts\":[{\"text\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}]}]}",
-                         0, 0, &response, NULL, &err),
+                         0, 0, &response, &err),
              err);
-    json_value *v = json_parse(response != NULL ? response : "", NULL, 0);
+    json_value *v = json_parse(gr_response_body(response, NULL), NULL, 0);
     const char *text = json_string_at(
         json_at(json_path(json_at(json_get(v, "candidates"), 0), "content.parts"), 0), "text");
     CHECK_STREQ(text, "echo: caf\xc3\xa9 \xf0\x9f\x98\x80");
     json_free(v);
-    gr_free(response);
+    gr_response_free(response);
     gr_error_free(err);
 
     /* Nothing invalid was sent: the service saw the one valid request only. */

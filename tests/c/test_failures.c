@@ -352,17 +352,16 @@ void test_safety_block(void) {
     }
     emu_fault(&fx.emu, "{\"kind\":\"safety_block\",\"count\":1}");
     char *request = h_request("something unsafe", 1);
-    char *response = NULL;
-    char *fp = NULL;
+    gr_response *response = NULL;
     gr_error *err = NULL;
-    CHECK_OK(gr_generate(fx.pool, NULL, request, 0, 0, &response, &fp, &err), err);
-    json_value *v = json_parse(response != NULL ? response : "", NULL, 0);
+    CHECK_OK(gr_generate(fx.pool, NULL, request, 0, 0, &response, &err), err);
+    json_value *v = json_parse(gr_response_body(response, NULL), NULL, 0);
     CHECK(v != NULL);
     CHECK_STREQ(json_string_at(v, "promptFeedback.blockReason"), "SAFETY");
-    CHECK_STREQ(fp, fx.fps[0]);
+    CHECK_STREQ(gr_response_key_fingerprint(response), fx.fps[0]);
+    CHECK_EQ_INT(gr_response_attempts(response), 1);
     json_free(v);
-    gr_free(response);
-    gr_free(fp);
+    gr_response_free(response);
     gr_error_free(err);
     free(request);
     json_value *stats = h_pool_stats(fx.pool);

@@ -9,6 +9,9 @@ void test_key_fingerprint(void);
 void test_error_accessors_on_null(void);
 void test_free_null(void);
 
+/* test_response.c: the result object */
+void test_nul_byte_in_answer(void);
+
 /* test_args.c: bad arguments of every kind */
 void test_null_arguments(void);
 void test_null_out_error(void);

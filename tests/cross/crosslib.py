@@ -1,23 +1,22 @@
 """Helpers of the cross-language process tests: where the build's artifacts are, the emulator
-as a child process with its control API, worker processes of every language, and the offline
-analysis of the emulator's request log."""
+(the shared driver of bindings/python/tests/gr_emulator.py), worker processes of every
+language, and the offline analysis of the emulator's request log."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import multiprocessing
 import os
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target") / "release"
-EMULATOR_BIN = Path(os.environ.get("GEMINI_EMULATOR_BIN") or TARGET / "gemini-emulator")
 CLI_BIN = TARGET / "gemini-rotator"
 STATIC_LIB = TARGET / "libgemini_rotator.a"
 INCLUDE = ROOT / "include"
@@ -47,106 +46,12 @@ def clean_env(**extra: str) -> Dict[str, str]:
 
 # ---- the emulator -------------------------------------------------------------------------------
 
+# The one emulator driver of the Python tests lives with the binding's tests; import it from
+# there rather than keep a second copy.
+sys.path.insert(0, str(ROOT / "bindings" / "python" / "tests"))
+from gr_emulator import Emulator  # noqa: E402
 
-class Emulator:
-    """``gemini-emulator --config FILE --exit-on-stdin-eof`` as a child process. Its stdin is a
-    pipe that only this object holds, so it dies with the test process whatever happens."""
-
-    def __init__(self, config: Dict[str, Any], work_dir: Path) -> None:
-        if not EMULATOR_BIN.is_file():
-            raise RuntimeError(
-                f"{EMULATOR_BIN} is missing: run `cargo build --release --workspace` first"
-            )
-        path = work_dir / f"emulator-{uuid.uuid4().hex[:8]}.json"
-        path.write_text(json.dumps(config))
-        self._stderr = open(work_dir / (path.stem + ".stderr"), "wb")
-        self.proc = subprocess.Popen(
-            [str(EMULATOR_BIN), "--config", str(path), "--exit-on-stdin-eof"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-        )
-        line = self.proc.stdout.readline().decode().strip()
-        if not line.startswith("listening on http://"):
-            self.close()
-            raise RuntimeError(f"the emulator did not start: {line!r}")
-        self.base_url = line.split()[-1]
-        host, port = self.base_url[len("http://") :].split(":")
-        self._host, self._port = host, int(port)
-        self._conn: Optional[http.client.HTTPConnection] = None
-
-    def _request(self, method: str, path: str, body: Optional[bytes] = None,
-                 headers: Optional[Dict[str, str]] = None) -> Tuple[int, bytes]:
-        for attempt in range(2):
-            if self._conn is None:
-                self._conn = http.client.HTTPConnection(self._host, self._port, timeout=30)
-            try:
-                self._conn.request(method, path, body=body, headers=headers or {})
-                response = self._conn.getresponse()
-                return response.status, response.read()
-            except (http.client.HTTPException, ConnectionError):
-                # A kept-alive connection the server closed: once more on a new one.
-                self._conn.close()
-                self._conn = None
-                if attempt == 1:
-                    raise
-        raise AssertionError("unreachable")
-
-    def get(self, path: str) -> Any:
-        status, data = self._request("GET", "/_emulator/" + path)
-        assert status == 200, (path, status, data)
-        return json.loads(data)
-
-    def post(self, path: str, body: Dict[str, Any]) -> None:
-        status, data = self._request(
-            "POST", "/_emulator/" + path, json.dumps(body).encode(),
-            {"Content-Type": "application/json"},
-        )
-        assert status == 200, (path, status, data)
-
-    def stats(self) -> Dict[str, Any]:
-        return self.get("stats")
-
-    def log(self) -> List[Dict[str, Any]]:
-        return self.get("log")
-
-    def add_fault(self, **fault: Any) -> None:
-        self.post("faults", fault)
-
-    def last_body(self, label: str) -> Optional[str]:
-        status, data = self._request("GET", f"/_emulator/last_body?label={label}")
-        if status == 404:
-            return None
-        assert status == 200, (status, data)
-        return data.decode()
-
-    def clock_offset(self) -> Tuple[float, float]:
-        """(lo, hi) such that emulator time (the log's t_ms) = time.monotonic() * 1000 + offset
-        for some offset in [lo, hi]: one request with an unknown key is logged (label null) at
-        its arrival, which lies between the two readings of our clock around it."""
-        marker = f"clock-probe-{uuid.uuid4().hex}"
-        before = time.monotonic() * 1000
-        status, _ = self._request(
-            "POST", "/v1beta/models/gemini-3.6-flash:generateContent",
-            b'{"contents":[{"parts":[{"text":"probe"}]}]}',
-            {"x-goog-api-key": marker, "Content-Type": "application/json"},
-        )
-        after = time.monotonic() * 1000
-        assert status == 400, status
-        arrival = [e for e in self.log() if e["label"] is None][-1]["t_ms"]
-        return arrival - after, arrival - before
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._stderr.close()
+__all__ = ["Emulator"]
 
 
 # ---- keys and configuration ---------------------------------------------------------------------

@@ -227,11 +227,11 @@ def _catch_in_flight(emulator, fleet, labels, give_up_at):
     seen, since = {}, {}
     for label in labels:
         since[label] = time.monotonic()
-        seen[label] = emulator.last_body(label)
+        seen[label] = emulator.last_body_text(label)
     while time.monotonic() < give_up_at:
         for label in labels:
             began = time.monotonic()
-            body = emulator.last_body(label)
+            body = emulator.last_body_text(label)
             if body == seen[label]:
                 since[label] = began
                 continue

@@ -101,14 +101,15 @@ static void *run_thread(void *arg) {
         snprintf(text, sizeof text, "p%ld t%d n%ld", pid, t->index, seq);
         snprintf(body, sizeof body, "{\"contents\":[{\"parts\":[{\"text\":\"%s\"}]}]}", text);
         snprintf(echo, sizeof echo, "echo: %s\"", text);
-        char *response = NULL, *fingerprint = NULL;
+        gr_response *response = NULL;
         gr_error *err = NULL;
         t->calls++;
         gr_status st = gr_generate(s->pool, NULL, body, (uint64_t)wait, (uint64_t)s->timeout_ms,
-                                   &response, &fingerprint, &err);
-        if (st == GR_OK && strstr(response, echo) != NULL) {
+                                   &response, &err);
+        if (st == GR_OK && strstr(gr_response_body(response, NULL), echo) != NULL) {
             char line[96];
-            int n = snprintf(line, sizeof line, "%s %d %ld\n", fingerprint, t->index, seq);
+            int n = snprintf(line, sizeof line, "%s %d %ld\n",
+                             gr_response_key_fingerprint(response), t->index, seq);
             if (write_all(s->progress_fd, line, (size_t)n) != 0) {
                 perror("worker: progress");
                 exit(4);
@@ -126,8 +127,7 @@ static void *run_thread(void *arg) {
                 snprintf(t->first_error, sizeof t->first_error, "%s: %s", gr_status_name(st),
                          st == GR_OK ? "the answer does not echo the prompt" : gr_error_message(err));
         }
-        gr_free(response);
-        gr_free(fingerprint);
+        gr_response_free(response);
         gr_error_free(err);
     }
     return NULL;

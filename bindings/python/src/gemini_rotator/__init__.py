@@ -29,6 +29,7 @@ from ._errors import (
 from ._log import enable_logging, set_log_handler, set_log_level
 from ._pool import KeyPool, fingerprint, library_version
 from ._client import GeminiClient
+from ._options import GenerateOptions
 from ._response import GenerateContentResponse, UsageMetadata
 from ._stats import KeyStats, LatencyHistogram, PoolCounters, PoolStats
 
@@ -42,6 +43,7 @@ __all__ = [
     "GeminiError",
     "GeminiTimeoutError",
     "GenerateContentResponse",
+    "GenerateOptions",
     "InternalError",
     "InvalidArgumentError",
     "KeyPool",

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+import sys
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Tuple, Union
 
 from . import _validate as check
+from ._options import GenerateOptions, checked
 from ._pool import KeyPool
-from ._request import Content, build_request, encode
+from ._request import build_request, encode
 from ._response import GenerateContentResponse
 from ._threads import run_blocking
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+elif TYPE_CHECKING:  # annotations are never evaluated at run time (postponed evaluation)
+    from typing_extensions import Unpack
 
 
 def _resolve_pool(pool: object) -> Tuple[KeyPool, bool]:
@@ -46,16 +53,12 @@ class _Call:
         self.timeout_ms = timeout_ms
 
     @classmethod
-    def prepare(
-        cls,
-        *,
-        model: Optional[str],
-        max_wait: Optional[float],
-        timeout: Optional[float],
-        **request: Any,
-    ) -> "_Call":
-        request_json = encode(build_request(**request))
-        model_name = check.optional_string("model", model)
+    def prepare(cls, method: str, prompt: Optional[str], options: Mapping[str, Any]) -> "_Call":
+        """Checks and encodes one call of ``method`` (named in a bad keyword's TypeError)."""
+        opts = checked(method, options)
+        request_json = encode(build_request(prompt, opts))
+        model_name = check.optional_string("model", opts.get("model"))
+        max_wait, timeout = opts.get("max_wait"), opts.get("timeout")
         return cls(
             request_json,
             None if model_name is None else model_name.encode("utf-8"),
@@ -64,10 +67,10 @@ class _Call:
         )
 
     def send(self, pool: KeyPool) -> GenerateContentResponse:
-        text, served_by = pool._generate(
+        answer, served_by = pool._generate(
             self.request_json, self.model, self.max_wait_ms, self.timeout_ms
         )
-        return GenerateContentResponse.from_json(text, served_by)
+        return GenerateContentResponse.from_json(answer, served_by)
 
 
 class GeminiClient:
@@ -92,53 +95,24 @@ class GeminiClient:
         return self.generate_content(check.string("prompt", prompt), model=model).text
 
     def generate_content(
-        self,
-        prompt: Optional[str] = None,
-        *,
-        contents: Optional[Sequence[Content]] = None,
-        system_instruction: Union[str, Content, None] = None,
-        temperature: Optional[float] = None,
-        max_output_tokens: Optional[int] = None,
-        top_p: Optional[float] = None,
-        top_k: Optional[int] = None,
-        stop_sequences: Optional[Sequence[str]] = None,
-        response_mime_type: Optional[str] = None,
-        safety_settings: Optional[Sequence[Mapping[str, Any]]] = None,
-        tools: Optional[Sequence[Mapping[str, Any]]] = None,
-        generation_config: Optional[Mapping[str, Any]] = None,
-        model: Optional[str] = None,
-        max_wait: Optional[float] = None,
-        timeout: Optional[float] = None,
+        self, prompt: Optional[str] = None, **options: Unpack[GenerateOptions]
     ) -> GenerateContentResponse:
         """Sends one ``generateContent`` request on the key the pool chooses.
 
         Give exactly one of ``prompt`` (one user turn) or ``contents`` (a list of Content
-        dicts, sent as they are). Options left at ``None`` are not sent. ``generation_config``
-        adds further ``generationConfig`` fields (camelCase, e.g. ``{"seed": 1}``).
+        dicts, sent as they are). The other keyword options are those of
+        :class:`GenerateOptions` (``system_instruction``, ``temperature``,
+        ``max_output_tokens``, ``top_p``, ``top_k``, ``stop_sequences``, ``response_mime_type``,
+        ``safety_settings``, ``tools``, ``generation_config``, ``model``, ``max_wait``,
+        ``timeout``); options left at ``None`` are not sent. ``generation_config`` adds further
+        ``generationConfig`` fields (camelCase, e.g. ``{"seed": 1}``).
 
         ``model`` overrides the pool's default model. ``max_wait`` (seconds): when every key is
         at its limit, wait up to this long for one instead of raising
         :class:`AllKeysRateLimitedError` at once. ``timeout`` (seconds) shortens the pool's
         time budget for this call.
         """
-        call = _Call.prepare(
-            prompt=prompt,
-            contents=contents,
-            system_instruction=system_instruction,
-            temperature=temperature,
-            max_output_tokens=max_output_tokens,
-            top_p=top_p,
-            top_k=top_k,
-            stop_sequences=stop_sequences,
-            response_mime_type=response_mime_type,
-            safety_settings=safety_settings,
-            tools=tools,
-            generation_config=generation_config,
-            model=model,
-            max_wait=max_wait,
-            timeout=timeout,
-        )
-        return call.send(self._pool)
+        return _Call.prepare("generate_content", prompt, options).send(self._pool)
 
     async def asimple_query(self, prompt: str, *, model: Optional[str] = None) -> str:
         """:meth:`simple_query` in a worker thread: the event loop keeps running meanwhile."""
@@ -146,23 +120,7 @@ class GeminiClient:
         return response.text
 
     async def agenerate_content(
-        self,
-        prompt: Optional[str] = None,
-        *,
-        contents: Optional[Sequence[Content]] = None,
-        system_instruction: Union[str, Content, None] = None,
-        temperature: Optional[float] = None,
-        max_output_tokens: Optional[int] = None,
-        top_p: Optional[float] = None,
-        top_k: Optional[int] = None,
-        stop_sequences: Optional[Sequence[str]] = None,
-        response_mime_type: Optional[str] = None,
-        safety_settings: Optional[Sequence[Mapping[str, Any]]] = None,
-        tools: Optional[Sequence[Mapping[str, Any]]] = None,
-        generation_config: Optional[Mapping[str, Any]] = None,
-        model: Optional[str] = None,
-        max_wait: Optional[float] = None,
-        timeout: Optional[float] = None,
+        self, prompt: Optional[str] = None, **options: Unpack[GenerateOptions]
     ) -> GenerateContentResponse:
         """:meth:`generate_content` in a worker thread (same arguments); the event loop keeps
         running meanwhile.
@@ -171,23 +129,7 @@ class GeminiClient:
         once; the request itself finishes in the background (a C call cannot be interrupted)
         and its result is discarded.
         """
-        call = _Call.prepare(
-            prompt=prompt,
-            contents=contents,
-            system_instruction=system_instruction,
-            temperature=temperature,
-            max_output_tokens=max_output_tokens,
-            top_p=top_p,
-            top_k=top_k,
-            stop_sequences=stop_sequences,
-            response_mime_type=response_mime_type,
-            safety_settings=safety_settings,
-            tools=tools,
-            generation_config=generation_config,
-            model=model,
-            max_wait=max_wait,
-            timeout=timeout,
-        )
+        call = _Call.prepare("agenerate_content", prompt, options)
         return await run_blocking(call.send, self._pool)
 
     def close(self) -> None:

@@ -1,7 +1,9 @@
 """The C ABI of libgemini_rotator, declared in one place.
 
-Every function of ``include/gemini_rotator.h`` gets its ``argtypes`` and ``restype`` here and
-nowhere else; the rest of the package calls ``lib.gr_*`` only through this module's names.
+Every function of ``include/gemini_rotator.h`` gets its ``argtypes`` and ``restype`` here
+(:data:`SIGNATURES`) and nowhere else, and so does every status number; a test parses the
+header and fails when they differ. The rest of the package calls ``lib.gr_*`` only through
+this module's names.
 
 The library is loaded with :class:`ctypes.CDLL`, which releases the GIL for the duration of each
 call: Python threads calling ``gr_generate`` on one pool really run in parallel.
@@ -17,9 +19,19 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from ctypes import CFUNCTYPE, POINTER, c_char_p, c_int32, c_uint16, c_uint64, c_void_p
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    c_char_p,
+    c_int32,
+    c_size_t,
+    c_uint16,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, Tuple
 
 #: Environment variable that overrides the path of the shared library.
 LIB_ENV = "GEMINI_ROTATOR_LIB"
@@ -62,8 +74,13 @@ class gr_error(ctypes.Structure):
     """Opaque: the details of a failure (freed with gr_error_free)."""
 
 
+class gr_response(ctypes.Structure):
+    """Opaque: a successful call's answer and how it was served (freed with gr_response_free)."""
+
+
 PoolPtr = POINTER(gr_pool)
 ErrorPtr = POINTER(gr_error)
+ResponsePtr = POINTER(gr_response)
 
 # `gr_status` is a C enum; its values fit an int32 and every platform we build for passes it
 # as an int.
@@ -135,68 +152,79 @@ def _compatible(version: str) -> bool:
 
 
 def _declare(lib: ctypes.CDLL) -> None:
-    """Sets argtypes/restype of every function of the header."""
-    out_error = POINTER(ErrorPtr)
-    out_str = POINTER(OwnedStr)
-
-    def declare(name: str, restype: object, *argtypes: object) -> None:
+    """Sets argtypes/restype of every function of the header, from :data:`SIGNATURES`."""
+    for name, (restype, argtypes) in SIGNATURES.items():
         function = getattr(lib, name)
         function.restype = restype
         function.argtypes = list(argtypes)
 
-    declare("gr_version", c_char_p)
-    declare("gr_pool_new", gr_status, c_char_p, POINTER(PoolPtr), out_error)
-    declare("gr_pool_free", None, PoolPtr)
-    declare(
-        "gr_generate",
+
+_OutError = POINTER(ErrorPtr)
+_OutStr = POINTER(OwnedStr)
+
+#: Every function of ``include/gemini_rotator.h``: name -> (restype, argtypes). The tests hold
+#: this table to the header (bindings/python/tests/test_header.py), type by type.
+SIGNATURES: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
+    "gr_version": (c_char_p, ()),  # static
+    "gr_pool_new": (gr_status, (c_char_p, POINTER(PoolPtr), _OutError)),
+    "gr_pool_free": (None, (PoolPtr,)),
+    # (pool, model or NULL, request_json, max_wait_ms, timeout_ms, out_response, out_error)
+    "gr_generate": (
         gr_status,
-        PoolPtr,  # pool
-        c_char_p,  # model, NULL for the pool's default
-        c_char_p,  # request_json
-        c_uint64,  # max_wait_ms
-        c_uint64,  # timeout_ms, 0 for the pool's
-        out_str,  # out_response_json (gr_free)
-        out_str,  # out_key_fingerprint (gr_free), may be NULL
-        out_error,
-    )
-    declare("gr_stats_json", gr_status, PoolPtr, out_str, out_error)
-    declare("gr_key_fingerprint", gr_status, c_char_p, out_str, out_error)
-    declare("gr_metrics_prometheus", gr_status, PoolPtr, out_str, out_error)
+        (PoolPtr, c_char_p, c_char_p, c_uint64, c_uint64, POINTER(ResponsePtr), _OutError),
+    ),
+    "gr_stats_json": (gr_status, (PoolPtr, _OutStr, _OutError)),
+    "gr_key_fingerprint": (gr_status, (c_char_p, _OutStr, _OutError)),
+    "gr_metrics_prometheus": (gr_status, (PoolPtr, _OutStr, _OutError)),
     # Called through ctypes.CDLL, so the GIL is released while it waits for running callbacks.
-    declare("gr_set_log_callback", None, LogFn, c_void_p)
-    declare("gr_set_log_level", gr_status, c_int32, out_error)
-    declare("gr_free", None, OwnedStr)
-    declare("gr_error_status", gr_status, ErrorPtr)
-    declare("gr_error_message", c_char_p, ErrorPtr)  # borrowed: copied by ctypes
-    declare("gr_error_retry_after_ms", c_uint64, ErrorPtr)
-    declare("gr_error_http_status", c_uint16, ErrorPtr)
-    declare("gr_error_rpc_status", c_char_p, ErrorPtr)  # borrowed: copied by ctypes
-    declare("gr_error_api_message", c_char_p, ErrorPtr)  # borrowed: copied by ctypes
-    declare("gr_error_key_fingerprint", c_char_p, ErrorPtr)  # borrowed: copied by ctypes
-    declare("gr_error_free", None, ErrorPtr)
-    declare("gr_status_name", c_char_p, c_int32)  # static
+    "gr_set_log_callback": (None, (LogFn, c_void_p)),
+    "gr_set_log_level": (gr_status, (c_int32, _OutError)),
+    "gr_free": (None, (OwnedStr,)),
+    "gr_error_status": (gr_status, (ErrorPtr,)),
+    # The borrowed `const char *` of the accessors are copied into bytes by ctypes (c_char_p).
+    "gr_error_message": (c_char_p, (ErrorPtr,)),
+    "gr_error_retry_after_ms": (c_uint64, (ErrorPtr,)),
+    "gr_error_http_status": (c_uint16, (ErrorPtr,)),
+    "gr_error_rpc_status": (c_char_p, (ErrorPtr,)),
+    "gr_error_api_message": (c_char_p, (ErrorPtr,)),
+    "gr_error_key_fingerprint": (c_char_p, (ErrorPtr,)),
+    "gr_error_free": (None, (ErrorPtr,)),
+    "gr_status_name": (c_char_p, (c_int32,)),  # static
+    # The body is bytes with a length, not a C string: `void *`, read with string_at(ptr, len).
+    "gr_response_body": (c_void_p, (ResponsePtr, POINTER(c_size_t))),
+    "gr_response_key_fingerprint": (c_char_p, (ResponsePtr,)),
+    "gr_response_attempts": (c_uint32, (ResponsePtr,)),
+    "gr_response_free": (None, (ResponsePtr,)),
+}
 
 
 lib: ctypes.CDLL = _load()
 LIB_PATH: str = str(_where()[0])
 
 
-def take_string(ptr: OwnedStr) -> Optional[str]:
-    """Copies a string the library returned through `char **`, then frees it with gr_free."""
+def take_string(ptr: OwnedStr) -> bytes:
+    """Copies a string the library returned through `char **` (once), then frees it with
+    gr_free. NULL is ``b""``."""
     if not ptr.value:
-        return None
+        return b""
     try:
-        return ctypes.string_at(ptr.value).decode("utf-8")
+        return ctypes.string_at(ptr.value)
     finally:
         lib.gr_free(ptr)
         ptr.value = None
 
 
-def free_string(ptr: OwnedStr) -> None:
-    """Frees a library string without reading it (gr_free ignores NULL)."""
-    if ptr.value:
-        lib.gr_free(ptr)
-        ptr.value = None
+def take_response(ptr: Any) -> Tuple[bytes, str]:
+    """(the answer's bytes, the serving key's fingerprint) of a gr_response, copied once each,
+    NUL bytes included; then frees the response."""
+    try:
+        length = c_size_t(0)
+        body = lib.gr_response_body(ptr, ctypes.byref(length))
+        answer = ctypes.string_at(body, length.value) if body else b""
+        fingerprint = (lib.gr_response_key_fingerprint(ptr) or b"").decode("ascii", "replace")
+        return answer, fingerprint
+    finally:
+        lib.gr_response_free(ptr)
 
 
 def status_name(status: int) -> str:

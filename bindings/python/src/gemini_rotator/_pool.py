@@ -8,6 +8,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 from . import _ffi
 from . import _validate as check
+from ._calls import response_call, string_call
 from ._errors import check as check_status
 from ._managed import Managed
 from ._stats import PoolStats, parse_stats
@@ -97,55 +98,28 @@ class KeyPool(Managed["_ffi.PoolPtr"]):  # type: ignore[valid-type]
     def stats(self) -> PoolStats:
         """A snapshot of the statistics: per key (by fingerprint) its limit, use of the current
         window, cooldown, disabled reason and counters; pool-wide counters and latency."""
-        out = _ffi.OwnedStr()
-        error = _ffi.ErrorPtr()
         with self._borrow() as ptr:
-            status = _ffi.lib.gr_stats_json(ptr, ctypes.byref(out), ctypes.byref(error))
-        check_status(status, error)
-        text = _ffi.take_string(out)
-        return parse_stats(json.loads(text or "{}"))
+            data = string_call(_ffi.lib.gr_stats_json, ptr)
+        return parse_stats(json.loads(data or b"{}"))
 
     def metrics_prometheus(self) -> str:
         """The statistics in the Prometheus text exposition format (version 0.0.4), ready to
         serve on a ``/metrics`` page: ``_total`` counters, seconds, and ``key`` (fingerprint)
         and ``tier`` labels. With shared state (the default) the figures cover every process of
         the host that uses the same keys. See also :mod:`gemini_rotator.prometheus`."""
-        out = _ffi.OwnedStr()
-        error = _ffi.ErrorPtr()
         with self._borrow() as ptr:
-            status = _ffi.lib.gr_metrics_prometheus(ptr, ctypes.byref(out), ctypes.byref(error))
-        check_status(status, error)
-        return _ffi.take_string(out) or ""
+            text = string_call(_ffi.lib.gr_metrics_prometheus, ptr)
+        return text.decode("utf-8")
 
     def _generate(
         self, request_json: bytes, model: Optional[bytes], max_wait_ms: int, timeout_ms: int
-    ) -> Tuple[str, Optional[str]]:
-        """One gr_generate call: (response JSON text, fingerprint of the key that served it)."""
-        response = _ffi.OwnedStr()
-        key_fingerprint = _ffi.OwnedStr()
-        error = _ffi.ErrorPtr()
+    ) -> Tuple[bytes, str]:
+        """One gr_generate call: (the response JSON's bytes as received, the fingerprint of the
+        key that served it)."""
         with self._borrow() as ptr:
-            # The GIL is released for the whole call (ctypes.CDLL).
-            status = _ffi.lib.gr_generate(
-                ptr,
-                model,
-                request_json,
-                max_wait_ms,
-                timeout_ms,
-                ctypes.byref(response),
-                ctypes.byref(key_fingerprint),
-                ctypes.byref(error),
+            return response_call(
+                _ffi.lib.gr_generate, ptr, model, request_json, max_wait_ms, timeout_ms
             )
-        if status != _ffi.GR_OK:
-            # Outputs are written only on success, but free them should that ever change.
-            _ffi.free_string(response)
-            _ffi.free_string(key_fingerprint)
-        check_status(status, error)
-        try:
-            text = _ffi.take_string(response)
-        finally:
-            served_by = _ffi.take_string(key_fingerprint)
-        return text or "", served_by
 
     def __repr__(self) -> str:
         return f"<gemini_rotator.KeyPool {'closed' if self.closed else 'open'}>"
@@ -155,11 +129,7 @@ def fingerprint(key: str) -> str:
     """The fingerprint (12 hex digits) under which the library shows ``key`` in statistics and
     messages, so a program can match them to its keys without printing the keys."""
     data = check.string("key", key).encode("utf-8")
-    out = _ffi.OwnedStr()
-    error = _ffi.ErrorPtr()
-    status = _ffi.lib.gr_key_fingerprint(data, ctypes.byref(out), ctypes.byref(error))
-    check_status(status, error, (key,))
-    return _ffi.take_string(out) or ""
+    return string_call(_ffi.lib.gr_key_fingerprint, data, secrets=(key,)).decode("ascii")
 
 
 def library_version() -> str:

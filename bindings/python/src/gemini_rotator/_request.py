@@ -9,30 +9,31 @@ fields never need a new release of this package.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
 
 from . import _validate as check
+
+if TYPE_CHECKING:
+    from ._options import GenerateOptions
 
 #: A ``Content``: ``{"role": "user"|"model", "parts": [{"text": ...}, ...]}``.
 Content = Mapping[str, Any]
 
 
-def build_request(
-    *,
-    prompt: Optional[str],
-    contents: Optional[Sequence[Content]],
-    system_instruction: Union[str, Content, None],
-    temperature: Optional[float],
-    max_output_tokens: Optional[int],
-    top_p: Optional[float],
-    top_k: Optional[int],
-    stop_sequences: Optional[Sequence[str]],
-    response_mime_type: Optional[str],
-    safety_settings: Optional[Sequence[Mapping[str, Any]]],
-    tools: Optional[Sequence[Mapping[str, Any]]],
-    generation_config: Optional[Mapping[str, Any]],
-) -> Dict[str, Any]:
-    body: Dict[str, Any] = {"contents": _contents(prompt, contents)}
+def build_request(prompt: Optional[str], options: "GenerateOptions") -> Dict[str, Any]:
+    """The request body for ``prompt`` and the request fields of ``options`` (its ``model``,
+    ``max_wait`` and ``timeout`` are the caller's business)."""
+    body: Dict[str, Any] = {"contents": _contents(prompt, options.get("contents"))}
+    system_instruction = options.get("system_instruction")
+    temperature = options.get("temperature")
+    max_output_tokens = options.get("max_output_tokens")
+    top_p = options.get("top_p")
+    top_k = options.get("top_k")
+    stop_sequences = options.get("stop_sequences")
+    response_mime_type = options.get("response_mime_type")
+    safety_settings = options.get("safety_settings")
+    tools = options.get("tools")
+    generation_config = options.get("generation_config")
 
     if system_instruction is not None:
         if isinstance(system_instruction, str):

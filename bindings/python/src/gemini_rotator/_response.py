@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 from ._errors import GeminiError
 
@@ -49,9 +49,13 @@ class GenerateContentResponse:
         self.key_fingerprint = key_fingerprint
 
     @classmethod
-    def from_json(cls, text: str, key_fingerprint: Optional[str]) -> "GenerateContentResponse":
+    def from_json(
+        cls, data: Union[bytes, str], key_fingerprint: Optional[str]
+    ) -> "GenerateContentResponse":
+        """Parses the response JSON, as the service's bytes (UTF-8, decoded by the parser
+        itself) or as text."""
         try:
-            raw = json.loads(text)
+            raw = json.loads(data)
         except ValueError as e:
             raise GeminiError(f"the service's response is not valid JSON: {e}") from None
         if not isinstance(raw, dict):

@@ -1,0 +1,139 @@
+//! The result of a successful call, as one object with accessors: the answer's bytes (pointer
+//! and length, so a NUL byte in the answer is data), the key that served it, the attempts it
+//! took. New facts about a call (the model that served it, ...) become new accessors, never a
+//! new signature of the calls that return it.
+
+use super::ptr::{free_handle, opt_ref, Out};
+use crate::pool::Response;
+use std::ffi::{c_char, CString};
+
+/// A successful call's result: the service's answer and how it was obtained. Returned by
+/// `gr_generate`, read with the `gr_response_*` functions, freed with `gr_response_free`.
+///
+/// Later versions add accessors for more facts about the call; the functions that return a
+/// `gr_response` keep their signatures.
+///
+/// Thread safety: a response is immutable; it may be read from any thread.
+#[allow(non_camel_case_types)]
+pub struct gr_response {
+    /// The answer followed by one NUL byte that is not part of it (see `gr_response_body`).
+    body: Vec<u8>,
+    key_fingerprint: CString,
+    attempts: u32,
+}
+
+impl gr_response {
+    pub fn new(response: Response) -> gr_response {
+        let mut body = response.body;
+        body.push(0);
+        gr_response {
+            body,
+            // A fingerprint is 12 hex digits: never a NUL.
+            key_fingerprint: CString::new(response.key_fingerprint).unwrap_or_default(),
+            attempts: response.attempts,
+        }
+    }
+}
+
+/// The service's answer (for `gr_generate`: the GenerateContentResponse JSON), byte for byte as
+/// received. `*out_len` (when `out_len` is not NULL) receives its length in bytes. The answer
+/// may contain NUL bytes: they are data, counted in the length. One NUL byte follows the answer
+/// (not counted), so an answer without NUL bytes may also be read as a C string.
+///
+/// Borrowed: valid until `gr_response_free(response)`; do not free it. For a NULL `response`:
+/// "" and length 0.
+///
+/// # Safety
+/// `response` is NULL or a live response from this library; `out_len` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gr_response_body(
+    response: *const gr_response,
+    out_len: *mut usize,
+) -> *const c_char {
+    // SAFETY: per the contract above.
+    let (body, len) = match unsafe { opt_ref(response) } {
+        // `body` always ends with the NUL that `new` added.
+        Some(r) => (r.body.as_ptr().cast::<c_char>(), r.body.len() - 1),
+        None => (c"".as_ptr(), 0),
+    };
+    // SAFETY: per the contract above.
+    if let Some(out) = unsafe { Out::optional(out_len) } {
+        out.write(len);
+    }
+    body
+}
+
+/// The fingerprint (12 hex digits) of the key that served the call. Borrowed: valid until
+/// `gr_response_free(response)`; do not free it. "" for a NULL `response`.
+///
+/// # Safety
+/// `response` is NULL or a live response from this library.
+#[no_mangle]
+pub unsafe extern "C" fn gr_response_key_fingerprint(
+    response: *const gr_response,
+) -> *const c_char {
+    // SAFETY: per the contract above.
+    unsafe { opt_ref(response) }.map_or(c"".as_ptr(), |r| r.key_fingerprint.as_ptr())
+}
+
+/// The HTTP attempts the call took: 1 when nothing went wrong, more after retries or moves to
+/// another key. 0 for a NULL `response`.
+///
+/// # Safety
+/// `response` is NULL or a live response from this library.
+#[no_mangle]
+pub unsafe extern "C" fn gr_response_attempts(response: *const gr_response) -> u32 {
+    // SAFETY: per the contract above.
+    unsafe { opt_ref(response) }.map_or(0, |r| r.attempts)
+}
+
+/// Frees a response (and with it what its accessors returned). Freeing NULL does nothing.
+///
+/// # Safety
+/// `response` is NULL or a response from this library not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn gr_response_free(response: *mut gr_response) {
+    // SAFETY: per the contract above.
+    super::guard::guard_void(|| unsafe { free_handle(response) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::ptr::into_handle;
+
+    #[test]
+    fn the_body_is_pointer_and_length_with_nul_bytes_as_data() {
+        let answer = b"{\"a\":\"x\0y\"}\0tail".to_vec();
+        let handle = into_handle(gr_response::new(Response {
+            body: answer.clone(),
+            key_fingerprint: "0123456789ab".into(),
+            attempts: 2,
+        }));
+        let mut len = 0usize;
+        // SAFETY: a live response, freed once at the end.
+        unsafe {
+            let body = gr_response_body(handle, &mut len);
+            assert_eq!(std::slice::from_raw_parts(body.cast::<u8>(), len), answer);
+            assert_eq!(*body.add(len), 0, "one NUL follows the answer");
+            assert_eq!(gr_response_body(handle, std::ptr::null_mut()), body);
+            let fp = std::ffi::CStr::from_ptr(gr_response_key_fingerprint(handle));
+            assert_eq!(fp.to_str().unwrap(), "0123456789ab");
+            assert_eq!(gr_response_attempts(handle), 2);
+            gr_response_free(handle);
+        }
+    }
+
+    #[test]
+    fn accessors_answer_null_with_empty_values() {
+        let mut len = 7usize;
+        // SAFETY: NULL is allowed by every accessor.
+        unsafe {
+            assert_eq!(*gr_response_body(std::ptr::null(), &mut len), 0);
+            assert_eq!(len, 0);
+            assert_eq!(*gr_response_key_fingerprint(std::ptr::null()), 0);
+            assert_eq!(gr_response_attempts(std::ptr::null()), 0);
+            gr_response_free(std::ptr::null_mut());
+        }
+    }
+}
