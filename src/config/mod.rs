@@ -28,7 +28,7 @@ use crate::error::Error;
 use crate::key::{ApiKey, KeyId, Tier};
 use serde_json::Value;
 use settings::*;
-use source::{kind, name_in, Env, Json, Layered, Place, ProcessEnv, Raw, Source};
+use source::{kind, name_in, Env, Json, Layered, Place, ProcessEnv, Source};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
@@ -58,9 +58,9 @@ pub struct Config {
     pub origin: Origin,
     pub free_keys: Vec<ApiKey>,
     pub paid_key: Option<ApiKey>,
-    /// Requests per window per free key.
+    /// Requests per window per free quota group and model (see [`Config::limits`]).
     pub free_rate_limit: u64,
-    /// Requests per window for the paid key.
+    /// Requests per window for the paid key, per model.
     pub paid_rate_limit: u64,
     pub window_ms: u64,
     /// Without a trailing slash.
@@ -129,15 +129,7 @@ impl Config {
 
     /// The environment-like `env`, over the config file it names, if any.
     fn build(env: &dyn Source) -> Result<Config, Error> {
-        let path = match env.get(&CONFIG_FILE)? {
-            None => None,
-            Some(Raw::Text(t)) if t.trim().is_empty() => {
-                return Err(Error::config(env.name(&CONFIG_FILE), "is set but empty"))
-            }
-            Some(Raw::Text(t)) => Some(PathBuf::from(t.trim())),
-            Some(_) => return Err(Error::config(env.name(&CONFIG_FILE), "must be a path")),
-        };
-        let Some(path) = path else {
+        let Some(path) = parse::file(env, &CONFIG_FILE)? else {
             return Config::build_from(env, None);
         };
         let file = Json::new(file::load(&path)?, Place::File(path.clone()));

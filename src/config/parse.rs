@@ -235,6 +235,14 @@ pub(super) fn model(src: &dyn Source, s: &Setting) -> Result<String, Error> {
     text_or_default(src, s, Kind::Model, validate_model)
 }
 
+/// A [`Kind::File`]: a path, relative to the working directory or absolute; `None` when unset.
+pub(super) fn file(src: &dyn Source, s: &Setting) -> Result<Option<std::path::PathBuf>, Error> {
+    if s.kind != Kind::File {
+        return Err(table_mistake(src, s));
+    }
+    Ok(text(src, s)?.map(std::path::PathBuf::from))
+}
+
 /// A [`Kind::LogLevel`]: `None` leaves the process's level as it is; `Some(None)` is off.
 pub(super) fn log_level(
     src: &dyn Source,
