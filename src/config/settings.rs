@@ -12,7 +12,9 @@
 //! `KeyPool`. Tests fail until each of those is done: a row that no build reads, a stale README
 //! or `settings.json`, a Go or Python configuration without the setting. A setting only one
 //! source can give (a config-file path from the environment, a map only JSON can hold) leaves
-//! the other name `None`.
+//! the other name `None`. A limit that a model of `models` may set for itself also goes in
+//! [`MODEL_LIMITS`] (and is read in `models.rs`); Go's `ModelLimits` and Python's `ModelLimits`
+//! follow (a Go test holds `ModelLimits` to the table's `*_limit` rows).
 
 use super::{DEFAULT_BASE_URL, DEFAULT_MODEL};
 
