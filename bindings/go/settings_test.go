@@ -188,3 +188,37 @@ func configFieldComments(t *testing.T) map[string]string {
 	}
 	return out
 }
+
+// A model's limits in Config.Models are the table's limit settings, under the same JSON names.
+func TestModelLimitsHasTheTablesLimitFields(t *testing.T) {
+	t.Parallel()
+	table := settingsByField(t)
+	var limits []string
+	for field, row := range table {
+		if row.Kind == "count" && strings.HasSuffix(field, "_limit") {
+			limits = append(limits, field)
+		}
+	}
+	sort.Strings(limits)
+	if len(limits) != 6 {
+		t.Fatalf("the table has %d limit settings, want 6: %v", len(limits), limits)
+	}
+	var tags []string
+	typ := reflect.TypeOf(ModelLimits{})
+	for i := 0; i < typ.NumField(); i++ {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		if name != "fallback" {
+			tags = append(tags, name)
+		}
+		if goName, ok := modelFieldNames[name]; !ok || goName != typ.Field(i).Name {
+			t.Errorf("modelFieldNames[%q] = %q, want %q", name, goName, typ.Field(i).Name)
+		}
+	}
+	sort.Strings(tags)
+	if !reflect.DeepEqual(tags, limits) {
+		t.Errorf("ModelLimits's limits are %v; the table's are %v", tags, limits)
+	}
+	if len(modelFieldNames) != typ.NumField() {
+		t.Errorf("modelFieldNames has %d entries for %d ModelLimits fields", len(modelFieldNames), typ.NumField())
+	}
+}

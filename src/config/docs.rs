@@ -58,6 +58,8 @@ fn row_json(s: &Setting) -> Value {
         Kind::Model => ("model", None, None),
         Kind::State => ("state", None, None),
         Kind::LogLevel => ("log_level", None, None),
+        Kind::File => ("file", None, None),
+        Kind::Models => ("models", None, None),
     };
     let default = match s.default {
         DefaultValue::Unset(_) => Value::Null,
@@ -127,8 +129,8 @@ mod tests {
         let rows: Vec<&str> = table.lines().skip(2).collect();
         assert_eq!(rows.len(), SETTINGS.len());
         assert!(rows.contains(
-            &"| `GEMINI_FREE_RATE_LIMIT` | `free_rate_limit` | Requests per window per free key \
-              | 1 to 1000000 | 60 |"
+            &"| `GEMINI_FREE_RATE_LIMIT` | `free_rate_limit` | Requests per window per free quota \
+              group (a project, or a key without one) and model | 1 to 1000000 | 60 |"
         ));
         for row in rows {
             // A `|` inside a doc would split its cell.

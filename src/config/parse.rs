@@ -1,6 +1,7 @@
 //! One reader per kind of setting: each takes its row of the table, reads the raw value from the
 //! source, validates it against the row's kind (range, format) and applies the row's default.
 
+use super::groups::{self, KeyEntry};
 use super::settings::{DefaultValue, Kind, Setting};
 use super::source::{env_text, Raw, Source};
 use super::{validate_model, Origin, StateLocation};
@@ -66,7 +67,7 @@ pub(super) fn count(src: &dyn Source, s: &Setting) -> Result<u64, Error> {
 
 /// A [`Kind::Count`], `None` when unset: the reader for a count whose default is
 /// [`DefaultValue::Unset`] (a limit that is off unless set).
-fn count_or_unset(src: &dyn Source, s: &Setting) -> Result<Option<u64>, Error> {
+pub(super) fn count_or_unset(src: &dyn Source, s: &Setting) -> Result<Option<u64>, Error> {
     let Kind::Count { min, max } = s.kind else {
         return Err(table_mistake(src, s));
     };
@@ -92,6 +93,12 @@ fn count_or_unset(src: &dyn Source, s: &Setting) -> Result<Option<u64>, Error> {
         Some(Raw::List(_)) => {
             return Err(Error::config(src.name(s), "must be a number, got an array"))
         }
+        Some(Raw::Object(_)) => {
+            return Err(Error::config(
+                src.name(s),
+                "must be a number, got an object",
+            ))
+        }
     };
     if n < min {
         let what = if min == 1 {
@@ -113,14 +120,15 @@ fn count_or_unset(src: &dyn Source, s: &Setting) -> Result<Option<u64>, Error> {
     Ok(Some(n))
 }
 
-/// A [`Kind::Keys`]: comma-separated or a list; blank entries are dropped.
-pub(super) fn keys(src: &dyn Source, s: &Setting) -> Result<Vec<ApiKey>, Error> {
+/// A [`Kind::Keys`]: comma-separated or a list; blank entries are dropped. Entries may name
+/// their project (`groups.rs`).
+pub(super) fn keys(src: &dyn Source, s: &Setting) -> Result<Vec<KeyEntry>, Error> {
     if s.kind != Kind::Keys {
         return Err(table_mistake(src, s));
     }
-    let list: Vec<String> = match src.get(s)? {
+    let list: Vec<Raw> = match src.get(s)? {
         None => return Ok(Vec::new()),
-        Some(Raw::Text(t)) => t.split(',').map(str::to_string).collect(),
+        Some(Raw::Text(t)) => t.split(',').map(|e| Raw::Text(e.to_string())).collect(),
         Some(Raw::List(l)) => l,
         Some(Raw::Number(_)) => {
             return Err(Error::config(
@@ -128,35 +136,57 @@ pub(super) fn keys(src: &dyn Source, s: &Setting) -> Result<Vec<ApiKey>, Error> 
                 "must be a list of keys, got a number",
             ))
         }
+        Some(Raw::Object(_)) => {
+            return Err(Error::config(
+                src.name(s),
+                "must be a list of keys, got an object",
+            ))
+        }
     };
     let mut out = Vec::new();
-    for (i, k) in list
-        .iter()
-        .map(|k| k.trim())
-        .filter(|k| !k.is_empty())
-        .enumerate()
-    {
-        check_key_chars(src, s, k, Some(i + 1))?;
-        out.push(ApiKey::new(k));
+    for raw in &list {
+        let position = out.len() + 1;
+        let Some(entry) = key_entry(src, s, raw, Some(position))? else {
+            continue;
+        };
+        out.push(entry);
     }
     Ok(out)
 }
 
 /// A [`Kind::Key`]; blank is unset.
-pub(super) fn key(src: &dyn Source, s: &Setting) -> Result<Option<ApiKey>, Error> {
+pub(super) fn key(src: &dyn Source, s: &Setting) -> Result<Option<KeyEntry>, Error> {
     if s.kind != Kind::Key {
         return Err(table_mistake(src, s));
     }
     match src.get(s)? {
         None => Ok(None),
-        Some(Raw::Text(t)) if t.trim().is_empty() => Ok(None),
-        Some(Raw::Text(t)) => {
-            let t = t.trim();
-            check_key_chars(src, s, t, None)?;
-            Ok(Some(ApiKey::new(t)))
-        }
+        Some(raw @ (Raw::Text(_) | Raw::Object(_))) => key_entry(src, s, &raw, None),
         Some(_) => Err(Error::config(src.name(s), "must be a string")),
     }
+}
+
+/// One key entry, `None` when blank; `position` is its place in a list (1-based, blanks not
+/// counted), `None` for a lone key.
+fn key_entry(
+    src: &dyn Source,
+    s: &Setting,
+    raw: &Raw,
+    position: Option<usize>,
+) -> Result<Option<KeyEntry>, Error> {
+    let which = position
+        .map(|p| format!("key {p}"))
+        .unwrap_or_else(|| "the key".into());
+    let Some((key, project)) =
+        groups::entry(raw).map_err(|r| Error::config(src.name(s), format!("{which}: {r}")))?
+    else {
+        return Ok(None);
+    };
+    check_key_chars(src, s, &key, position)?;
+    Ok(Some(KeyEntry {
+        key: ApiKey::new(key),
+        project,
+    }))
 }
 
 /// A key must fit in an HTTP header: visible ASCII only.
@@ -203,6 +233,14 @@ pub(super) fn url(src: &dyn Source, s: &Setting) -> Result<String, Error> {
 /// A [`Kind::Model`], without `models/`.
 pub(super) fn model(src: &dyn Source, s: &Setting) -> Result<String, Error> {
     text_or_default(src, s, Kind::Model, validate_model)
+}
+
+/// A [`Kind::File`]: a path, relative to the working directory or absolute; `None` when unset.
+pub(super) fn file(src: &dyn Source, s: &Setting) -> Result<Option<std::path::PathBuf>, Error> {
+    if s.kind != Kind::File {
+        return Err(table_mistake(src, s));
+    }
+    Ok(text(src, s)?.map(std::path::PathBuf::from))
 }
 
 /// A [`Kind::LogLevel`]: `None` leaves the process's level as it is; `Some(None)` is off.

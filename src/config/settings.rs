@@ -12,7 +12,9 @@
 //! `KeyPool`. Tests fail until each of those is done: a row that no build reads, a stale README
 //! or `settings.json`, a Go or Python configuration without the setting. A setting only one
 //! source can give (a config-file path from the environment, a map only JSON can hold) leaves
-//! the other name `None`.
+//! the other name `None`. A limit that a model of `models` may set for itself also goes in
+//! [`MODEL_LIMITS`] (and is read in `models.rs`); Go's `ModelLimits` and Python's `ModelLimits`
+//! follow (a Go test holds `ModelLimits` to the table's `*_limit` rows).
 
 use super::{DEFAULT_BASE_URL, DEFAULT_MODEL};
 
@@ -47,6 +49,10 @@ pub enum Kind {
     State,
     /// `off`, `error`, `warn`, `info` or `debug`.
     LogLevel,
+    /// A file path (the config file).
+    File,
+    /// Per-model limits and fallbacks: an object of objects, by model name (see `models.rs`).
+    Models,
 }
 
 /// What an unset setting means.
@@ -63,14 +69,14 @@ pub const FREE_KEYS: Setting = Setting {
     json: Some("free_keys"),
     kind: Kind::Keys,
     default: DefaultValue::Unset("none"),
-    doc: "Free keys, used round-robin (whitespace trimmed, empty entries dropped)",
+    doc: "Free keys, used round-robin; `PROJECT:KEY` puts a key in a project whose keys share every limit (whitespace trimmed, empty entries dropped)",
 };
 pub const PAID_KEY: Setting = Setting {
     env: Some("GEMINI_PAID_KEY"),
     json: Some("paid_key"),
     kind: Kind::Key,
     default: DefaultValue::Unset("none"),
-    doc: "The paid key, used only when every free key is full",
+    doc: "The paid key (`PROJECT:KEY` allowed), used only when no free key can serve the model",
 };
 pub const FREE_RATE_LIMIT: Setting = Setting {
     env: Some("GEMINI_FREE_RATE_LIMIT"),
@@ -80,7 +86,7 @@ pub const FREE_RATE_LIMIT: Setting = Setting {
         max: 1_000_000,
     },
     default: DefaultValue::Count(60),
-    doc: "Requests per window per free key",
+    doc: "Requests per window per free quota group (a project, or a key without one) and model",
 };
 pub const PAID_RATE_LIMIT: Setting = Setting {
     env: Some("GEMINI_PAID_RATE_LIMIT"),
@@ -90,7 +96,51 @@ pub const PAID_RATE_LIMIT: Setting = Setting {
         max: 1_000_000,
     },
     default: DefaultValue::Count(1000),
-    doc: "Requests per window for the paid key",
+    doc: "Requests per window for the paid key, per model",
+};
+/// The bound of a daily count (fits a `u32`, so that a store may keep it in one).
+const MAX_DAILY: u64 = 1_000_000_000;
+/// The bound of a token count per window (paid tiers reach tens of millions a minute).
+const MAX_TOKENS: u64 = 1_000_000_000_000;
+pub const FREE_DAILY_LIMIT: Setting = Setting {
+    env: Some("GEMINI_FREE_DAILY_LIMIT"),
+    json: Some("free_daily_limit"),
+    kind: Kind::Count {
+        min: 1,
+        max: MAX_DAILY,
+    },
+    default: DefaultValue::Unset("none"),
+    doc: "Requests per Pacific day (midnight America/Los_Angeles) per free quota group and model",
+};
+pub const PAID_DAILY_LIMIT: Setting = Setting {
+    env: Some("GEMINI_PAID_DAILY_LIMIT"),
+    json: Some("paid_daily_limit"),
+    kind: Kind::Count {
+        min: 1,
+        max: MAX_DAILY,
+    },
+    default: DefaultValue::Unset("none"),
+    doc: "Requests per Pacific day for the paid key, per model",
+};
+pub const FREE_TOKEN_LIMIT: Setting = Setting {
+    env: Some("GEMINI_FREE_TOKEN_LIMIT"),
+    json: Some("free_token_limit"),
+    kind: Kind::Count {
+        min: 1,
+        max: MAX_TOKENS,
+    },
+    default: DefaultValue::Unset("none"),
+    doc: "Input tokens per window per free quota group and model",
+};
+pub const PAID_TOKEN_LIMIT: Setting = Setting {
+    env: Some("GEMINI_PAID_TOKEN_LIMIT"),
+    json: Some("paid_token_limit"),
+    kind: Kind::Count {
+        min: 1,
+        max: MAX_TOKENS,
+    },
+    default: DefaultValue::Unset("none"),
+    doc: "Input tokens per window for the paid key, per model",
 };
 pub const WINDOW: Setting = Setting {
     env: Some("GEMINI_RATE_WINDOW_MS"),
@@ -168,6 +218,21 @@ pub const STATE: Setting = Setting {
     doc: "Where key state lives: `shm` (shared by every process on the host, in `/dev/shm/gemini-rotator-<uid>.state`), another file, or this process only",
 };
 
+pub const MODELS: Setting = Setting {
+    env: None,
+    json: Some("models"),
+    kind: Kind::Models,
+    default: DefaultValue::Unset("none"),
+    doc: "Per-model limits and fallbacks, by model name (see [Config file](#config-file)); a limit a model does not set is the global one",
+};
+pub const CONFIG_FILE: Setting = Setting {
+    env: Some("GEMINI_ROTATOR_CONFIG"),
+    json: None,
+    kind: Kind::File,
+    default: DefaultValue::Unset("none"),
+    doc: "A config file with the JSON configuration's fields (TOML if the name ends in `.toml`); a variable that is set overrides it",
+};
+
 pub const LOG: Setting = Setting {
     env: Some("GEMINI_ROTATOR_LOG"),
     json: Some("log"),
@@ -181,6 +246,10 @@ pub static SETTINGS: &[&Setting] = &[
     &PAID_KEY,
     &FREE_RATE_LIMIT,
     &PAID_RATE_LIMIT,
+    &FREE_DAILY_LIMIT,
+    &PAID_DAILY_LIMIT,
+    &FREE_TOKEN_LIMIT,
+    &PAID_TOKEN_LIMIT,
     &WINDOW,
     &BASE_URL,
     &MODEL,
@@ -191,19 +260,34 @@ pub static SETTINGS: &[&Setting] = &[
     &RETRY_MAX,
     &STATE,
     &LOG,
+    &MODELS,
+    &CONFIG_FILE,
+];
+
+/// The limits a model of `models` may set for itself, under the same JSON names as the global
+/// settings (read by the same reader, with the same range).
+pub static MODEL_LIMITS: &[&Setting] = &[
+    &FREE_RATE_LIMIT,
+    &FREE_DAILY_LIMIT,
+    &FREE_TOKEN_LIMIT,
+    &PAID_RATE_LIMIT,
+    &PAID_DAILY_LIMIT,
+    &PAID_TOKEN_LIMIT,
 ];
 
 impl Kind {
     /// The values a setting of this kind takes, for the docs.
     pub fn values(&self) -> String {
         match self {
-            Kind::Keys => "keys, comma-separated (in JSON, an array of strings)".into(),
-            Kind::Key => "a key".into(),
+            Kind::Keys => "keys (`KEY` or `PROJECT:KEY`), comma-separated (in JSON, an array of strings or `{\"key\", \"project\"}` objects)".into(),
+            Kind::Key => "a key (`KEY` or `PROJECT:KEY`; in JSON also `{\"key\", \"project\"}`)".into(),
             Kind::Count { min, max } => format!("{min} to {max}"),
             Kind::Url => "an `http://` or `https://` URL with a host, no query".into(),
             Kind::Model => "a model name (`models/` optional)".into(),
             Kind::State => "`shm`, `shm:/absolute/path` or `memory`".into(),
             Kind::LogLevel => "`off`, `error`, `warn`, `info` or `debug`".into(),
+            Kind::File => "a file path (JSON, or TOML when it ends in `.toml`)".into(),
+            Kind::Models => "an object: model name to its limits and `fallback` list".into(),
         }
     }
 }

@@ -4,7 +4,8 @@
 use super::*;
 use std::collections::HashMap;
 
-fn env(pairs: &[(&str, &str)]) -> Result<Config, Error> {
+/// A configuration from these variables only.
+pub(super) fn env(pairs: &[(&str, &str)]) -> Result<Config, Error> {
     let map: HashMap<String, String> = pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -12,7 +13,7 @@ fn env(pairs: &[(&str, &str)]) -> Result<Config, Error> {
     Config::from_lookup(move |name| map.get(name).cloned())
 }
 
-fn err(r: Result<Config, Error>) -> String {
+pub(super) fn err(r: Result<Config, Error>) -> String {
     r.expect_err("expected a configuration error").to_string()
 }
 
@@ -207,7 +208,14 @@ fn a_build_reads_every_row_of_the_table() {
     // Without keys the build stops after the keys: read a paid key from a stand-in instead.
     let _ = Config::build(&src);
     let keys_only = src.read.borrow().clone();
-    assert_eq!(keys_only, ["GEMINI_FREE_KEYS", "GEMINI_PAID_KEY"]);
+    assert_eq!(
+        keys_only,
+        [
+            "GEMINI_ROTATOR_CONFIG",
+            "GEMINI_FREE_KEYS",
+            "GEMINI_PAID_KEY"
+        ]
+    );
 
     struct WithKey(Recording);
     impl source::Source for WithKey {

@@ -27,7 +27,7 @@ from ._errors import (
     TransportError,
 )
 from ._log import enable_logging, set_log_handler, set_log_level
-from ._pool import KeyPool, fingerprint, library_version
+from ._pool import KeyPool, ModelLimits, fingerprint, library_version
 from ._client import GeminiClient
 from ._options import GenerateOptions
 from ._response import GenerateContentResponse, UsageMetadata
@@ -49,6 +49,7 @@ __all__ = [
     "KeyPool",
     "KeyStats",
     "LatencyHistogram",
+    "ModelLimits",
     "NoUsableKeysError",
     "PoolClosedError",
     "PoolCounters",

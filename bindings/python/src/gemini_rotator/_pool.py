@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import json
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, TypedDict
 
 from . import _ffi
 from . import _validate as check
@@ -14,11 +14,59 @@ from ._managed import Managed
 from ._stats import PoolStats, parse_stats
 
 
+class ModelLimits(TypedDict, total=False):
+    """One model's entry of ``KeyPool(models=...)``: its own limits (a limit left out is the
+    global setting of the same name) and ``fallback``, the models that serve a call, in order,
+    when no key can serve this one (a fallback model need not be listed; a cycle is an error)."""
+
+    free_rate_limit: int
+    free_daily_limit: int
+    free_token_limit: int
+    paid_rate_limit: int
+    paid_daily_limit: int
+    paid_token_limit: int
+    fallback: List[str]
+
+
+#: The fields of a model's entry whose values are counts.
+_MODEL_LIMITS = tuple(name for name in ModelLimits.__annotations__ if name != "fallback")
+
+
+def _models(value: object) -> Optional[Dict[str, Dict[str, Any]]]:
+    """``models`` checked for types; names, ranges and cycles are the library's to check (its
+    error names the field as a path, ``models."MODEL".free_daily_limit``)."""
+    if value is None:
+        return None
+    out: Dict[str, Dict[str, Any]] = {}
+    for model, limits in check.mapping("models", value).items():
+        check.string("a key of models", model, empty_ok=True)
+        where = f"models[{model!r}]"
+        entry = dict(check.mapping(where, limits))
+        for name, item in entry.items():
+            if name in _MODEL_LIMITS:
+                check.integer(f"{where}[{name!r}]", item, minimum=-(2**63))
+            elif name == "fallback":
+                entry[name] = check.string_list(f"{where}['fallback']", item)
+            # Another field is left to the library, which names it as unknown.
+        out[model] = entry
+    return out
+
+
+def _key_parts(entries: Sequence[str]) -> Tuple[str, ...]:
+    """The keys of ``PROJECT:KEY`` entries, so that an error never shows one on its own."""
+    return tuple(entry.split(":", 1)[1].strip() for entry in entries if ":" in entry)
+
+
 class KeyPool(Managed["_ffi.PoolPtr"]):  # type: ignore[valid-type]
     """A pool of Gemini API keys.
 
-    Free keys are used round-robin, each held to ``free_rate_limit`` requests in any rolling
-    window of ``window_ms`` milliseconds; the paid key only when every free key is full. Key
+    Free keys are used round-robin, each quota group held to ``free_rate_limit`` requests per
+    model in any rolling window of ``window_ms`` milliseconds; the paid key only when no free
+    key can serve the model. An entry ``"PROJECT:KEY"`` (of ``free_keys`` or ``paid_key``) puts
+    the key in a Cloud project: keys of one project share every limit, a key without one is a
+    group of its own. ``free_daily_limit`` / ``paid_daily_limit`` (requests per Pacific day) and
+    ``free_token_limit`` / ``paid_token_limit`` (input tokens per window) are off unless set;
+    ``models`` maps a model name to its own limits and fallbacks (:class:`ModelLimits`). Key
     state belongs to the key, so every pool of the process with the same key shares its limit.
 
     Thread-safe: one pool serves any number of threads (calls run in parallel, without the GIL).
@@ -53,8 +101,17 @@ class KeyPool(Managed["_ffi.PoolPtr"]):  # type: ignore[valid-type]
         retry_max_ms: Optional[int] = None,
         state: Optional[str] = None,
         log: Optional[str] = None,
+        free_daily_limit: Optional[int] = None,
+        paid_daily_limit: Optional[int] = None,
+        free_token_limit: Optional[int] = None,
+        paid_token_limit: Optional[int] = None,
+        models: Optional[Mapping[str, ModelLimits]] = None,
     ) -> None:
         keys = check.string_list("free_keys", free_keys)
+
+        def limit(name: str, value: Optional[int]) -> Optional[int]:
+            return check.optional_integer(name, value, minimum=1)
+
         config: Dict[str, Any] = {
             "free_keys": keys,
             "paid_key": check.optional_string("paid_key", paid_key),
@@ -70,10 +127,16 @@ class KeyPool(Managed["_ffi.PoolPtr"]):  # type: ignore[valid-type]
             "retry_max_ms": check.optional_integer("retry_max_ms", retry_max_ms),
             "state": check.optional_string("state", state),
             "log": check.optional_string("log", log),
+            "free_daily_limit": limit("free_daily_limit", free_daily_limit),
+            "paid_daily_limit": limit("paid_daily_limit", paid_daily_limit),
+            "free_token_limit": limit("free_token_limit", free_token_limit),
+            "paid_token_limit": limit("paid_token_limit", paid_token_limit),
+            "models": _models(models),
         }
         # Unset settings are left out, so the library's defaults apply.
         body = {name: value for name, value in config.items() if value is not None}
-        secrets = tuple(keys) + ((paid_key,) if paid_key else ())
+        entries = keys + ([paid_key] if paid_key else [])
+        secrets = tuple(entries) + _key_parts(entries)
         self._create(json.dumps(body, ensure_ascii=False).encode("utf-8"), secrets)
 
     @classmethod
@@ -82,8 +145,12 @@ class KeyPool(Managed["_ffi.PoolPtr"]):  # type: ignore[valid-type]
         ``GEMINI_PAID_KEY``, ``GEMINI_FREE_RATE_LIMIT``, ``GEMINI_PAID_RATE_LIMIT``,
         ``GEMINI_RATE_WINDOW_MS``, ``GEMINI_BASE_URL``, ``GEMINI_MODEL``, ``GEMINI_TIMEOUT_MS``,
         ``GEMINI_MAX_ATTEMPTS``, ``GEMINI_MAX_RETRIES``, ``GEMINI_RETRY_BASE_MS``,
-        ``GEMINI_RETRY_MAX_MS``, ``GEMINI_ROTATOR_STATE``, ``GEMINI_ROTATOR_LOG``. Raises
-        :class:`ConfigError` naming the variable that is missing or wrong."""
+        ``GEMINI_RETRY_MAX_MS``, ``GEMINI_ROTATOR_STATE``, ``GEMINI_ROTATOR_LOG``,
+        ``GEMINI_FREE_DAILY_LIMIT``, ``GEMINI_PAID_DAILY_LIMIT``, ``GEMINI_FREE_TOKEN_LIMIT``,
+        ``GEMINI_PAID_TOKEN_LIMIT``, and ``GEMINI_ROTATOR_CONFIG``: a config file (JSON, or TOML
+        when its name ends in ``.toml``) with the fields of ``KeyPool(...)``, ``models``
+        included, whose fields a variable that is set overrides. Raises :class:`ConfigError`
+        naming the variable (or the file and its field) that is missing or wrong."""
         pool = cls.__new__(cls)
         pool._create(None, ())
         return pool
