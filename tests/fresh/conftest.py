@@ -3,7 +3,6 @@ the environment a quickstart runs in."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Dict, Iterator, List

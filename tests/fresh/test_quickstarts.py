@@ -5,12 +5,15 @@ Python with the package installed in this venv, Go through its `replace` of bind
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 from conftest import REPO
 
-import quickstarts
-from quickstarts import RUN_TIMEOUT_S, check_c_output, check_prompt_output, run, served
+from gr_emulator import Key
+from quickstarts import (
+    RUN_TIMEOUT_S, check_c_output, check_prompt_output, environment, run, served,
+)
 
 RELEASE = REPO / "target" / "release"
 
@@ -43,9 +46,9 @@ def test_c_quickstart(emulator, keys, quickstart_env, tmp_path):
 
 def test_a_quickstart_reports_a_failure_with_a_nonzero_status(emulator, tmp_path):
     # No key can serve: the program must say so and fail, not print an empty answer.
-    unknown = [quickstarts.Key(secret="quickstart-unknown-key", label="none")]
-    env = quickstarts.environment(emulator.base_url, unknown, tmp_path / "state")
-    done = quickstarts.subprocess.run(
+    unknown = [Key(secret="quickstart-unknown-key", label="none")]
+    env = environment(emulator.base_url, unknown, tmp_path / "state")
+    done = subprocess.run(
         [sys.executable, str(REPO / "examples/python/quickstart.py")], env=env,
         capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
     )
