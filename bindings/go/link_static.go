@@ -1,4 +1,4 @@
-//go:build !gemini_rotator_dynamic
+//go:build !gemini_rotator_dynamic && !gemini_rotator_pkgconfig
 
 package rotator
 

@@ -1,0 +1,7 @@
+module gemini-rotator/examples/go
+
+go 1.22
+
+require gemini-rotator/bindings/go v0.0.0
+
+replace gemini-rotator/bindings/go => ../../bindings/go
