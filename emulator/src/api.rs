@@ -89,7 +89,11 @@ pub async fn handle(
             Err(BodyError::Broken) => (Default::default(), Input::Abandoned, None),
         }
     } else {
-        (Default::default(), Input::Tokens(0), Some(Payload::Metadata))
+        (
+            Default::default(),
+            Input::Tokens(0),
+            Some(Payload::Metadata),
+        )
     };
 
     // The arrival time is taken here, once the body is in: the token quota needs it.
@@ -131,7 +135,14 @@ pub async fn handle(
         Verdict::Serve { modifier } => {
             let payload = payload.expect("admitted requests are valid");
             let framing = framing.map(|f| f.expect("admitted streams have a valid `alt`"));
-            return Ok(serve(&shared, pending, payload, framing, modifier, query.as_deref()));
+            return Ok(serve(
+                &shared,
+                pending,
+                payload,
+                framing,
+                modifier,
+                query.as_deref(),
+            ));
         }
     };
     Ok(finish(pending, response))
@@ -154,7 +165,10 @@ fn parse(method: Method, model: &str, body: &[u8]) -> Result<(u64, Payload), Api
         }
         Method::BatchEmbedContents => {
             let requests = embeddings::parse_batch(body, model)?;
-            (requests.iter().map(|r| r.tokens).sum(), Payload::Batch(requests))
+            (
+                requests.iter().map(|r| r.tokens).sum(),
+                Payload::Batch(requests),
+            )
         }
         Method::ListModels | Method::GetModel => (0, Payload::Metadata),
     })
@@ -241,7 +255,9 @@ fn injected_answer(
 /// The error body of an error fault kind (also sent mid-stream by `stream_error_mid`).
 pub fn fault_error(fault: &AppliedFault, limits: &ModelLimits, model: &str, key: &str) -> ApiError {
     let minute = limits.limit.map_or(DEFAULT_QUOTED_LIMIT, u64::from);
-    let day = limits.daily_limit.map_or(DEFAULT_QUOTED_DAILY_LIMIT, u64::from);
+    let day = limits
+        .daily_limit
+        .map_or(DEFAULT_QUOTED_DAILY_LIMIT, u64::from);
     let tokens = limits.token_limit.unwrap_or(DEFAULT_QUOTED_TOKEN_LIMIT);
     let retry_delay = fault.retry_delay.as_deref();
     let per_minute = retry_delay.unwrap_or(DEFAULT_RETRY_DELAY);
@@ -249,7 +265,9 @@ pub fn fault_error(fault: &AppliedFault, limits: &ModelLimits, model: &str, key:
         FaultKind::Http502 => ApiError::bad_gateway(),
         FaultKind::Http503 => ApiError::overloaded(),
         FaultKind::Http504 => ApiError::deadline_exceeded(),
-        FaultKind::QuotaMinute => ApiError::quota(QuotaId::RequestsPerMinute, model, minute, per_minute),
+        FaultKind::QuotaMinute => {
+            ApiError::quota(QuotaId::RequestsPerMinute, model, minute, per_minute)
+        }
         FaultKind::QuotaDay => ApiError::quota(
             QuotaId::RequestsPerDay,
             model,

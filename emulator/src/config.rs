@@ -167,8 +167,19 @@ impl KeySpec {
 
     /// Whether two keys carry the same quota fields (required within one project).
     pub fn same_limits(&self, other: &KeySpec) -> bool {
-        (self.limit, self.window_ms, self.daily_limit, self.token_limit, &self.models)
-            == (other.limit, other.window_ms, other.daily_limit, other.token_limit, &other.models)
+        (
+            self.limit,
+            self.window_ms,
+            self.daily_limit,
+            self.token_limit,
+            &self.models,
+        ) == (
+            other.limit,
+            other.window_ms,
+            other.daily_limit,
+            other.token_limit,
+            &other.models,
+        )
     }
 
     /// Limits the key's project to `limit` requests per model in any rolling window of
@@ -285,7 +296,8 @@ impl EmulatorConfig {
             return Err(ConfigError("`models` has an empty model name".into()));
         }
         if let Some(clock) = &self.clock {
-            crate::pacific::parse_rfc3339(clock).map_err(|e| ConfigError(format!("`clock`: {e}")))?;
+            crate::pacific::parse_rfc3339(clock)
+                .map_err(|e| ConfigError(format!("`clock`: {e}")))?;
         }
         Ok(())
     }
@@ -348,7 +360,10 @@ mod tests {
             (Some(5), Some(7), Some(9))
         );
         let other = key.limits_for("other", &config.models);
-        assert_eq!((other.limit, other.daily_limit, other.token_limit), (None, Some(7), None));
+        assert_eq!(
+            (other.limit, other.daily_limit, other.token_limit),
+            (None, Some(7), None)
+        );
         assert_eq!(key.project_name(), "a");
     }
 
@@ -359,7 +374,10 @@ mod tests {
                          {"key": "y", "label": "b", "project": "p"}]}"#,
         )
         .unwrap_err();
-        assert!(err.0.contains("'a' and 'b'") && err.0.contains("project 'p'"), "{err}");
+        assert!(
+            err.0.contains("'a' and 'b'") && err.0.contains("project 'p'"),
+            "{err}"
+        );
         // A key without a project is in the project named by its label.
         let err = EmulatorConfig::from_json(
             r#"{"keys": [{"key": "x", "label": "p", "limit": 1},
@@ -379,8 +397,14 @@ mod tests {
         for (text, expected) in [
             (r#"{"keys": [], "clock": "noon"}"#, "`clock`"),
             (r#"{"keys": [], "models": {"m": {"limt": 1}}}"#, "limt"),
-            (r#"{"keys": [{"key": "k", "label": "a", "window_ms": 0}]}"#, "window_ms"),
-            (r#"{"keys": [{"key": "k", "label": "a", "project": ""}]}"#, "empty `project`"),
+            (
+                r#"{"keys": [{"key": "k", "label": "a", "window_ms": 0}]}"#,
+                "window_ms",
+            ),
+            (
+                r#"{"keys": [{"key": "k", "label": "a", "project": ""}]}"#,
+                "empty `project`",
+            ),
             (r#"{"keys": [], "stream": {"gap": 1}}"#, "gap"),
         ] {
             let err = EmulatorConfig::from_json(text).unwrap_err();

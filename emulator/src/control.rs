@@ -126,7 +126,8 @@ impl ClockChange {
     fn apply(self, shared: &Shared) -> Result<(), String> {
         match (self.now, self.unix_ms, self.advance_ms) {
             (Some(now), None, None) => {
-                let unix_ms = crate::pacific::parse_rfc3339(&now).map_err(|e| format!("`now`: {e}"))?;
+                let unix_ms =
+                    crate::pacific::parse_rfc3339(&now).map_err(|e| format!("`now`: {e}"))?;
                 shared.set_clock(unix_ms);
             }
             (None, Some(unix_ms), None) => shared.set_clock(unix_ms),

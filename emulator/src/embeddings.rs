@@ -196,7 +196,12 @@ fn invalid(field: &str, value: &Value) -> ApiError {
 /// The vector of one request: a splitmix64 sequence seeded by an FNV-1a hash of the input.
 fn vector(request: &EmbedRequest) -> Vec<f64> {
     let mut seed = 0xcbf2_9ce4_8422_2325u64;
-    for byte in request.task_type.bytes().chain([0]).chain(request.text.bytes()) {
+    for byte in request
+        .task_type
+        .bytes()
+        .chain([0])
+        .chain(request.text.bytes())
+    {
         seed = (seed ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
     }
     (0..request.dimensions)
@@ -225,8 +230,8 @@ mod tests {
         let a = embed(r#"{"content":{"parts":[{"text":"hello world"}]}}"#).unwrap();
         let b = embed(r#"{"content":{"parts":[{"text":"hello world"}]},"outputDimensionality":8}"#)
             .unwrap();
-        let c = embed(r#"{"content":{"parts":[{"text":"other"}]},"taskType":"CLUSTERING"}"#)
-            .unwrap();
+        let c =
+            embed(r#"{"content":{"parts":[{"text":"other"}]},"taskType":"CLUSTERING"}"#).unwrap();
         let (va, vb, vc) = (vector(&a), vector(&b), vector(&c));
         assert_eq!(va.len(), 3072);
         assert_eq!(vb, va[..8]);
@@ -240,19 +245,35 @@ mod tests {
         for (body, field) in [
             (r#"{}"#, "content is not specified"),
             (r#"{"content":{"parts":[]}}"#, "content.parts"),
-            (r#"{"content":{"parts":[{"text":"x"}]},"taskType":"NOPE"}"#, "task_type"),
-            (r#"{"content":{"parts":[{"text":"x"}]},"outputDimensionality":0}"#, "output_dimensionality"),
-            (r#"{"content":{"parts":[{"text":"x"}]},"model":"models/other"}"#, "model"),
+            (
+                r#"{"content":{"parts":[{"text":"x"}]},"taskType":"NOPE"}"#,
+                "task_type",
+            ),
+            (
+                r#"{"content":{"parts":[{"text":"x"}]},"outputDimensionality":0}"#,
+                "output_dimensionality",
+            ),
+            (
+                r#"{"content":{"parts":[{"text":"x"}]},"model":"models/other"}"#,
+                "model",
+            ),
         ] {
             let message = embed(body).unwrap_err().message;
             assert!(message.contains(field), "{body}: {message}");
         }
         let batch = |body: &str| parse_batch(body.as_bytes(), "e").map_err(|e| e.message);
-        assert!(batch(r#"{"requests":[]}"#).unwrap_err().contains("requests is not specified"));
-        assert!(batch(r#"{"requests":[{"content":{"parts":[{"text":"x"}]}},{}]}"#)
+        assert!(batch(r#"{"requests":[]}"#)
             .unwrap_err()
-            .contains("requests[1].content"));
-        let many = format!(r#"{{"requests":[{}]}}"#, vec![r#"{"content":{"parts":[{"text":"x"}]}}"#; 101].join(","));
+            .contains("requests is not specified"));
+        assert!(
+            batch(r#"{"requests":[{"content":{"parts":[{"text":"x"}]}},{}]}"#)
+                .unwrap_err()
+                .contains("requests[1].content")
+        );
+        let many = format!(
+            r#"{{"requests":[{}]}}"#,
+            vec![r#"{"content":{"parts":[{"text":"x"}]}}"#; 101].join(",")
+        );
         assert!(batch(&many).unwrap_err().contains("at most 100"));
     }
 }

@@ -42,9 +42,7 @@ impl QuotaId {
         match self {
             QuotaId::RequestsPerMinute => "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
             QuotaId::RequestsPerDay => "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
-            QuotaId::InputTokensPerMinute => {
-                "GenerateContentInputTokensPerModelPerMinute-FreeTier"
-            }
+            QuotaId::InputTokensPerMinute => "GenerateContentInputTokensPerModelPerMinute-FreeTier",
         }
     }
 
@@ -489,14 +487,21 @@ mod tests {
         ];
         let body = ApiError::quota_violations(&violations, "m", "1.1s").to_json();
         let found = &body["error"]["details"][0]["violations"];
-        assert_eq!(found[0]["quotaId"], "GenerateContentInputTokensPerModelPerMinute-FreeTier");
+        assert_eq!(
+            found[0]["quotaId"],
+            "GenerateContentInputTokensPerModelPerMinute-FreeTier"
+        );
         assert_eq!(
             found[0]["quotaMetric"],
             "generativelanguage.googleapis.com/generate_content_free_tier_input_token_count"
         );
         assert_eq!(found[1]["quotaValue"], "0");
         let message = body["error"]["message"].as_str().unwrap();
-        assert_eq!(message.matches("limit: 0, model: m\n").count(), 2, "{message}");
+        assert_eq!(
+            message.matches("limit: 0, model: m\n").count(),
+            2,
+            "{message}"
+        );
         assert!(message.ends_with("Please retry in 1.1s."));
     }
 }

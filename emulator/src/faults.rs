@@ -173,7 +173,10 @@ impl FaultKind {
         match self {
             _ if self.is_stream() => method == Method::StreamGenerateContent,
             FaultKind::SafetyBlock => {
-                matches!(method, Method::GenerateContent | Method::StreamGenerateContent)
+                matches!(
+                    method,
+                    Method::GenerateContent | Method::StreamGenerateContent
+                )
             }
             _ => true,
         }
@@ -400,9 +403,18 @@ mod tests {
         let pick = |t: &mut FaultTable, model, method| t.pick("a", model, method).map(|f| f.kind);
         assert_eq!(pick(&mut table, "m", Method::GenerateContent), None);
         assert_eq!(pick(&mut table, "m", Method::GetModel), None);
-        assert_eq!(pick(&mut table, "m", Method::ListModels), Some(FaultKind::Http503));
-        assert_eq!(pick(&mut table, "x", Method::CountTokens), Some(FaultKind::Http500));
-        assert_eq!(pick(&mut table, "m", Method::StreamGenerateContent), Some(FaultKind::StreamCut));
+        assert_eq!(
+            pick(&mut table, "m", Method::ListModels),
+            Some(FaultKind::Http503)
+        );
+        assert_eq!(
+            pick(&mut table, "x", Method::CountTokens),
+            Some(FaultKind::Http500)
+        );
+        assert_eq!(
+            pick(&mut table, "m", Method::StreamGenerateContent),
+            Some(FaultKind::StreamCut)
+        );
     }
 
     #[test]

@@ -73,7 +73,14 @@ impl Quota {
     /// Admits request `id` with `tokens` input tokens at `now_ns` on Pacific day `day` if no
     /// limit would be exceeded; otherwise reports every limit that would be. An admitted
     /// request is recorded; a rejected one is not.
-    pub fn try_admit(&mut self, now_ns: u64, day: i64, id: u64, tokens: u64, limits: &Limits) -> Checked {
+    pub fn try_admit(
+        &mut self,
+        now_ns: u64,
+        day: i64,
+        id: u64,
+        tokens: u64,
+        limits: &Limits,
+    ) -> Checked {
         self.check(now_ns, day, tokens, limits)?;
         self.accepted.push_back((now_ns, id, tokens));
         self.tokens_in_window += tokens;
@@ -245,9 +252,15 @@ mod tests {
             }
         }
         for (i, &(end, _)) in accepted.iter().enumerate() {
-            let inside: Vec<_> = accepted[..=i].iter().filter(|(t, _)| t + window > end).collect();
+            let inside: Vec<_> = accepted[..=i]
+                .iter()
+                .filter(|(t, _)| t + window > end)
+                .collect();
             assert!(inside.len() <= limit, "window ending at {end}");
-            assert!(inside.iter().map(|(_, n)| n).sum::<u64>() <= 40, "tokens ending at {end}");
+            assert!(
+                inside.iter().map(|(_, n)| n).sum::<u64>() <= 40,
+                "tokens ending at {end}"
+            );
         }
         assert!(accepted.len() > 100);
     }
@@ -263,12 +276,21 @@ mod tests {
         assert!(q.try_admit(0, 0, 1, 4, &l).is_ok());
         assert!(q.try_admit(10 * MS, 0, 2, 4, &l).is_ok());
         // 8 held; 7 more needs both to leave (the second at 110 ms).
-        assert_eq!(waits(q.check(20 * MS, 0, 7, &l)), [(Dimension::Tokens, 10, Some(90 * MS))]);
+        assert_eq!(
+            waits(q.check(20 * MS, 0, 7, &l)),
+            [(Dimension::Tokens, 10, Some(90 * MS))]
+        );
         // 6 more needs only the first to leave (at 100 ms).
-        assert_eq!(waits(q.check(20 * MS, 0, 6, &l)), [(Dimension::Tokens, 10, Some(80 * MS))]);
+        assert_eq!(
+            waits(q.check(20 * MS, 0, 6, &l)),
+            [(Dimension::Tokens, 10, Some(80 * MS))]
+        );
         assert!(q.check(20 * MS, 0, 2, &l).is_ok());
         // Larger than the limit: never fits, told to wait a window.
-        assert_eq!(waits(q.check(20 * MS, 0, 11, &l)), [(Dimension::Tokens, 10, Some(100 * MS))]);
+        assert_eq!(
+            waits(q.check(20 * MS, 0, 11, &l)),
+            [(Dimension::Tokens, 10, Some(100 * MS))]
+        );
     }
 
     #[test]
@@ -281,7 +303,10 @@ mod tests {
         };
         assert!(q.try_admit(0, 7, 1, 1, &l).is_ok());
         assert!(q.try_admit(5 * MS, 7, 2, 1, &l).is_ok());
-        assert_eq!(waits(q.try_admit(u64::MAX / 2, 7, 3, 1, &l)), [(Dimension::Daily, 2, None)]);
+        assert_eq!(
+            waits(q.try_admit(u64::MAX / 2, 7, 3, 1, &l)),
+            [(Dimension::Daily, 2, None)]
+        );
         assert!(q.try_admit(u64::MAX / 2, 8, 4, 1, &l).is_ok());
         assert_eq!(q.usage(u64::MAX / 2, 8, MS).today, 1);
     }
@@ -297,7 +322,10 @@ mod tests {
         };
         assert!(q.try_admit(0, 0, 1, 5, &l).is_ok());
         let found: Vec<Dimension> = waits(q.check(MS, 0, 1, &l)).iter().map(|v| v.0).collect();
-        assert_eq!(found, [Dimension::Requests, Dimension::Tokens, Dimension::Daily]);
+        assert_eq!(
+            found,
+            [Dimension::Requests, Dimension::Tokens, Dimension::Daily]
+        );
     }
 
     #[test]

@@ -38,9 +38,17 @@ pub fn catalog<'a>(configured: impl Iterator<Item = &'a String>) -> Vec<String> 
 pub fn model_resource(model: &str) -> Value {
     let embedding = is_embedding_model(model);
     let methods: &[Method] = if embedding {
-        &[Method::EmbedContent, Method::BatchEmbedContents, Method::CountTokens]
+        &[
+            Method::EmbedContent,
+            Method::BatchEmbedContents,
+            Method::CountTokens,
+        ]
     } else {
-        &[Method::GenerateContent, Method::StreamGenerateContent, Method::CountTokens]
+        &[
+            Method::GenerateContent,
+            Method::StreamGenerateContent,
+            Method::CountTokens,
+        ]
     };
     let methods: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
     json!({
@@ -55,7 +63,11 @@ pub fn model_resource(model: &str) -> Value {
 }
 
 /// One page of the list, for the query's `pageSize` and `pageToken`.
-pub fn list_page(names: &[String], page_size: Option<&str>, page_token: Option<&str>) -> Result<Value, ApiError> {
+pub fn list_page(
+    names: &[String],
+    page_size: Option<&str>,
+    page_token: Option<&str>,
+) -> Result<Value, ApiError> {
     let size = match page_size.filter(|s| !s.is_empty()) {
         None => DEFAULT_PAGE_SIZE,
         Some(text) => match text.parse::<usize>() {
@@ -83,7 +95,10 @@ pub fn list_page(names: &[String], page_size: Option<&str>, page_token: Option<&
             })?,
     };
     let end = (start + size).min(names.len());
-    let models: Vec<Value> = names[start..end].iter().map(|m| model_resource(m)).collect();
+    let models: Vec<Value> = names[start..end]
+        .iter()
+        .map(|m| model_resource(m))
+        .collect();
     let mut page = json!({ "models": models });
     if end < names.len() {
         page["nextPageToken"] = Value::String(format!("{PAGE_TOKEN_PREFIX}{end}"));
@@ -118,8 +133,14 @@ mod tests {
     #[test]
     fn bad_page_arguments_are_named() {
         let names = catalog(std::iter::empty());
-        assert!(list_page(&names, Some("x"), None).unwrap_err().message.contains("page_size"));
-        assert!(list_page(&names, None, Some("zzz")).unwrap_err().message.contains("page_token"));
+        assert!(list_page(&names, Some("x"), None)
+            .unwrap_err()
+            .message
+            .contains("page_size"));
+        assert!(list_page(&names, None, Some("zzz"))
+            .unwrap_err()
+            .message
+            .contains("page_token"));
         assert!(list_page(&names, None, Some("emu-page-99")).is_err());
         let all = list_page(&names, Some("0"), None).unwrap();
         assert!(all.get("nextPageToken").is_none());

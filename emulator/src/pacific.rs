@@ -88,7 +88,8 @@ pub fn format_utc(unix_ms: i64) -> String {
 /// Parses RFC 3339 (`2026-03-08T01:59:59Z`, fractional seconds and `±HH:MM` offsets allowed)
 /// into milliseconds since the Unix epoch, saying what is wrong otherwise.
 pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
-    let bad = |why: &str| format!("invalid time '{text}': {why} (expected e.g. 2026-03-08T09:59:59Z)");
+    let bad =
+        |why: &str| format!("invalid time '{text}': {why} (expected e.g. 2026-03-08T09:59:59Z)");
     let b = text.as_bytes();
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
         return Err(bad("not RFC 3339"));
@@ -101,7 +102,8 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
         if !part.bytes().all(|c| c.is_ascii_digit()) {
             return Err(bad("a field is not a number"));
         }
-        part.parse::<i64>().map_err(|_| bad("a field is not a number"))
+        part.parse::<i64>()
+            .map_err(|_| bad("a field is not a number"))
     };
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
     let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
@@ -119,12 +121,17 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
             return Err(bad("empty fraction of a second"));
         }
         let padded = format!("{:0<3}", &fraction[..digits.min(3)]);
-        millis = padded.parse().map_err(|_| bad("bad fraction of a second"))?;
+        millis = padded
+            .parse()
+            .map_err(|_| bad("bad fraction of a second"))?;
         rest = &fraction[digits..];
     }
     let offset_ms = match rest {
         "Z" | "z" => 0,
-        _ if rest.len() == 6 && matches!(rest.as_bytes()[0], b'+' | b'-') && rest.as_bytes()[3] == b':' => {
+        _ if rest.len() == 6
+            && matches!(rest.as_bytes()[0], b'+' | b'-')
+            && rest.as_bytes()[3] == b':' =>
+        {
             let sign = if rest.starts_with('-') { -1 } else { 1 };
             let hours: i64 = rest[1..3].parse().map_err(|_| bad("bad UTC offset"))?;
             let minutes: i64 = rest[4..6].parse().map_err(|_| bad("bad UTC offset"))?;
@@ -161,16 +168,25 @@ mod tests {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
         }
-        assert_eq!(format_utc(at("2026-03-08T09:59:59.5+00:00")), "2026-03-08T09:59:59.500Z");
+        assert_eq!(
+            format_utc(at("2026-03-08T09:59:59.5+00:00")),
+            "2026-03-08T09:59:59.500Z"
+        );
         assert_eq!(at("2026-03-08T01:59:59-08:00"), at("2026-03-08T09:59:59Z"));
     }
 
     #[test]
     fn offsets_follow_daylight_saving() {
         // 2026: DST from Sunday 8 March 10:00 UTC to Sunday 1 November 09:00 UTC.
-        assert_eq!(utc_offset_ms(at("2026-03-08T09:59:59.999Z")), -8 * MS_PER_HOUR);
+        assert_eq!(
+            utc_offset_ms(at("2026-03-08T09:59:59.999Z")),
+            -8 * MS_PER_HOUR
+        );
         assert_eq!(utc_offset_ms(at("2026-03-08T10:00:00Z")), -7 * MS_PER_HOUR);
-        assert_eq!(utc_offset_ms(at("2026-11-01T08:59:59.999Z")), -7 * MS_PER_HOUR);
+        assert_eq!(
+            utc_offset_ms(at("2026-11-01T08:59:59.999Z")),
+            -7 * MS_PER_HOUR
+        );
         assert_eq!(utc_offset_ms(at("2026-11-01T09:00:00Z")), -8 * MS_PER_HOUR);
         assert_eq!(utc_offset_ms(at("2026-07-01T00:00:00Z")), -7 * MS_PER_HOUR);
         assert_eq!(utc_offset_ms(at("2026-12-25T00:00:00Z")), -8 * MS_PER_HOUR);
@@ -187,7 +203,10 @@ mod tests {
         let t = at("2026-03-08T12:00:00Z");
         assert_eq!(format_date(pacific_day(t)), "2026-03-08");
         assert_eq!(next_pacific_midnight(t), at("2026-03-09T07:00:00Z"));
-        assert_eq!(next_pacific_midnight(at("2026-03-07T09:00:00Z")), at("2026-03-08T08:00:00Z"));
+        assert_eq!(
+            next_pacific_midnight(at("2026-03-07T09:00:00Z")),
+            at("2026-03-08T08:00:00Z")
+        );
         // Fall back (1 November 2026): starts at 07:00 UTC and is 25 hours long.
         let t = at("2026-11-01T07:00:00Z");
         assert_eq!(format_date(pacific_day(t)), "2026-11-01");

@@ -196,11 +196,16 @@ mod tests {
                            "contents":[{"parts":[{"text":"a b c"}]}]}}"#;
         assert_eq!(parse_count_tokens(wrapped).unwrap(), 3);
         assert!(parse_count_tokens(br#"{"generateContentRequest":3}"#).is_err());
-        assert!(parse_count_tokens(b"{}").unwrap_err().message.contains("contents"));
-        assert!(parse_prompt(br#"{"systemInstruction":"x","contents":[{"parts":[{"text":"a"}]}]}"#)
+        assert!(parse_count_tokens(b"{}")
             .unwrap_err()
             .message
-            .contains("system_instruction"));
+            .contains("contents"));
+        assert!(parse_prompt(
+            br#"{"systemInstruction":"x","contents":[{"parts":[{"text":"a"}]}]}"#
+        )
+        .unwrap_err()
+        .message
+        .contains("system_instruction"));
     }
 
     #[test]

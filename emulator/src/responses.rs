@@ -99,7 +99,11 @@ pub fn echo(prompt: &Prompt, model: &str, response_id: u64) -> GenerateContentRe
 /// The events of a streamed answer: the thought first (when asked for), then the answer a
 /// word at a time, so that the texts join to the whole answer's text. Every event carries the
 /// running usage; only the last carries `finishReason`.
-pub fn stream_events(prompt: &Prompt, model: &str, response_id: u64) -> Vec<GenerateContentResponse> {
+pub fn stream_events(
+    prompt: &Prompt,
+    model: &str,
+    response_id: u64,
+) -> Vec<GenerateContentResponse> {
     let answer = format!("echo: {}", prompt.last_text);
     let mut pieces: Vec<(String, bool)> = Vec::new();
     if prompt.include_thoughts {
@@ -215,11 +219,21 @@ mod tests {
     #[test]
     fn stream_events_join_to_the_answer() {
         let events = stream_events(&prompt("  hello  big world ", true), "m", 3);
-        let values: Vec<Value> = events.iter().map(|e| serde_json::to_value(e).unwrap()).collect();
-        assert_eq!(values[0]["candidates"][0]["content"]["parts"][0]["thought"], true);
+        let values: Vec<Value> = events
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap())
+            .collect();
+        assert_eq!(
+            values[0]["candidates"][0]["content"]["parts"][0]["thought"],
+            true
+        );
         let text: String = values[1..]
             .iter()
-            .map(|v| v["candidates"][0]["content"]["parts"][0]["text"].as_str().unwrap())
+            .map(|v| {
+                v["candidates"][0]["content"]["parts"][0]["text"]
+                    .as_str()
+                    .unwrap()
+            })
             .collect();
         assert_eq!(text, "echo:   hello  big world ");
         assert_eq!(values.len(), 5);

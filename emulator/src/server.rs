@@ -75,7 +75,11 @@ async fn route(
         _ => (hyper::Method::POST, "POST"),
     };
     if request.method() != expected {
-        return Ok(method_not_allowed(request.method().as_str(), &path, allowed));
+        return Ok(method_not_allowed(
+            request.method().as_str(),
+            &path,
+            allowed,
+        ));
     }
     api::handle(shared, request, call.version, &call.model, call.method).await
 }
@@ -139,7 +143,10 @@ mod tests {
         assert_eq!(ModelCall::parse("/v1beta/models/m:nope"), None);
         assert_eq!(ModelCall::parse("/v1beta/modelsx"), None);
         let get = ModelCall::parse("/v1beta/models/gemini").unwrap();
-        assert_eq!((get.model.as_str(), get.method), ("gemini", Method::GetModel));
+        assert_eq!(
+            (get.model.as_str(), get.method),
+            ("gemini", Method::GetModel)
+        );
         let list = ModelCall::parse("/v1/models").unwrap();
         assert_eq!((list.model.as_str(), list.method), ("", Method::ListModels));
     }

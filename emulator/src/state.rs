@@ -137,7 +137,9 @@ impl Shared {
             }),
         };
         for spec in &config.keys {
-            shared.set_key(spec.clone()).expect("validated with the config");
+            shared
+                .set_key(spec.clone())
+                .expect("validated with the config");
         }
         for fault in &config.faults {
             shared.add_fault(fault.clone());
@@ -245,7 +247,10 @@ impl Shared {
 
         let wall_ms = inner.wall_at_start_ms + (t_ns / 1_000_000) as i64;
         let day = pacific::pacific_day(wall_ms);
-        let quota = inner.quotas.entry((project, model.to_string())).or_default();
+        let quota = inner
+            .quotas
+            .entry((project, model.to_string()))
+            .or_default();
         let checked = match &input {
             // An invalid request does not use quota, but a full quota still answers first.
             Input::Invalid(_) => quota.check(t_ns, day, 0, &limits),
@@ -304,7 +309,12 @@ impl Shared {
         let windows: HashMap<&str, u64> = inner
             .keys
             .values()
-            .map(|entry| (&*entry.project, entry.spec.window_ms.saturating_mul(1_000_000)))
+            .map(|entry| {
+                (
+                    &*entry.project,
+                    entry.spec.window_ms.saturating_mul(1_000_000),
+                )
+            })
             .collect();
         let quotas = &mut inner.quotas;
         inner.recorder.stats(|project, model| {
@@ -546,8 +556,12 @@ impl StreamTicket {
 impl Drop for StreamTicket {
     fn drop(&mut self) {
         if !self.ended {
-            self.shared
-                .update_stream(self.generation, self.seq, self.events, Some("client_closed"));
+            self.shared.update_stream(
+                self.generation,
+                self.seq,
+                self.events,
+                Some("client_closed"),
+            );
         }
     }
 }
@@ -653,7 +667,10 @@ mod tests {
         let clock = shared.clock();
         assert_eq!(clock.pacific_date, "2026-03-07");
         assert_eq!(clock.utc_offset_minutes, -480);
-        assert!(clock.ms_to_next_reset <= 1000 && clock.ms_to_next_reset > 900, "{clock:?}");
+        assert!(
+            clock.ms_to_next_reset <= 1000 && clock.ms_to_next_reset > 900,
+            "{clock:?}"
+        );
         shared.advance_clock(1000);
         assert_eq!(shared.clock().pacific_date, "2026-03-08");
     }

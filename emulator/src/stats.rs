@@ -402,6 +402,9 @@ mod tests {
         recorder.update_stream(1, 3, Some("complete"));
         assert_eq!(recorder.stats(|_, _| Usage::default()).open_streams, 0);
         let stream = recorder.log()[0].stream.clone().unwrap();
-        assert_eq!((stream.events, stream.end.as_deref()), (3, Some("complete")));
+        assert_eq!(
+            (stream.events, stream.end.as_deref()),
+            (3, Some("complete"))
+        );
     }
 }

@@ -47,7 +47,10 @@ pub fn respond(
 ) -> Response<Body> {
     let defaults = shared.stream_config();
     let crlf = fault.as_ref().and_then(|f| f.crlf).unwrap_or(defaults.crlf);
-    let gap_ms = fault.as_ref().and_then(|f| f.gap_ms).unwrap_or(defaults.gap_ms);
+    let gap_ms = fault
+        .as_ref()
+        .and_then(|f| f.gap_ms)
+        .unwrap_or(defaults.gap_ms);
     let plan = Plan {
         events: events
             .iter()

@@ -42,25 +42,46 @@ fn count_tokens_uses_the_generate_rule() {
     assert_eq!(generated["usageMetadata"]["promptTokenCount"], 6);
     let wrapped = json!({ "generateContentRequest": { "model": format!("models/{FLASH}"),
                           "contents": [{ "parts": [{ "text": "a b" }] }] } });
-    assert_eq!(call(&emulator, "key-a", FLASH, "countTokens", &wrapped).1["totalTokens"], 2);
+    assert_eq!(
+        call(&emulator, "key-a", FLASH, "countTokens", &wrapped).1["totalTokens"],
+        2
+    );
     let (status, answer) = call(&emulator, "key-a", FLASH, "countTokens", &json!({}));
     assert_eq!(status, 400);
-    assert!(error_of(400, &answer)["message"].as_str().unwrap().contains("contents"));
+    assert!(error_of(400, &answer)["message"]
+        .as_str()
+        .unwrap()
+        .contains("contents"));
 }
 
 #[test]
 fn embeddings_are_deterministic_and_honour_output_dimensionality() {
     let emulator = emulator();
-    let (status, one) = call(&emulator, "key-a", EMBED, "embedContent", &embed_body("hello"));
+    let (status, one) = call(
+        &emulator,
+        "key-a",
+        EMBED,
+        "embedContent",
+        &embed_body("hello"),
+    );
     assert_eq!(status, 200);
     let values = one["embedding"]["values"].as_array().unwrap();
     assert_eq!(values.len(), 3072);
-    let (_, again) = call(&emulator, "key-a", EMBED, "embedContent", &embed_body("hello"));
+    let (_, again) = call(
+        &emulator,
+        "key-a",
+        EMBED,
+        "embedContent",
+        &embed_body("hello"),
+    );
     assert_eq!(again, one);
     let mut short = embed_body("hello");
     short["outputDimensionality"] = json!(16);
     let (_, short) = call(&emulator, "key-a", EMBED, "embedContent", &short);
-    assert_eq!(short["embedding"]["values"].as_array().unwrap()[..], values[..16]);
+    assert_eq!(
+        short["embedding"]["values"].as_array().unwrap()[..],
+        values[..16]
+    );
 
     let batch = json!({ "requests": [
         { "model": format!("models/{EMBED}"), "content": { "parts": [{ "text": "hello" }] },
@@ -78,8 +99,16 @@ fn embeddings_are_deterministic_and_honour_output_dimensionality() {
 
     for (method, body, expected) in [
         ("embedContent", json!({ "content": {} }), "content.parts"),
-        ("embedContent", json!({ "content": { "parts": [{ "text": "x" }] }, "outputDimensionality": 5000 }), "output_dimensionality"),
-        ("batchEmbedContents", json!({ "requests": [{ "model": "models/other", "content": { "parts": [{ "text": "x" }] } }] }), "requests[0].model"),
+        (
+            "embedContent",
+            json!({ "content": { "parts": [{ "text": "x" }] }, "outputDimensionality": 5000 }),
+            "output_dimensionality",
+        ),
+        (
+            "batchEmbedContents",
+            json!({ "requests": [{ "model": "models/other", "content": { "parts": [{ "text": "x" }] } }] }),
+            "requests[0].model",
+        ),
     ] {
         let (status, answer) = call(&emulator, "key-a", EMBED, method, &body);
         assert_eq!(status, 400, "{body}");
@@ -95,29 +124,70 @@ fn models_serve_only_their_methods() {
     assert_eq!(status, 404);
     let message = error_of(404, &answer)["message"].as_str().unwrap();
     assert!(message.contains(&format!("models/{FLASH} is not found for API version v1beta, or is not supported for embedContent")), "{message}");
-    assert_eq!(call(&emulator, "key-a", EMBED, "generateContent", &prompt("x")).0, 404);
-    assert_eq!(call(&emulator, "key-a", "gemini-1.5-flash", "countTokens", &prompt("x")).0, 404);
+    assert_eq!(
+        call(&emulator, "key-a", EMBED, "generateContent", &prompt("x")).0,
+        404
+    );
+    assert_eq!(
+        call(
+            &emulator,
+            "key-a",
+            "gemini-1.5-flash",
+            "countTokens",
+            &prompt("x")
+        )
+        .0,
+        404
+    );
 }
 
 #[test]
 fn every_model_call_counts_against_the_same_project_model_quota() {
-    let mut config = EmulatorConfig::with_keys(vec![KeySpec::new("key-a", "a").with_limit(3, 60_000)]);
-    config.models.insert(EMBED.into(), ModelLimits { limit: Some(2), ..ModelLimits::default() });
+    let mut config =
+        EmulatorConfig::with_keys(vec![KeySpec::new("key-a", "a").with_limit(3, 60_000)]);
+    config.models.insert(
+        EMBED.into(),
+        ModelLimits {
+            limit: Some(2),
+            ..ModelLimits::default()
+        },
+    );
     let emulator = Emulator::start(config).unwrap();
     // Generating, counting and streaming share FLASH's 3.
-    assert_eq!(call(&emulator, "key-a", FLASH, "generateContent", &prompt("x")).0, 200);
-    assert_eq!(call(&emulator, "key-a", FLASH, "countTokens", &prompt("x y")).0, 200);
-    assert_eq!(call(&emulator, "key-a", FLASH, "countTokens", &prompt("x")).0, 200);
-    let (status, body) = call(&emulator, "key-a", FLASH, "streamGenerateContent", &prompt("x"));
+    assert_eq!(
+        call(&emulator, "key-a", FLASH, "generateContent", &prompt("x")).0,
+        200
+    );
+    assert_eq!(
+        call(&emulator, "key-a", FLASH, "countTokens", &prompt("x y")).0,
+        200
+    );
+    assert_eq!(
+        call(&emulator, "key-a", FLASH, "countTokens", &prompt("x")).0,
+        200
+    );
+    let (status, body) = call(
+        &emulator,
+        "key-a",
+        FLASH,
+        "streamGenerateContent",
+        &prompt("x"),
+    );
     assert_eq!(status, 429, "{body}");
     // The embedding model is its own quota: here the key's 3 per window, since the key's
     // own field comes before the configuration-wide one.
     for _ in 0..3 {
-        assert_eq!(call(&emulator, "key-a", EMBED, "embedContent", &embed_body("x")).0, 200);
+        assert_eq!(
+            call(&emulator, "key-a", EMBED, "embedContent", &embed_body("x")).0,
+            200
+        );
     }
     let batch = json!({ "requests": [{ "content": { "parts": [{ "text": "a b" }] } },
                                      { "content": { "parts": [{ "text": "c" }] } }] });
-    assert_eq!(call(&emulator, "key-a", EMBED, "batchEmbedContents", &batch).0, 429);
+    assert_eq!(
+        call(&emulator, "key-a", EMBED, "batchEmbedContents", &batch).0,
+        429
+    );
     // Listing models uses no quota at all.
     assert_eq!(get(&emulator, "/v1beta/models", Some("key-a")).0, 200);
 
@@ -152,7 +222,9 @@ fn every_model_call_counts_against_the_same_project_model_quota() {
 #[test]
 fn models_list_pages_through_the_catalog_in_both_versions() {
     let mut config = EmulatorConfig::with_keys(vec![KeySpec::new("key-a", "a")]);
-    config.models.insert("custom-model".into(), ModelLimits::default());
+    config
+        .models
+        .insert("custom-model".into(), ModelLimits::default());
     let emulator = Emulator::start(config).unwrap();
     for version in ["v1", "v1beta"] {
         let mut names = Vec::new();
@@ -182,12 +254,21 @@ fn models_list_pages_through_the_catalog_in_both_versions() {
     assert_eq!(status, 200);
     assert_eq!(model["name"], format!("models/{EMBED}"));
     assert_eq!(model["supportedGenerationMethods"][0], "embedContent");
-    assert_eq!(get(&emulator, "/v1beta/models/gemini-pro", Some("key-a")).0, 404);
+    assert_eq!(
+        get(&emulator, "/v1beta/models/gemini-pro", Some("key-a")).0,
+        404
+    );
 
     let (status, answer) = get(&emulator, "/v1beta/models?pageToken=bogus", Some("key-a"));
     assert_eq!(status, 400);
-    assert!(answer["error"]["message"].as_str().unwrap().contains("page_token"));
-    assert_eq!(get(&emulator, "/v1beta/models?pageSize=many", Some("key-a")).0, 400);
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("page_token"));
+    assert_eq!(
+        get(&emulator, "/v1beta/models?pageSize=many", Some("key-a")).0,
+        400
+    );
 }
 
 #[test]
@@ -200,7 +281,11 @@ fn every_endpoint_authenticates() {
         (FLASH, "countTokens", prompt("x")),
         (FLASH, "streamGenerateContent", prompt("x")),
         (EMBED, "embedContent", embed_body("x")),
-        (EMBED, "batchEmbedContents", json!({ "requests": [embed_body("x")] })),
+        (
+            EMBED,
+            "batchEmbedContents",
+            json!({ "requests": [embed_body("x")] }),
+        ),
     ] {
         let (status, answer) = call(&emulator, "wrong", model, method, &body);
         assert_eq!(status, 400, "{method}");
@@ -215,13 +300,33 @@ fn faults_reach_every_method_and_list_faults_need_the_method() {
     let emulator = emulator();
     emulator.add_fault(Fault::new(FaultKind::Http503).times(2));
     assert_eq!(get(&emulator, "/v1beta/models", Some("key-a")).0, 200);
-    assert_eq!(call(&emulator, "key-a", EMBED, "embedContent", &embed_body("x")).0, 503);
-    assert_eq!(call(&emulator, "key-a", FLASH, "countTokens", &prompt("x")).0, 503);
-    emulator.add_fault(Fault::new(FaultKind::Http500).for_method("models.list").times(1));
+    assert_eq!(
+        call(&emulator, "key-a", EMBED, "embedContent", &embed_body("x")).0,
+        503
+    );
+    assert_eq!(
+        call(&emulator, "key-a", FLASH, "countTokens", &prompt("x")).0,
+        503
+    );
+    emulator.add_fault(
+        Fault::new(FaultKind::Http500)
+            .for_method("models.list")
+            .times(1),
+    );
     assert_eq!(get(&emulator, "/v1beta/models", Some("key-a")).0, 500);
-    emulator.add_fault(Fault::new(FaultKind::Leaked).for_method("countTokens").times(1));
-    assert_eq!(call(&emulator, "key-a", FLASH, "generateContent", &prompt("x")).0, 200);
-    assert_eq!(call(&emulator, "key-a", FLASH, "countTokens", &prompt("x")).0, 403);
+    emulator.add_fault(
+        Fault::new(FaultKind::Leaked)
+            .for_method("countTokens")
+            .times(1),
+    );
+    assert_eq!(
+        call(&emulator, "key-a", FLASH, "generateContent", &prompt("x")).0,
+        200
+    );
+    assert_eq!(
+        call(&emulator, "key-a", FLASH, "countTokens", &prompt("x")).0,
+        403
+    );
 
     let response = client()
         .post(format!("{}/_emulator/faults", emulator.base_url()))
@@ -236,5 +341,8 @@ fn faults_reach_every_method_and_list_faults_need_the_method() {
         .unwrap();
     assert_eq!(response.status(), 400);
     let answer: Value = response.json().unwrap();
-    assert!(answer["error"]["message"].as_str().unwrap().contains("`error`"));
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("`error`"));
 }

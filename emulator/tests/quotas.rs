@@ -45,8 +45,12 @@ fn seconds(duration: &str) -> f64 {
 #[test]
 fn keys_of_one_project_share_its_quota_and_models_are_separate() {
     let emulator = Emulator::start(EmulatorConfig::with_keys(vec![
-        KeySpec::new("key-a", "a").in_project("p").with_limit(2, 60_000),
-        KeySpec::new("key-b", "b").in_project("p").with_limit(2, 60_000),
+        KeySpec::new("key-a", "a")
+            .in_project("p")
+            .with_limit(2, 60_000),
+        KeySpec::new("key-b", "b")
+            .in_project("p")
+            .with_limit(2, 60_000),
         KeySpec::new("key-c", "c").with_limit(2, 60_000),
     ]))
     .unwrap();
@@ -57,7 +61,10 @@ fn keys_of_one_project_share_its_quota_and_models_are_separate() {
     assert_eq!(status, 429);
     assert_eq!(
         violations(&body),
-        [("GenerateRequestsPerMinutePerProjectPerModel-FreeTier".into(), "2".into())]
+        [(
+            "GenerateRequestsPerMinutePerProjectPerModel-FreeTier".into(),
+            "2".into()
+        )]
     );
     let quota = detail(&body["error"], "QuotaFailure").unwrap();
     assert_eq!(quota["violations"][0]["quotaDimensions"]["model"], FLASH);
@@ -69,7 +76,14 @@ fn keys_of_one_project_share_its_quota_and_models_are_separate() {
     let log = emulator.log();
     let seen: Vec<(Option<&str>, Option<&str>, &str, u16)> = log
         .iter()
-        .map(|e| (e.label.as_deref(), e.project.as_deref(), e.model.as_str(), e.status))
+        .map(|e| {
+            (
+                e.label.as_deref(),
+                e.project.as_deref(),
+                e.model.as_str(),
+                e.status,
+            )
+        })
         .collect();
     assert_eq!(
         seen,
@@ -85,17 +99,24 @@ fn keys_of_one_project_share_its_quota_and_models_are_separate() {
     let stats = emulator.stats();
     assert_eq!(stats.projects["p"].keys, ["a", "b"]);
     let flash = &stats.projects["p"].models[FLASH];
-    assert_eq!((flash.requests, flash.ok, flash.rate_limited, flash.in_window), (4, 2, 2, 2));
+    assert_eq!(
+        (
+            flash.requests,
+            flash.ok,
+            flash.rate_limited,
+            flash.in_window
+        ),
+        (4, 2, 2, 2)
+    );
     assert_eq!(stats.projects["p"].models[LITE].in_window, 1);
     assert_eq!(stats.keys["a"].project, "p");
 }
 
 #[test]
 fn token_limit_counts_input_tokens_and_reports_the_tpm_quota() {
-    let emulator = Emulator::start(EmulatorConfig::with_keys(vec![KeySpec::new(
-        "key-a", "a",
-    )
-    .with_token_limit(10)]))
+    let emulator = Emulator::start(EmulatorConfig::with_keys(vec![
+        KeySpec::new("key-a", "a").with_token_limit(10)
+    ]))
     .unwrap();
     let (status, body) = generate(&emulator, "key-a", FLASH, "one two three four five six");
     assert_eq!(status, 200);
@@ -105,7 +126,10 @@ fn token_limit_counts_input_tokens_and_reports_the_tpm_quota() {
     assert_eq!(status, 429);
     assert_eq!(
         violations(&body),
-        [("GenerateContentInputTokensPerModelPerMinute-FreeTier".into(), "10".into())]
+        [(
+            "GenerateContentInputTokensPerModelPerMinute-FreeTier".into(),
+            "10".into()
+        )]
     );
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
@@ -130,7 +154,8 @@ fn token_limit_counts_input_tokens_and_reports_the_tpm_quota() {
 
 #[test]
 fn daily_limit_resets_at_pacific_midnight_with_a_short_retry_delay() {
-    let mut config = EmulatorConfig::with_keys(vec![KeySpec::new("key-a", "a").with_daily_limit(2)]);
+    let mut config =
+        EmulatorConfig::with_keys(vec![KeySpec::new("key-a", "a").with_daily_limit(2)]);
     // 23:59:59 Pacific standard time on 7 March 2026, the eve of the spring change.
     config.clock = Some("2026-03-08T07:59:59Z".into());
     let emulator = Emulator::start(config).unwrap();
@@ -141,7 +166,10 @@ fn daily_limit_resets_at_pacific_midnight_with_a_short_retry_delay() {
     assert_eq!(status, 429);
     assert_eq!(
         violations(&body),
-        [("GenerateRequestsPerDayPerProjectPerModel-FreeTier".into(), "2".into())]
+        [(
+            "GenerateRequestsPerDayPerProjectPerModel-FreeTier".into(),
+            "2".into()
+        )]
     );
     // Short, as the real service's: trust the quota id, not the delay.
     assert_eq!(retry_delay(&body), "22s");
@@ -159,10 +187,9 @@ fn daily_limit_resets_at_pacific_midnight_with_a_short_retry_delay() {
 
 #[test]
 fn the_clock_is_settable_over_http_across_the_fall_change() {
-    let emulator = Emulator::start(EmulatorConfig::with_keys(vec![KeySpec::new(
-        "key-a", "a",
-    )
-    .with_daily_limit(1)]))
+    let emulator = Emulator::start(EmulatorConfig::with_keys(vec![
+        KeySpec::new("key-a", "a").with_daily_limit(1)
+    ]))
     .unwrap();
     let http = client();
     let clock_url = format!("{}/_emulator/clock", emulator.base_url());
@@ -191,7 +218,10 @@ fn the_clock_is_settable_over_http_across_the_fall_change() {
 
     for (body, expected) in [
         (json!({"now": "tomorrow"}), "tomorrow"),
-        (json!({"now": "2026-01-01T00:00:00Z", "advance_ms": 1}), "exactly one"),
+        (
+            json!({"now": "2026-01-01T00:00:00Z", "advance_ms": 1}),
+            "exactly one",
+        ),
         (json!({}), "exactly one"),
         (json!({"nwo": "x"}), "nwo"),
     ] {
@@ -206,10 +236,13 @@ fn the_clock_is_settable_over_http_across_the_fall_change() {
 fn limit_zero_is_the_not_on_your_tier_answer_with_the_retry_trap() {
     let mut config = EmulatorConfig::with_keys(vec![
         KeySpec::new("key-free", "free"),
-        KeySpec::new("key-paid", "paid").with_model("gemini-3-pro", ModelLimits {
-            limit: Some(100),
-            ..ModelLimits::default()
-        }),
+        KeySpec::new("key-paid", "paid").with_model(
+            "gemini-3-pro",
+            ModelLimits {
+                limit: Some(100),
+                ..ModelLimits::default()
+            },
+        ),
     ]);
     config.models.insert(
         "gemini-3-pro".into(),
@@ -223,10 +256,16 @@ fn limit_zero_is_the_not_on_your_tier_answer_with_the_retry_trap() {
     assert_eq!(status, 429);
     assert_eq!(
         violations(&body),
-        [("GenerateRequestsPerMinutePerProjectPerModel-FreeTier".into(), "0".into())]
+        [(
+            "GenerateRequestsPerMinutePerProjectPerModel-FreeTier".into(),
+            "0".into()
+        )]
     );
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("limit: 0, model: gemini-3-pro"), "{message}");
+    assert!(
+        message.contains("limit: 0, model: gemini-3-pro"),
+        "{message}"
+    );
     assert!(message.ends_with("Please retry in 1.1s."), "{message}");
     assert_eq!(retry_delay(&body), "1.1s");
     // Waiting does not help: it is never admitted.
@@ -240,12 +279,10 @@ fn limit_zero_is_the_not_on_your_tier_answer_with_the_retry_trap() {
 
 #[test]
 fn several_exceeded_quotas_come_in_one_answer_the_longest_wait_in_retry_info() {
-    let emulator = Emulator::start(EmulatorConfig::with_keys(vec![KeySpec::new(
-        "key-a", "a",
-    )
-    .with_limit(1, 400)
-    .with_daily_limit(1)
-    .with_token_limit(3)]))
+    let emulator = Emulator::start(EmulatorConfig::with_keys(vec![KeySpec::new("key-a", "a")
+        .with_limit(1, 400)
+        .with_daily_limit(1)
+        .with_token_limit(3)]))
     .unwrap();
     assert_eq!(generate(&emulator, "key-a", FLASH, "a b c").0, 200);
     let (status, body) = generate(&emulator, "key-a", FLASH, "d");
@@ -262,12 +299,17 @@ fn several_exceeded_quotas_come_in_one_answer_the_longest_wait_in_retry_info() {
     // The window waits are under 0.4 s; the daily violation's short delay is longer.
     assert_eq!(retry_delay(&body), "22s");
     let message = body["error"]["message"].as_str().unwrap();
-    assert_eq!(message.matches("* Quota exceeded for metric").count(), 3, "{message}");
+    assert_eq!(
+        message.matches("* Quota exceeded for metric").count(),
+        3,
+        "{message}"
+    );
 }
 
 #[test]
 fn quota_fault_kinds_quote_the_project_and_model_limits() {
-    let mut config = EmulatorConfig::with_keys(vec![KeySpec::new("key-a", "a").with_limit(7, 60_000)]);
+    let mut config =
+        EmulatorConfig::with_keys(vec![KeySpec::new("key-a", "a").with_limit(7, 60_000)]);
     config.models.insert(
         FLASH.into(),
         ModelLimits {
@@ -285,14 +327,26 @@ fn quota_fault_kinds_quote_the_project_and_model_limits() {
     };
     assert_eq!(
         violations(&answer(FaultKind::QuotaTokens)),
-        [("GenerateContentInputTokensPerModelPerMinute-FreeTier".into(), "250000".into())]
+        [(
+            "GenerateContentInputTokensPerModelPerMinute-FreeTier".into(),
+            "250000".into()
+        )]
     );
     assert_eq!(
         violations(&answer(FaultKind::QuotaMulti)),
         [
-            ("GenerateRequestsPerMinutePerProjectPerModel-FreeTier".into(), "7".into()),
-            ("GenerateContentInputTokensPerModelPerMinute-FreeTier".into(), "250000".into()),
-            ("GenerateRequestsPerDayPerProjectPerModel-FreeTier".into(), "20".into()),
+            (
+                "GenerateRequestsPerMinutePerProjectPerModel-FreeTier".into(),
+                "7".into()
+            ),
+            (
+                "GenerateContentInputTokensPerModelPerMinute-FreeTier".into(),
+                "250000".into()
+            ),
+            (
+                "GenerateRequestsPerDayPerProjectPerModel-FreeTier".into(),
+                "20".into()
+            ),
         ]
     );
     let zero = answer(FaultKind::LimitZero);
@@ -321,7 +375,10 @@ fn keys_added_at_run_time_join_projects_and_must_agree_on_quotas() {
             .json(&body)
             .send()
             .unwrap();
-        (response.status().as_u16(), response.json::<Value>().unwrap())
+        (
+            response.status().as_u16(),
+            response.json::<Value>().unwrap(),
+        )
     };
     let spec = |key: &str, label: &str| {
         json!({"key": key, "label": label, "project": "shared", "limit": 1, "window_ms": 60000,
@@ -333,7 +390,10 @@ fn keys_added_at_run_time_join_projects_and_must_agree_on_quotas() {
     assert_eq!(status, 400);
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains("project 'shared'"), "{message}");
-    assert!(!message.contains("k1") && !message.contains("k3"), "{message}");
+    assert!(
+        !message.contains("k1") && !message.contains("k3"),
+        "{message}"
+    );
 
     assert_eq!(generate(&emulator, "k1", FLASH, "x").0, 200);
     assert_eq!(generate(&emulator, "k2", FLASH, "x").0, 429);

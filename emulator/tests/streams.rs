@@ -44,7 +44,9 @@ impl Seen {
         body.split(separator)
             .filter(|event| !event.is_empty())
             .map(|event| {
-                let data = event.strip_prefix("data: ").unwrap_or_else(|| panic!("{event:?}"));
+                let data = event
+                    .strip_prefix("data: ")
+                    .unwrap_or_else(|| panic!("{event:?}"));
                 assert!(!data.contains('\n'), "one line per event: {data:?}");
                 serde_json::from_str(data).unwrap()
             })
@@ -126,7 +128,9 @@ fn emulator_with(stream: StreamConfig) -> Emulator {
 }
 
 fn text_of(event: &Value) -> &str {
-    event["candidates"][0]["content"]["parts"][0]["text"].as_str().unwrap()
+    event["candidates"][0]["content"]["parts"][0]["text"]
+        .as_str()
+        .unwrap()
 }
 
 const LONG: Duration = Duration::from_secs(10);
@@ -135,7 +139,12 @@ const LONG: Duration = Duration::from_secs(10);
 fn sse_events_join_to_the_answer_with_running_usage_and_one_finish_reason() {
     let emulator = emulator_with(StreamConfig::default());
     for version in ["v1", "v1beta"] {
-        let seen = send(&emulator, &sse_path(version), &prompt("three little words"), LONG);
+        let seen = send(
+            &emulator,
+            &sse_path(version),
+            &prompt("three little words"),
+            LONG,
+        );
         assert_eq!(seen.status, 200);
         assert_eq!(seen.header("content-type"), Some("text/event-stream"));
         assert!(seen.terminated);
@@ -154,13 +163,20 @@ fn sse_events_join_to_the_answer_with_running_usage_and_one_finish_reason() {
             .map(|e| e["usageMetadata"]["candidatesTokenCount"].as_u64().unwrap())
             .collect();
         assert_eq!(running, [1, 2, 3, 4]);
-        assert!(events.iter().all(|e| e["usageMetadata"]["promptTokenCount"] == 3));
-        assert!(events.iter().all(|e| e["responseId"] == events[0]["responseId"]));
+        assert!(events
+            .iter()
+            .all(|e| e["usageMetadata"]["promptTokenCount"] == 3));
+        assert!(events
+            .iter()
+            .all(|e| e["responseId"] == events[0]["responseId"]));
     }
     let log = emulator.log();
     assert_eq!(log[0].method, "streamGenerateContent");
     let stream = log[0].stream.clone().unwrap();
-    assert_eq!((stream.events, stream.end.as_deref()), (4, Some("complete")));
+    assert_eq!(
+        (stream.events, stream.end.as_deref()),
+        (4, Some("complete"))
+    );
     assert_eq!(log[0].tokens, Some(3));
     assert_eq!(emulator.stats().open_streams, 0);
 }
@@ -178,17 +194,29 @@ fn events_are_flushed_as_they_are_produced() {
     assert_eq!(seen.chunks.len(), 4);
     let first = seen.chunks[0].0;
     let last = seen.chunks[3].0;
-    assert!(last - first >= Duration::from_millis(440), "{first:?} .. {last:?}");
+    assert!(
+        last - first >= Duration::from_millis(440),
+        "{first:?} .. {last:?}"
+    );
     assert!(first < Duration::from_millis(140), "{first:?}");
     for pair in seen.chunks.windows(2) {
-        assert!(pair[1].0 - pair[0].0 >= Duration::from_millis(145), "{:?}", pair[1].0 - pair[0].0);
+        assert!(
+            pair[1].0 - pair[0].0 >= Duration::from_millis(145),
+            "{:?}",
+            pair[1].0 - pair[0].0
+        );
     }
 }
 
 #[test]
 fn a_fault_shapes_one_stream_gaps_and_crlf() {
     let emulator = emulator_with(StreamConfig::default());
-    emulator.add_fault(Fault::new(FaultKind::Delay).with_gap_ms(60).with_crlf().times(1));
+    emulator.add_fault(
+        Fault::new(FaultKind::Delay)
+            .with_gap_ms(60)
+            .with_crlf()
+            .times(1),
+    );
     let seen = send(&emulator, &sse_path("v1beta"), &prompt("a b"), LONG);
     assert_eq!(seen.events("\r\n\r\n").len(), 3);
     assert!(seen.chunks[2].0 - seen.chunks[0].0 >= Duration::from_millis(115));
@@ -206,7 +234,10 @@ fn without_alt_sse_the_answer_is_a_streamed_json_array() {
     let path = format!("/v1beta/models/{MODEL}:streamGenerateContent");
     let seen = send(&emulator, &path, &prompt("x y"), LONG);
     assert_eq!(seen.status, 200);
-    assert_eq!(seen.header("content-type"), Some("application/json; charset=UTF-8"));
+    assert_eq!(
+        seen.header("content-type"),
+        Some("application/json; charset=UTF-8")
+    );
     assert!(seen.chunks.len() >= 3, "streamed, not whole");
     let array: Vec<Value> = serde_json::from_str(&seen.body()).unwrap();
     let text: String = array.iter().map(text_of).collect();
@@ -217,7 +248,10 @@ fn without_alt_sse_the_answer_is_a_streamed_json_array() {
     let seen = send(&emulator, &bad, &prompt("x"), LONG);
     assert_eq!(seen.status, 400);
     let error: Value = serde_json::from_str(&seen.body()).unwrap();
-    assert!(error["error"]["message"].as_str().unwrap().contains("'alt'"));
+    assert!(error["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("'alt'"));
 }
 
 #[test]
@@ -226,16 +260,30 @@ fn thoughts_stream_first() {
     let mut body = prompt("hi");
     body["generationConfig"] = json!({ "thinkingConfig": { "includeThoughts": true } });
     let events = send(&emulator, &sse_path("v1beta"), &body, LONG).events("\n\n");
-    assert_eq!(events[0]["candidates"][0]["content"]["parts"][0]["thought"], true);
+    assert_eq!(
+        events[0]["candidates"][0]["content"]["parts"][0]["thought"],
+        true
+    );
     assert_eq!(events[0]["usageMetadata"]["thoughtsTokenCount"], 3);
-    assert!(events[1]["candidates"][0]["content"]["parts"][0].get("thought").is_none());
+    assert!(events[1]["candidates"][0]["content"]["parts"][0]
+        .get("thought")
+        .is_none());
 }
 
 #[test]
 fn a_mid_stream_error_is_a_bare_pretty_json_object_after_the_events() {
     let emulator = emulator_with(StreamConfig::default());
-    emulator.add_fault(Fault::new(FaultKind::StreamErrorMid).after_events(2).times(1));
-    let seen = send(&emulator, &sse_path("v1beta"), &prompt("one two three"), LONG);
+    emulator.add_fault(
+        Fault::new(FaultKind::StreamErrorMid)
+            .after_events(2)
+            .times(1),
+    );
+    let seen = send(
+        &emulator,
+        &sse_path("v1beta"),
+        &prompt("one two three"),
+        LONG,
+    );
     assert_eq!(seen.status, 200);
     let body = seen.body();
     let (events, error) = body.split_at(body.find("{\n").expect("a pretty-printed object"));
@@ -271,7 +319,9 @@ fn cut_dropped_and_empty_streams() {
     assert!(seen.terminated);
     let events = seen.events("\n\n");
     assert_eq!(events.len(), 3, "all but the last");
-    assert!(events.iter().all(|e| e["candidates"][0].get("finishReason").is_none()));
+    assert!(events
+        .iter()
+        .all(|e| e["candidates"][0].get("finishReason").is_none()));
     // Dropped: the connection goes away mid-body.
     emulator.add_fault(Fault::new(FaultKind::StreamDrop).times(1));
     let seen = send(&emulator, &sse_path("v1beta"), &prompt("a b c"), LONG);
@@ -280,7 +330,10 @@ fn cut_dropped_and_empty_streams() {
     // Empty: a 200 with no events at all.
     emulator.add_fault(Fault::new(FaultKind::StreamEmpty).times(1));
     let seen = send(&emulator, &sse_path("v1beta"), &prompt("a b c"), LONG);
-    assert_eq!((seen.status, seen.body().as_str(), seen.terminated), (200, "", true));
+    assert_eq!(
+        (seen.status, seen.body().as_str(), seen.terminated),
+        (200, "", true)
+    );
     let ends: Vec<Option<String>> = emulator
         .log()
         .into_iter()
@@ -293,12 +346,24 @@ fn cut_dropped_and_empty_streams() {
 #[test]
 fn stalls_before_the_first_event_and_mid_stream() {
     let emulator = emulator_with(StreamConfig::default());
-    emulator.add_fault(Fault::new(FaultKind::StreamStallFirst).with_stall_ms(300).times(1));
+    emulator.add_fault(
+        Fault::new(FaultKind::StreamStallFirst)
+            .with_stall_ms(300)
+            .times(1),
+    );
     let seen = send(&emulator, &sse_path("v1beta"), &prompt("a b"), LONG);
-    assert!(seen.chunks[0].0 >= Duration::from_millis(300), "{:?}", seen.chunks[0].0);
+    assert!(
+        seen.chunks[0].0 >= Duration::from_millis(300),
+        "{:?}",
+        seen.chunks[0].0
+    );
     assert_eq!(seen.events("\n\n").len(), 3);
 
-    emulator.add_fault(Fault::new(FaultKind::StreamStallMid).with_stall_ms(300).times(1));
+    emulator.add_fault(
+        Fault::new(FaultKind::StreamStallMid)
+            .with_stall_ms(300)
+            .times(1),
+    );
     let seen = send(&emulator, &sse_path("v1beta"), &prompt("a b"), LONG);
     assert!(seen.chunks[0].0 < Duration::from_millis(200));
     assert!(seen.chunks[1].0 - seen.chunks[0].0 >= Duration::from_millis(295));
@@ -311,7 +376,12 @@ fn a_stall_without_end_lasts_until_the_client_goes_away_and_is_seen_to() {
     emulator.add_fault(Fault::new(FaultKind::StreamStallFirst).times(1));
     let seen = std::thread::scope(|scope| {
         let client = scope.spawn(|| {
-            send(&emulator, &sse_path("v1beta"), &prompt("a b"), Duration::from_millis(500))
+            send(
+                &emulator,
+                &sse_path("v1beta"),
+                &prompt("a b"),
+                Duration::from_millis(500),
+            )
         });
         std::thread::sleep(Duration::from_millis(250));
         assert_eq!(emulator.stats().open_streams, 1, "stalled, still open");
@@ -323,11 +393,17 @@ fn a_stall_without_end_lasts_until_the_client_goes_away_and_is_seen_to() {
     // `send` closed the socket when it gave up: the emulator notices and ends the stream.
     let deadline = Instant::now() + Duration::from_secs(5);
     while emulator.stats().open_streams > 0 {
-        assert!(Instant::now() < deadline, "the stream was never seen to close");
+        assert!(
+            Instant::now() < deadline,
+            "the stream was never seen to close"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let stream = emulator.log()[0].stream.clone().unwrap();
-    assert_eq!((stream.events, stream.end.as_deref()), (0, Some("client_closed")));
+    assert_eq!(
+        (stream.events, stream.end.as_deref()),
+        (0, Some("client_closed"))
+    );
 }
 
 #[test]
@@ -336,7 +412,10 @@ fn errors_before_the_stream_are_plain_json_sometimes_labelled_event_stream() {
     emulator.add_fault(Fault::new(FaultKind::QuotaMinute).times(1));
     let seen = send(&emulator, &sse_path("v1beta"), &prompt("x"), LONG);
     assert_eq!(seen.status, 429);
-    assert_eq!(seen.header("content-type"), Some("application/json; charset=UTF-8"));
+    assert_eq!(
+        seen.header("content-type"),
+        Some("application/json; charset=UTF-8")
+    );
     let error: Value = serde_json::from_str(&seen.body()).unwrap();
     assert_eq!(error["error"]["status"], "RESOURCE_EXHAUSTED");
 
@@ -380,7 +459,14 @@ fn dropping_the_emulator_ends_a_stream_stalled_forever() {
     }
     let started = Instant::now();
     drop(emulator);
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     let seen = reader.join().unwrap();
-    assert!(seen.contains("data: "), "the first event came before the stall: {seen}");
+    assert!(
+        seen.contains("data: "),
+        "the first event came before the stall: {seen}"
+    );
 }

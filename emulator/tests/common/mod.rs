@@ -58,7 +58,13 @@ pub fn detail<'a>(error: &'a Value, kind: &str) -> Option<&'a Value> {
 
 /// A POST of `body` to `model`:`method` with key `key` (API version v1beta); returns the
 /// status and JSON body.
-pub fn call(emulator: &Emulator, key: &str, model: &str, method: &str, body: &Value) -> (u16, Value) {
+pub fn call(
+    emulator: &Emulator,
+    key: &str,
+    model: &str,
+    method: &str,
+    body: &Value,
+) -> (u16, Value) {
     let url = format!("{}/v1beta/models/{model}:{method}", emulator.base_url());
     let response = client()
         .post(url)
