@@ -120,6 +120,14 @@ pub async fn handle(
         Verdict::Abandon => return Err(CloseConnection),
         Verdict::Reject(error) => error_response(&error),
         Verdict::Inject { fault, limits } => {
+            if let (FaultKind::SafetyBlock, Some(Ok(framing))) = (fault.kind, framing) {
+                // A blocked stream is a stream of one event.
+                let prompt_tokens = parse_prompt(&body).map_or(1, |prompt| prompt.prompt_tokens);
+                let id = shared.next_response_id();
+                let events = vec![responses::safety_block(prompt_tokens, pending.model(), id)];
+                let ticket = pending.finish_stream();
+                return Ok(stream::respond(&shared, events, framing, None, ticket));
+            }
             let model = pending.model();
             match injected_answer(&shared, &fault, &limits, &body, model, &key_text) {
                 Some(mut response) => {

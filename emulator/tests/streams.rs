@@ -271,6 +271,20 @@ fn thoughts_stream_first() {
 }
 
 #[test]
+fn a_safety_block_streams_as_one_event() {
+    let emulator = emulator_with(StreamConfig::default());
+    emulator.add_fault(Fault::new(FaultKind::SafetyBlock).times(1));
+    let seen = send(&emulator, &sse_path("v1beta"), &prompt("a b"), LONG);
+    assert_eq!(seen.status, 200);
+    let events = seen.events("\n\n");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["promptFeedback"]["blockReason"], "SAFETY");
+    assert!(events[0].get("candidates").is_none());
+    let stream = emulator.log()[0].stream.clone().unwrap();
+    assert_eq!(stream.end.as_deref(), Some("complete"));
+}
+
+#[test]
 fn a_mid_stream_error_is_a_bare_pretty_json_object_after_the_events() {
     let emulator = emulator_with(StreamConfig::default());
     emulator.add_fault(
