@@ -401,3 +401,51 @@ fn keys_added_at_run_time_join_projects_and_must_agree_on_quotas() {
     assert_eq!(generate(&emulator, "k1", LITE, "x").0, 200);
     assert_eq!(generate(&emulator, "k1", LITE, "x").0, 429);
 }
+
+#[test]
+fn concurrent_keys_of_one_project_never_exceed_its_window_together() {
+    let (limit, window_ms) = (4u32, 150u64);
+    let emulator = Emulator::start(EmulatorConfig::with_keys(vec![
+        KeySpec::new("key-a", "a")
+            .in_project("p")
+            .with_limit(limit, window_ms),
+        KeySpec::new("key-b", "b")
+            .in_project("p")
+            .with_limit(limit, window_ms),
+    ]))
+    .unwrap();
+    std::thread::scope(|scope| {
+        for thread in 0..6 {
+            let emulator = &emulator;
+            scope.spawn(move || {
+                let key = if thread % 2 == 0 { "key-a" } else { "key-b" };
+                for _ in 0..30 {
+                    let status = generate(emulator, key, FLASH, "x").0;
+                    assert!(status == 200 || status == 429, "{status}");
+                    std::thread::sleep(std::time::Duration::from_millis(12));
+                }
+            });
+        }
+    });
+    let accepted: Vec<f64> = emulator
+        .log()
+        .iter()
+        .filter(|e| e.status == 200)
+        .map(|e| e.t_ms)
+        .collect();
+    // Log times are truncated to the microsecond: allow that much slack.
+    for (i, &end) in accepted.iter().enumerate() {
+        let in_window = accepted[..=i]
+            .iter()
+            .filter(|&&t| t > end - window_ms as f64 + 0.001)
+            .count();
+        assert!(in_window <= limit as usize, "window ending at {end} ms");
+    }
+    let stats = emulator.stats();
+    assert!(
+        stats.keys["a"].ok > 0 && stats.keys["b"].ok > 0,
+        "{stats:?}"
+    );
+    // The test ran for well over one window, so more than one window's worth got through.
+    assert!(accepted.len() > limit as usize, "{accepted:?}");
+}
