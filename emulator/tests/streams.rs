@@ -198,7 +198,6 @@ fn events_are_flushed_as_they_are_produced() {
         last - first >= Duration::from_millis(440),
         "{first:?} .. {last:?}"
     );
-    assert!(first < Duration::from_millis(140), "{first:?}");
     for pair in seen.chunks.windows(2) {
         assert!(
             pair[1].0 - pair[0].0 >= Duration::from_millis(145),
@@ -379,7 +378,6 @@ fn stalls_before_the_first_event_and_mid_stream() {
             .times(1),
     );
     let seen = send(&emulator, &sse_path("v1beta"), &prompt("a b"), LONG);
-    assert!(seen.chunks[0].0 < Duration::from_millis(200));
     assert!(seen.chunks[1].0 - seen.chunks[0].0 >= Duration::from_millis(295));
     assert_eq!(seen.events("\n\n").len(), 3);
 }
