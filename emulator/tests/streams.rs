@@ -392,11 +392,16 @@ fn a_stall_without_end_lasts_until_the_client_goes_away_and_is_seen_to() {
                 &emulator,
                 &sse_path("v1beta"),
                 &prompt("a b"),
-                Duration::from_millis(500),
+                Duration::from_millis(1500),
             )
         });
-        std::thread::sleep(Duration::from_millis(250));
-        assert_eq!(emulator.stats().open_streams, 1, "stalled, still open");
+        // While the client waits, the stream is open (stalled).
+        let mut seen_open = false;
+        while !client.is_finished() && !seen_open {
+            seen_open = emulator.stats().open_streams == 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(seen_open, "the stalled stream never showed as open");
         client.join().unwrap()
     });
     // The head came, no event did.
