@@ -1,66 +1,114 @@
-//! The emulated Gemini endpoint: `POST /{v1beta|v1}/models/{model}:generateContent`.
+//! The emulated Gemini endpoints: `POST /{v1beta|v1}/models/{model}:{method}` for
+//! generateContent, streamGenerateContent, countTokens, embedContent and batchEmbedContents,
+//! and `GET /{v1beta|v1}/models[/{model}]`. Every one authenticates, meets faults and counts
+//! in the log the same way; the model calls also count against (project, model) quotas.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response};
+use serde_json::json;
 
-use crate::errors::{ApiError, QuotaPeriod};
+use crate::config::ModelLimits;
+use crate::embeddings::{self, EmbedRequest};
+use crate::errors::{ApiError, QuotaId};
 use crate::faults::{AppliedFault, FaultKind};
 use crate::http::{
     error_response, json_response, query_param, read_body, Body, BodyError, CloseConnection,
     MAX_BODY_BYTES,
 };
-use crate::request::parse_prompt;
+use crate::method::Method;
+use crate::models;
+use crate::request::{parse_count_tokens, parse_prompt, Prompt};
 use crate::responses;
-use crate::state::{Arrival, Pending, Shared, Verdict};
+use crate::state::{Arrival, Input, Pending, Shared, Verdict, LIMIT_ZERO_RETRY_DELAY};
+use crate::stream::{self, Framing};
 
-/// The limit quoted by quota faults when the key has no per-window limit.
-const DEFAULT_QUOTED_LIMIT: u32 = 10;
-/// The limit quoted by `quota_day` when the key has no daily limit.
-const DEFAULT_QUOTED_DAILY_LIMIT: u32 = 250;
-/// The delay advertised by `quota_minute` and `quota_message` without `retry_delay`.
+/// The limit quoted by quota faults when the (project, model) has no per-window limit.
+const DEFAULT_QUOTED_LIMIT: u64 = 10;
+/// The limit quoted by `quota_day` when there is no daily limit.
+const DEFAULT_QUOTED_DAILY_LIMIT: u64 = 250;
+/// The limit quoted by `quota_tokens` when there is no token limit.
+const DEFAULT_QUOTED_TOKEN_LIMIT: u64 = 250_000;
+/// The delay advertised by the per-minute quota kinds without `retry_delay`.
 const DEFAULT_RETRY_DELAY: &str = "1s";
 /// The delay advertised by `quota_day` without `retry_delay`.
 const DEFAULT_DAILY_RETRY_DELAY: &str = "86400s";
 
-/// Answers one `generateContent` request.
-pub async fn generate_content(
+/// What a valid request asks for, once its body is read.
+enum Payload {
+    Prompt(Prompt),
+    CountTokens(u64),
+    Embed(EmbedRequest),
+    Batch(Vec<EmbedRequest>),
+    Metadata,
+}
+
+/// Answers one request of `method` for `model` ("" for models.list).
+pub async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
     version: &str,
     model: &str,
+    method: Method,
 ) -> Result<Response<Body>, CloseConnection> {
     let header_key = request
         .headers()
         .get("x-goog-api-key")
         .and_then(|value| value.to_str().ok())
-        .filter(|key| !key.is_empty());
-    let url_key = query_param(request.uri().query(), "key");
-    let key = header_key.or(url_key.as_deref().filter(|key| !key.is_empty()));
+        .filter(|key| !key.is_empty())
+        .map(str::to_string);
+    let query = request.uri().query().map(str::to_string);
+    let url_key = query_param(query.as_deref(), "key");
+    let key = header_key.or(url_key.clone().filter(|key| !key.is_empty()));
     // Kept for the one answer that quotes the key back, as the real service does.
-    let key_text = key.unwrap_or_default().to_string();
-    // The arrival time is taken here, as soon as the head has been parsed.
-    let (mut pending, verdict) = shared.admit(Arrival {
-        key,
+    let key_text = key.clone().unwrap_or_default();
+
+    let framing = match method {
+        Method::StreamGenerateContent => Some(stream_framing(query.as_deref())),
+        _ => None,
+    };
+    let (body, input, payload) = if method.uses_quota() {
+        match read_body(request.into_body()).await {
+            Ok(body) => {
+                let parsed = match framing {
+                    Some(Err(ref error)) => Err(error.clone()),
+                    _ => parse(method, model, &body),
+                };
+                match parsed {
+                    Ok((tokens, payload)) => (body, Input::Tokens(tokens), Some(payload)),
+                    Err(error) => (body, Input::Invalid(error), None),
+                }
+            }
+            Err(BodyError::TooLarge) => {
+                let error = ApiError::payload_too_large(MAX_BODY_BYTES);
+                (Default::default(), Input::Invalid(error), None)
+            }
+            Err(BodyError::Broken) => (Default::default(), Input::Abandoned, None),
+        }
+    } else {
+        (
+            Default::default(),
+            Input::Tokens(0),
+            Some(Payload::Metadata),
+        )
+    };
+
+    // The arrival time is taken here, once the body is in: the token quota needs it.
+    let (pending, verdict) = shared.admit(Arrival {
+        key: key.as_deref(),
         key_in_url: url_key.is_some(),
         version,
         model,
+        method,
+        input,
     });
-
-    let body = match read_body(request.into_body()).await {
-        Ok(body) => body,
-        Err(BodyError::TooLarge) => {
-            pending.release_slot();
-            let error = ApiError::payload_too_large(MAX_BODY_BYTES);
-            return Ok(finish(pending, error_response(&error)));
-        }
-        // The client went away; `pending` records the request with status 0.
-        Err(BodyError::Broken) => return Err(CloseConnection),
-    };
     if let Some(label) = pending.label() {
-        shared.store_body(label, &body);
+        if method.uses_quota() {
+            shared.store_body(label, &body);
+        }
     }
     // A fault's latency delays whatever the answer turns out to be.
     if let Some(ms) = pending.latency_ms().filter(|&ms| ms > 0) {
@@ -68,31 +116,120 @@ pub async fn generate_content(
     }
 
     let response = match verdict {
+        // The client went away; `pending` records the request with status 0.
+        Verdict::Abandon => return Err(CloseConnection),
         Verdict::Reject(error) => error_response(&error),
-        Verdict::Inject {
-            fault,
-            limit,
-            daily_limit,
-        } => {
+        Verdict::Inject { fault, limits } => {
+            if let (FaultKind::SafetyBlock, Some(Ok(framing))) = (fault.kind, framing) {
+                // A blocked stream is a stream of one event.
+                let prompt_tokens = parse_prompt(&body).map_or(1, |prompt| prompt.prompt_tokens);
+                let id = shared.next_response_id();
+                let events = vec![responses::safety_block(prompt_tokens, pending.model(), id)];
+                let ticket = pending.finish_stream();
+                return Ok(stream::respond(&shared, events, framing, None, ticket));
+            }
             let model = pending.model();
-            match injected_answer(&shared, &fault, limit, daily_limit, &body, model, &key_text) {
-                Some(response) => response,
+            match injected_answer(&shared, &fault, &limits, &body, model, &key_text) {
+                Some(mut response) => {
+                    if method == Method::StreamGenerateContent && fault.event_stream == Some(true) {
+                        let sse = HeaderValue::from_static("text/event-stream");
+                        response.headers_mut().insert(CONTENT_TYPE, sse);
+                    }
+                    response
+                }
                 None => return Err(CloseConnection),
             }
         }
-        Verdict::Serve => match parse_prompt(&body) {
-            Ok(prompt) => {
-                let id = shared.next_response_id();
-                json_response(200, &responses::echo(&prompt, pending.model(), id))
-            }
-            Err(error) => {
-                // An invalid request does not use up quota.
-                pending.release_slot();
-                error_response(&error)
-            }
-        },
+        Verdict::Serve { modifier } => {
+            let payload = payload.expect("admitted requests are valid");
+            let framing = framing.map(|f| f.expect("admitted streams have a valid `alt`"));
+            return Ok(serve(
+                &shared,
+                pending,
+                payload,
+                framing,
+                modifier,
+                query.as_deref(),
+            ));
+        }
     };
     Ok(finish(pending, response))
+}
+
+/// Validates the body of a model call: its input tokens and what it asks for.
+fn parse(method: Method, model: &str, body: &[u8]) -> Result<(u64, Payload), ApiError> {
+    Ok(match method {
+        Method::GenerateContent | Method::StreamGenerateContent => {
+            let prompt = parse_prompt(body)?;
+            (prompt.prompt_tokens, Payload::Prompt(prompt))
+        }
+        Method::CountTokens => {
+            let tokens = parse_count_tokens(body)?;
+            (tokens, Payload::CountTokens(tokens))
+        }
+        Method::EmbedContent => {
+            let request = embeddings::parse_embed(body, model)?;
+            (request.tokens, Payload::Embed(request))
+        }
+        Method::BatchEmbedContents => {
+            let requests = embeddings::parse_batch(body, model)?;
+            (
+                requests.iter().map(|r| r.tokens).sum(),
+                Payload::Batch(requests),
+            )
+        }
+        Method::ListModels | Method::GetModel => (0, Payload::Metadata),
+    })
+}
+
+/// `alt=sse` streams Server-Sent Events; no `alt` (or `alt=json`) streams a JSON array, as
+/// the real service does; anything else is a 400.
+fn stream_framing(query: Option<&str>) -> Result<Framing, ApiError> {
+    match query_param(query, "alt").as_deref() {
+        Some("sse") => Ok(Framing::Sse),
+        None | Some("json") => Ok(Framing::JsonArray),
+        Some(other) => Err(ApiError::invalid_request(
+            "alt",
+            format!("Invalid value at 'alt' (type.googleapis.com/google.api.Alt), \"{other}\""),
+        )),
+    }
+}
+
+/// The 200 answer of an admitted request.
+fn serve(
+    shared: &Shared,
+    pending: Pending,
+    payload: Payload,
+    framing: Option<Framing>,
+    modifier: Option<AppliedFault>,
+    query: Option<&str>,
+) -> Response<Body> {
+    let model = pending.model().to_string();
+    let response = match payload {
+        Payload::Prompt(prompt) => {
+            let id = shared.next_response_id();
+            if let Some(framing) = framing {
+                let events = responses::stream_events(&prompt, &model, id);
+                let ticket = pending.finish_stream();
+                return stream::respond(shared, events, framing, modifier, ticket);
+            }
+            json_response(200, &responses::echo(&prompt, &model, id))
+        }
+        Payload::CountTokens(tokens) => json_response(200, &json!({ "totalTokens": tokens })),
+        Payload::Embed(request) => json_response(200, &embeddings::embed_answer(&request)),
+        Payload::Batch(requests) => json_response(200, &embeddings::batch_answer(&requests)),
+        Payload::Metadata if model.is_empty() => {
+            let names = models::catalog(shared.configured_models());
+            let page_size = query_param(query, "pageSize");
+            let page_token = query_param(query, "pageToken");
+            match models::list_page(&names, page_size.as_deref(), page_token.as_deref()) {
+                Ok(page) => json_response(200, &page),
+                Err(error) => error_response(&error),
+            }
+        }
+        Payload::Metadata => json_response(200, &models::model_resource(&model)),
+    };
+    finish(pending, response)
 }
 
 /// Records the answer's status and passes the answer on.
@@ -102,47 +239,71 @@ fn finish(pending: Pending, response: Response<Body>) -> Response<Body> {
 }
 
 /// The answer a fault gives, or `None` to close the connection without one. Quota kinds
-/// quote the key's `limit` and `daily_limit`.
+/// quote the request's (project, model) limits.
 fn injected_answer(
     shared: &Shared,
     fault: &AppliedFault,
-    limit: Option<u32>,
-    daily_limit: Option<u32>,
+    limits: &ModelLimits,
     body: &[u8],
     model: &str,
     key: &str,
 ) -> Option<Response<Body>> {
-    let limit = limit.unwrap_or(DEFAULT_QUOTED_LIMIT);
+    if fault.kind == FaultKind::Close {
+        return None;
+    }
+    if fault.kind == FaultKind::SafetyBlock {
+        let prompt_tokens = parse_prompt(body).map_or(1, |prompt| prompt.prompt_tokens);
+        let id = shared.next_response_id();
+        let answer = responses::safety_block(prompt_tokens, model, id);
+        return Some(json_response(200, &answer));
+    }
+    Some(error_response(&fault_error(fault, limits, model, key)))
+}
+
+/// The error body of an error fault kind (also sent mid-stream by `stream_error_mid`).
+pub fn fault_error(fault: &AppliedFault, limits: &ModelLimits, model: &str, key: &str) -> ApiError {
+    let minute = limits.limit.map_or(DEFAULT_QUOTED_LIMIT, u64::from);
+    let day = limits
+        .daily_limit
+        .map_or(DEFAULT_QUOTED_DAILY_LIMIT, u64::from);
+    let tokens = limits.token_limit.unwrap_or(DEFAULT_QUOTED_TOKEN_LIMIT);
     let retry_delay = fault.retry_delay.as_deref();
-    let error = match fault.kind {
-        FaultKind::Close => return None,
-        FaultKind::SafetyBlock => {
-            let prompt_tokens = parse_prompt(body).map_or(1, |prompt| prompt.prompt_tokens);
-            let id = shared.next_response_id();
-            let answer = responses::safety_block(prompt_tokens, model, id);
-            return Some(json_response(200, &answer));
-        }
-        // Delay faults are served normally; treat a stray one as a plain internal error
-        // rather than bringing the connection down.
-        FaultKind::Delay | FaultKind::Http500 => ApiError::internal(),
+    let per_minute = retry_delay.unwrap_or(DEFAULT_RETRY_DELAY);
+    match fault.kind {
         FaultKind::Http502 => ApiError::bad_gateway(),
         FaultKind::Http503 => ApiError::overloaded(),
         FaultKind::Http504 => ApiError::deadline_exceeded(),
-        FaultKind::QuotaMinute => ApiError::quota(
-            QuotaPeriod::Minute,
-            model,
-            limit,
-            retry_delay.unwrap_or(DEFAULT_RETRY_DELAY),
-        ),
+        FaultKind::QuotaMinute => {
+            ApiError::quota(QuotaId::RequestsPerMinute, model, minute, per_minute)
+        }
         FaultKind::QuotaDay => ApiError::quota(
-            QuotaPeriod::Day,
+            QuotaId::RequestsPerDay,
             model,
-            daily_limit.unwrap_or(DEFAULT_QUOTED_DAILY_LIMIT),
+            day,
             retry_delay.unwrap_or(DEFAULT_DAILY_RETRY_DELAY),
         ),
-        FaultKind::QuotaMessage => {
-            ApiError::quota_in_message(model, limit, retry_delay.unwrap_or(DEFAULT_RETRY_DELAY))
+        FaultKind::QuotaTokens => {
+            ApiError::quota(QuotaId::InputTokensPerMinute, model, tokens, per_minute)
         }
+        FaultKind::QuotaMulti => ApiError::quota_violations(
+            &[
+                (QuotaId::RequestsPerMinute, minute),
+                (QuotaId::InputTokensPerMinute, tokens),
+                (QuotaId::RequestsPerDay, day),
+            ],
+            model,
+            per_minute,
+        ),
+        FaultKind::LimitZero => ApiError::quota_violations(
+            &[
+                (QuotaId::InputTokensPerMinute, 0),
+                (QuotaId::RequestsPerMinute, 0),
+                (QuotaId::RequestsPerDay, 0),
+            ],
+            model,
+            retry_delay.unwrap_or(LIMIT_ZERO_RETRY_DELAY),
+        ),
+        FaultKind::QuotaMessage => ApiError::quota_in_message(model, minute, per_minute),
         FaultKind::QuotaBare => ApiError::quota_bare(),
         FaultKind::Leaked => ApiError::leaked(),
         FaultKind::Suspended => ApiError::suspended(key),
@@ -150,6 +311,17 @@ fn injected_answer(
         FaultKind::InvalidKey => ApiError::invalid_key(),
         FaultKind::BadRequest => ApiError::bad_contents(),
         FaultKind::Location => ApiError::location(),
-    };
-    Some(error_response(&error))
+        // Modifier kinds are served normally, and `close` / `safety_block` answered before;
+        // treat a stray one as a plain internal error rather than bringing the connection down.
+        FaultKind::Http500
+        | FaultKind::Delay
+        | FaultKind::Close
+        | FaultKind::SafetyBlock
+        | FaultKind::StreamStallFirst
+        | FaultKind::StreamStallMid
+        | FaultKind::StreamErrorMid
+        | FaultKind::StreamCut
+        | FaultKind::StreamDrop
+        | FaultKind::StreamEmpty => ApiError::internal(),
+    }
 }

@@ -1,10 +1,12 @@
-//! The control API under `/_emulator/`, for tests written in other languages.
-//! It is never rate-limited and never logged.
+//! The control API under `/_emulator/`, for tests written in other languages: stats, the
+//! request log, faults, keys, reset and the wall clock. It is never rate-limited and never
+//! logged.
 
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::KeySpec;
@@ -27,6 +29,8 @@ pub async fn handle(
     let expected = match endpoint {
         "stats" | "log" | "last_body" => Method::GET,
         "faults" | "keys" | "reset" => Method::POST,
+        "clock" if method == Method::POST => Method::POST,
+        "clock" => Method::GET,
         _ => return Ok(error_response(&ApiError::no_such_path(&path))),
     };
     if method != expected {
@@ -44,21 +48,31 @@ pub async fn handle(
         "log" => json_response(200, &shared.log()),
         "last_body" => last_body(shared, request.uri().query()),
         "faults" => match parse::<Fault>(request, "fault").await? {
-            Ok(fault) => {
-                shared.add_fault(fault);
-                ok()
-            }
-            Err(error) => error_response(&error),
-        },
-        "keys" => match parse::<KeySpec>(request, "key spec").await? {
-            Ok(spec) => match spec.validate() {
+            Ok(fault) => match fault.validate() {
                 Ok(()) => {
-                    shared.set_key(spec);
+                    shared.add_fault(fault);
                     ok()
                 }
                 Err(e) => error_response(&ApiError::bad_control_request(format!(
+                    "invalid fault: {e}"
+                ))),
+            },
+            Err(error) => error_response(&error),
+        },
+        "keys" => match parse::<KeySpec>(request, "key spec").await? {
+            Ok(spec) => match spec.validate().and_then(|()| shared.set_key(spec)) {
+                Ok(()) => ok(),
+                Err(e) => error_response(&ApiError::bad_control_request(format!(
                     "invalid key spec: {e}"
                 ))),
+            },
+            Err(error) => error_response(&error),
+        },
+        "clock" if method == Method::GET => json_response(200, &shared.clock()),
+        "clock" => match parse::<ClockChange>(request, "clock change").await? {
+            Ok(change) => match change.apply(shared) {
+                Ok(()) => json_response(200, &shared.clock()),
+                Err(message) => error_response(&ApiError::bad_control_request(message)),
             },
             Err(error) => error_response(&error),
         },
@@ -83,7 +97,7 @@ fn last_body(shared: &Shared, query: Option<&str>) -> Response<Body> {
     }
     match shared.last_body(&label) {
         Some(body) => {
-            let mut response = Response::new(Body::from(body));
+            let mut response = Response::new(Body::whole(body));
             response.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/json; charset=UTF-8"),
@@ -93,6 +107,34 @@ fn last_body(shared: &Shared, query: Option<&str>) -> Response<Body> {
         None => error_response(&ApiError::not_found(format!(
             "no body recorded for label '{label}'"
         ))),
+    }
+}
+
+/// The body of `POST /_emulator/clock`: exactly one of the fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockChange {
+    /// Set the clock to this RFC 3339 time.
+    now: Option<String>,
+    /// Set the clock to this many milliseconds since the Unix epoch.
+    unix_ms: Option<i64>,
+    /// Move the clock by this many milliseconds (negative: back).
+    advance_ms: Option<i64>,
+}
+
+impl ClockChange {
+    fn apply(self, shared: &Shared) -> Result<(), String> {
+        match (self.now, self.unix_ms, self.advance_ms) {
+            (Some(now), None, None) => {
+                let unix_ms =
+                    crate::pacific::parse_rfc3339(&now).map_err(|e| format!("`now`: {e}"))?;
+                shared.set_clock(unix_ms);
+            }
+            (None, Some(unix_ms), None) => shared.set_clock(unix_ms),
+            (None, None, Some(ms)) => shared.advance_clock(ms),
+            _ => return Err("give exactly one of `now`, `unix_ms` and `advance_ms`".into()),
+        }
+        Ok(())
     }
 }
 

@@ -8,9 +8,10 @@ use serde_json::{json, Value};
 
 const SERVICE: &str = "generativelanguage.googleapis.com";
 const TYPE_PREFIX: &str = "type.googleapis.com/google.rpc.";
-const QUOTA_METRIC: &str = "generativelanguage.googleapis.com/generate_content_free_tier_requests";
-const PER_MINUTE_QUOTA_ID: &str = "GenerateRequestsPerMinutePerProjectPerModel-FreeTier";
-const PER_DAY_QUOTA_ID: &str = "GenerateRequestsPerDayPerProjectPerModel-FreeTier";
+const REQUESTS_METRIC: &str =
+    "generativelanguage.googleapis.com/generate_content_free_tier_requests";
+const INPUT_TOKENS_METRIC: &str =
+    "generativelanguage.googleapis.com/generate_content_free_tier_input_token_count";
 const RATE_LIMITS_URL: &str = "https://ai.google.dev/gemini-api/docs/rate-limits";
 const INVALID_KEY_MESSAGE: &str = "API key not valid. Please pass a valid API key.";
 /// The project number shown in errors about a key's project; never a real one.
@@ -25,18 +26,30 @@ pub struct ApiError {
     pub details: Vec<Value>,
 }
 
-/// Which per-project quota a 429 talks about.
+/// Which quota a 429 violation talks about: the recorded free-tier quota ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum QuotaPeriod {
-    Minute,
-    Day,
+pub enum QuotaId {
+    /// `GenerateRequestsPerMinutePerProjectPerModel-FreeTier`
+    RequestsPerMinute,
+    /// `GenerateRequestsPerDayPerProjectPerModel-FreeTier`
+    RequestsPerDay,
+    /// `GenerateContentInputTokensPerModelPerMinute-FreeTier`
+    InputTokensPerMinute,
 }
 
-impl QuotaPeriod {
-    fn quota_id(self) -> &'static str {
+impl QuotaId {
+    fn id(self) -> &'static str {
         match self {
-            QuotaPeriod::Minute => PER_MINUTE_QUOTA_ID,
-            QuotaPeriod::Day => PER_DAY_QUOTA_ID,
+            QuotaId::RequestsPerMinute => "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+            QuotaId::RequestsPerDay => "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+            QuotaId::InputTokensPerMinute => "GenerateContentInputTokensPerModelPerMinute-FreeTier",
+        }
+    }
+
+    fn metric(self) -> &'static str {
+        match self {
+            QuotaId::RequestsPerMinute | QuotaId::RequestsPerDay => REQUESTS_METRIC,
+            QuotaId::InputTokensPerMinute => INPUT_TOKENS_METRIC,
         }
     }
 }
@@ -163,30 +176,34 @@ impl ApiError {
     // ----- Quota -----
 
     /// 429 with QuotaFailure, Help and RetryInfo, its message ending "Please retry in {delay}."
-    pub fn quota(period: QuotaPeriod, model: &str, limit: u32, retry_delay: &str) -> Self {
+    pub fn quota(id: QuotaId, model: &str, limit: u64, retry_delay: &str) -> Self {
+        ApiError::quota_violations(&[(id, limit)], model, retry_delay)
+    }
+
+    /// 429 with one QuotaFailure violation (and one message line) per `(quota, limit)`, then
+    /// Help and RetryInfo: the shape of an answer that exceeds several quotas at once.
+    pub fn quota_violations(violations: &[(QuotaId, u64)], model: &str, retry_delay: &str) -> Self {
         ApiError::new(
             429,
             "RESOURCE_EXHAUSTED",
-            quota_message(model, limit, retry_delay),
+            quota_message(violations, model, retry_delay),
         )
         .with_details(vec![
-            quota_failure(period, model, limit),
+            quota_failure(violations, model),
             rate_limit_help(),
             retry_info(retry_delay),
         ])
     }
 
     /// 429 with Help and QuotaFailure but no RetryInfo: the delay is only in the message.
-    pub fn quota_in_message(model: &str, limit: u32, retry_delay: &str) -> Self {
+    pub fn quota_in_message(model: &str, limit: u64, retry_delay: &str) -> Self {
+        let violations = [(QuotaId::RequestsPerMinute, limit)];
         ApiError::new(
             429,
             "RESOURCE_EXHAUSTED",
-            quota_message(model, limit, retry_delay),
+            quota_message(&violations, model, retry_delay),
         )
-        .with_details(vec![
-            rate_limit_help(),
-            quota_failure(QuotaPeriod::Minute, model, limit),
-        ])
+        .with_details(vec![rate_limit_help(), quota_failure(&violations, model)])
     }
 
     /// 429 with no details at all.
@@ -235,14 +252,14 @@ impl ApiError {
 
     // ----- The caller's request -----
 
-    /// 404: a retired or unknown model.
-    pub fn model_not_found(version: &str, model: &str) -> Self {
+    /// 404: a retired or unknown model, or one that does not serve `method`.
+    pub fn model_not_found(version: &str, model: &str, method: &str) -> Self {
         ApiError::new(
             404,
             "NOT_FOUND",
             format!(
                 "models/{model} is not found for API version {version}, or is not supported \
-                 for generateContent. Call ListModels to see the list of available models and \
+                 for {method}. Call ListModels to see the list of available models and \
                  their supported methods."
             ),
         )
@@ -327,13 +344,29 @@ pub fn duration_string(nanos: u64) -> String {
     }
 }
 
-fn quota_message(model: &str, limit: u32, retry_delay: &str) -> String {
-    format!(
+/// The seconds of a protobuf Duration string ("2s", "0.5s", "1.1s"), if it is one.
+pub fn parse_duration(text: &str) -> Option<f64> {
+    let number = text.strip_suffix('s')?;
+    let valid = !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && number.bytes().filter(|&b| b == b'.').count() <= 1;
+    valid.then(|| number.parse().ok()).flatten()
+}
+
+fn quota_message(violations: &[(QuotaId, u64)], model: &str, retry_delay: &str) -> String {
+    let mut message = format!(
         "You exceeded your current quota, please check your plan and billing details. For more \
          information on this error, head to: {RATE_LIMITS_URL}. To monitor your current usage, \
-         head to: https://ai.dev/rate-limit. \n* Quota exceeded for metric: {QUOTA_METRIC}, \
-         limit: {limit}, model: {model}\nPlease retry in {retry_delay}."
-    )
+         head to: https://ai.dev/rate-limit. "
+    );
+    for (id, limit) in violations {
+        let metric = id.metric();
+        message.push_str(&format!(
+            "\n* Quota exceeded for metric: {metric}, limit: {limit}, model: {model}"
+        ));
+    }
+    message.push_str(&format!("\nPlease retry in {retry_delay}."));
+    message
 }
 
 fn typed(kind: &str, mut body: Value) -> Value {
@@ -367,16 +400,19 @@ fn rate_limit_help() -> Value {
     help(&[("Learn more about Gemini API quotas", RATE_LIMITS_URL)])
 }
 
-fn quota_failure(period: QuotaPeriod, model: &str, limit: u32) -> Value {
-    typed(
-        "QuotaFailure",
-        json!({ "violations": [{
-            "quotaMetric": QUOTA_METRIC,
-            "quotaId": period.quota_id(),
-            "quotaDimensions": { "location": "global", "model": model },
-            "quotaValue": limit.to_string(),
-        }] }),
-    )
+fn quota_failure(violations: &[(QuotaId, u64)], model: &str) -> Value {
+    let violations: Vec<Value> = violations
+        .iter()
+        .map(|(id, limit)| {
+            json!({
+                "quotaMetric": id.metric(),
+                "quotaId": id.id(),
+                "quotaDimensions": { "location": "global", "model": model },
+                "quotaValue": limit.to_string(),
+            })
+        })
+        .collect();
+    typed("QuotaFailure", json!({ "violations": violations }))
 }
 
 fn retry_info(retry_delay: &str) -> Value {
@@ -404,6 +440,15 @@ mod tests {
     }
 
     #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("2s"), Some(2.0));
+        assert_eq!(parse_duration("0.412s"), Some(0.412));
+        for bad in ["2", "s", "-1s", "1.2.3s", "1 s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn fields_come_in_the_service_order() {
         let body = ApiError::invalid_key().body();
         assert!(
@@ -422,7 +467,7 @@ mod tests {
 
     #[test]
     fn quota_details_carry_the_type_and_values() {
-        let body = ApiError::quota(QuotaPeriod::Minute, "gemini-x", 3, "0.25s").to_json();
+        let body = ApiError::quota(QuotaId::RequestsPerMinute, "gemini-x", 3, "0.25s").to_json();
         let details = body["error"]["details"].as_array().unwrap();
         assert_eq!(
             details[0]["@type"],
@@ -432,5 +477,31 @@ mod tests {
         assert_eq!(details[2]["retryDelay"], "0.25s");
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.ends_with("limit: 3, model: gemini-x\nPlease retry in 0.25s."));
+    }
+
+    #[test]
+    fn several_violations_make_several_lines() {
+        let violations = [
+            (QuotaId::InputTokensPerMinute, 0),
+            (QuotaId::RequestsPerDay, 0),
+        ];
+        let body = ApiError::quota_violations(&violations, "m", "1.1s").to_json();
+        let found = &body["error"]["details"][0]["violations"];
+        assert_eq!(
+            found[0]["quotaId"],
+            "GenerateContentInputTokensPerModelPerMinute-FreeTier"
+        );
+        assert_eq!(
+            found[0]["quotaMetric"],
+            "generativelanguage.googleapis.com/generate_content_free_tier_input_token_count"
+        );
+        assert_eq!(found[1]["quotaValue"], "0");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert_eq!(
+            message.matches("limit: 0, model: m\n").count(),
+            2,
+            "{message}"
+        );
+        assert!(message.ends_with("Please retry in 1.1s."));
     }
 }

@@ -4,8 +4,14 @@
 //! in arrival order: its `skip` counts those requests down first, after which it is armed.
 //! The first armed fault with `count` left applies to the request (and uses up one of its
 //! `count`); a fault whose `count` reaches zero is removed.
+//!
+//! Which requests match: the fault's `label`, `model` and `method` filters, and its kind:
+//! stream kinds match only `streamGenerateContent`, `safety_block` only the generating
+//! methods, and a fault without `method` never matches `models.list` / `models.get`.
 
 use serde::{Deserialize, Serialize};
+
+use crate::method::Method;
 
 /// One fault to inject.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -23,6 +29,32 @@ pub struct Fault {
     pub latency_ms: Option<u64>,
     /// For the quota kinds: the delay to advertise, as a protobuf Duration string ("2s", "0.5s").
     pub retry_delay: Option<String>,
+    /// Only requests for this model match.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Only requests of this method match ("generateContent", "models.list", ...).
+    #[serde(default)]
+    pub method: Option<Method>,
+    /// Stream kinds: events sent before the stall, error or cut (default 1).
+    #[serde(default)]
+    pub after_events: Option<u32>,
+    /// `stream_stall_first` / `stream_stall_mid`: how long the stall lasts before the stream
+    /// goes on; absent means until the client gives up.
+    #[serde(default)]
+    pub stall_ms: Option<u64>,
+    /// Any streamed answer this fault applies to: pause between events, in milliseconds.
+    #[serde(default)]
+    pub gap_ms: Option<u64>,
+    /// Any streamed answer this fault applies to: `\r\n\r\n` framing.
+    #[serde(default)]
+    pub crlf: Option<bool>,
+    /// `stream_error_mid`: the error kind whose body is sent mid-stream (default `http503`).
+    #[serde(default)]
+    pub error: Option<FaultKind>,
+    /// Error kinds answering a stream request: label the plain JSON error body
+    /// `Content-Type: text/event-stream`, as the real service sometimes does.
+    #[serde(default)]
+    pub event_stream: Option<bool>,
 }
 
 /// What a fault answers. Serialized in snake_case (`http503`, `quota_minute`, ...).
@@ -45,8 +77,14 @@ pub enum FaultKind {
     QuotaDay,
     /// 429 with Help and QuotaFailure but no RetryInfo; the delay is only in the message.
     QuotaMessage,
-    /// 429 with no details at all.
+    /// 429 with no details at all: Google's capacity problem.
     QuotaBare,
+    /// 429 with QuotaFailure (input tokens per minute), Help and RetryInfo.
+    QuotaTokens,
+    /// 429 with per-minute, per-day and token violations at once.
+    QuotaMulti,
+    /// 429 for a model not on the project's tier: quotaValue "0", "Please retry in 1.1s".
+    LimitZero,
     /// 403 PERMISSION_DENIED: the key was reported as leaked.
     Leaked,
     /// 403 PERMISSION_DENIED with ErrorInfo reason CONSUMER_SUSPENDED.
@@ -63,6 +101,20 @@ pub enum FaultKind {
     SafetyBlock,
     /// Close the connection without answering.
     Close,
+    /// A 200 stream that sends nothing before the first event for `stall_ms` (or forever).
+    StreamStallFirst,
+    /// A 200 stream that stalls after `after_events` events for `stall_ms` (or forever).
+    StreamStallMid,
+    /// A 200 stream that sends `after_events` events, then a bare pretty-printed JSON error
+    /// (no `data:` prefix), then ends.
+    StreamErrorMid,
+    /// A 200 stream that ends cleanly after `after_events` events, without `finishReason`.
+    StreamCut,
+    /// A 200 stream whose connection is dropped after `after_events` events (the chunked
+    /// body never terminates properly).
+    StreamDrop,
+    /// A 200 stream with no events at all.
+    StreamEmpty,
 }
 
 impl FaultKind {
@@ -78,6 +130,9 @@ impl FaultKind {
             FaultKind::QuotaDay => "quota_day",
             FaultKind::QuotaMessage => "quota_message",
             FaultKind::QuotaBare => "quota_bare",
+            FaultKind::QuotaTokens => "quota_tokens",
+            FaultKind::QuotaMulti => "quota_multi",
+            FaultKind::LimitZero => "limit_zero",
             FaultKind::Leaked => "leaked",
             FaultKind::Suspended => "suspended",
             FaultKind::ServiceDisabled => "service_disabled",
@@ -86,6 +141,44 @@ impl FaultKind {
             FaultKind::Location => "location",
             FaultKind::SafetyBlock => "safety_block",
             FaultKind::Close => "close",
+            FaultKind::StreamStallFirst => "stream_stall_first",
+            FaultKind::StreamStallMid => "stream_stall_mid",
+            FaultKind::StreamErrorMid => "stream_error_mid",
+            FaultKind::StreamCut => "stream_cut",
+            FaultKind::StreamDrop => "stream_drop",
+            FaultKind::StreamEmpty => "stream_empty",
+        }
+    }
+
+    /// Kinds that shape a streamed answer rather than replace it.
+    pub fn is_stream(self) -> bool {
+        matches!(
+            self,
+            FaultKind::StreamStallFirst
+                | FaultKind::StreamStallMid
+                | FaultKind::StreamErrorMid
+                | FaultKind::StreamCut
+                | FaultKind::StreamDrop
+                | FaultKind::StreamEmpty
+        )
+    }
+
+    /// Kinds after which the request is handled normally, quotas included.
+    pub fn is_modifier(self) -> bool {
+        self == FaultKind::Delay || self.is_stream()
+    }
+
+    /// Whether a fault of this kind can apply to a request of `method`.
+    fn applies_to(self, method: Method) -> bool {
+        match self {
+            _ if self.is_stream() => method == Method::StreamGenerateContent,
+            FaultKind::SafetyBlock => {
+                matches!(
+                    method,
+                    Method::GenerateContent | Method::StreamGenerateContent
+                )
+            }
+            _ => true,
         }
     }
 }
@@ -100,7 +193,85 @@ impl Fault {
             skip: None,
             latency_ms: None,
             retry_delay: None,
+            model: None,
+            method: None,
+            after_events: None,
+            stall_ms: None,
+            gap_ms: None,
+            crlf: None,
+            error: None,
+            event_stream: None,
         }
+    }
+
+    /// Restricts the fault to requests for `model`.
+    pub fn for_model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// Restricts the fault to requests of `method` (its API name, e.g. "countTokens" or
+    /// "models.list"). Panics on a name the emulator does not serve: a test's typo.
+    pub fn for_method(mut self, method: &str) -> Self {
+        let parsed = serde_json::from_value(serde_json::Value::String(method.into()));
+        self.method = Some(parsed.unwrap_or_else(|_| panic!("no such method {method:?}")));
+        self
+    }
+
+    /// Stream kinds: the number of events sent before the fault shows.
+    pub fn after_events(mut self, events: u32) -> Self {
+        self.after_events = Some(events);
+        self
+    }
+
+    /// Stall kinds: how long the stall lasts.
+    pub fn with_stall_ms(mut self, stall_ms: u64) -> Self {
+        self.stall_ms = Some(stall_ms);
+        self
+    }
+
+    /// Streams: the pause between events.
+    pub fn with_gap_ms(mut self, gap_ms: u64) -> Self {
+        self.gap_ms = Some(gap_ms);
+        self
+    }
+
+    /// Streams: `\r\n\r\n` framing.
+    pub fn with_crlf(mut self) -> Self {
+        self.crlf = Some(true);
+        self
+    }
+
+    /// `stream_error_mid`: which error's body is sent.
+    pub fn with_error(mut self, kind: FaultKind) -> Self {
+        self.error = Some(kind);
+        self
+    }
+
+    /// Error kinds on a stream request: the error body says `text/event-stream`.
+    pub fn as_event_stream(mut self) -> Self {
+        self.event_stream = Some(true);
+        self
+    }
+
+    /// Checks what cannot be expressed in the types, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(error) = self.error {
+            if error.is_modifier() || matches!(error, FaultKind::Close | FaultKind::SafetyBlock) {
+                return Err(format!(
+                    "`error` must be an error kind (http503, quota_minute, ...), not '{}'",
+                    error.as_str()
+                ));
+            }
+        }
+        if let Some(delay) = &self.retry_delay {
+            if crate::errors::parse_duration(delay).is_none() {
+                return Err(format!(
+                    "`retry_delay` {delay:?} is not a protobuf Duration such as \"2s\" or \"0.5s\""
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Restricts the fault to the key with this label.
@@ -134,13 +305,8 @@ impl Fault {
     }
 }
 
-/// The fault that applies to one request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AppliedFault {
-    pub kind: FaultKind,
-    pub latency_ms: Option<u64>,
-    pub retry_delay: Option<String>,
-}
+/// The fault that applies to one request: the fault as it was added.
+pub type AppliedFault = Fault;
 
 /// A fault and what is left of its `skip` and `count`.
 #[derive(Debug)]
@@ -174,12 +340,21 @@ impl FaultTable {
         self.active.clear();
     }
 
-    /// Decides which fault, if any, applies to a request made with the key of `label`.
-    pub fn pick(&mut self, label: &str) -> Option<AppliedFault> {
+    /// Decides which fault, if any, applies to a request of `method` for `model` made with
+    /// the key of `label`.
+    pub fn pick(&mut self, label: &str, model: &str, method: Method) -> Option<AppliedFault> {
         let mut applied: Option<AppliedFault> = None;
         let mut spent: Option<usize> = None;
         for (index, active) in self.active.iter_mut().enumerate() {
-            if active.fault.label.as_deref().is_some_and(|l| l != label) {
+            let fault = &active.fault;
+            let matches = fault.label.as_deref().is_none_or(|l| l == label)
+                && fault.model.as_deref().is_none_or(|m| m == model)
+                && match fault.method {
+                    Some(only) => only == method,
+                    None => method.uses_quota(),
+                }
+                && fault.kind.applies_to(method);
+            if !matches {
                 continue;
             }
             if active.skip_left > 0 {
@@ -190,11 +365,7 @@ impl FaultTable {
             if applied.is_some() {
                 continue; // An earlier fault already answers this request.
             }
-            applied = Some(AppliedFault {
-                kind: active.fault.kind,
-                latency_ms: active.fault.latency_ms,
-                retry_delay: active.fault.retry_delay.clone(),
-            });
+            applied = Some(active.fault.clone());
             if let Some(left) = active.count_left.as_mut() {
                 *left -= 1;
                 if *left == 0 {
@@ -215,8 +386,35 @@ mod tests {
 
     fn kinds(table: &mut FaultTable, label: &str, n: usize) -> Vec<Option<FaultKind>> {
         (0..n)
-            .map(|_| table.pick(label).map(|applied| applied.kind))
+            .map(|_| {
+                table
+                    .pick(label, "m", Method::GenerateContent)
+                    .map(|applied| applied.kind)
+            })
             .collect()
+    }
+
+    #[test]
+    fn model_method_and_kind_filter() {
+        let mut table = FaultTable::default();
+        table.add(Fault::new(FaultKind::StreamCut));
+        table.add(Fault::new(FaultKind::Http500).for_model("x"));
+        table.add(Fault::new(FaultKind::Http503).for_method("models.list"));
+        let pick = |t: &mut FaultTable, model, method| t.pick("a", model, method).map(|f| f.kind);
+        assert_eq!(pick(&mut table, "m", Method::GenerateContent), None);
+        assert_eq!(pick(&mut table, "m", Method::GetModel), None);
+        assert_eq!(
+            pick(&mut table, "m", Method::ListModels),
+            Some(FaultKind::Http503)
+        );
+        assert_eq!(
+            pick(&mut table, "x", Method::CountTokens),
+            Some(FaultKind::Http500)
+        );
+        assert_eq!(
+            pick(&mut table, "m", Method::StreamGenerateContent),
+            Some(FaultKind::StreamCut)
+        );
     }
 
     #[test]

@@ -1,22 +1,90 @@
-//! Small HTTP helpers shared by the handlers: JSON answers, query parameters, body reading.
+//! Small HTTP helpers shared by the handlers: the answer body type (whole or streamed), JSON
+//! answers, query parameters, body reading.
 
 use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 use crate::errors::ApiError;
 
-/// The body type of every answer.
-pub type Body = Full<Bytes>;
+/// The body of every answer: either whole (sent with `Content-Length`), or produced piece by
+/// piece through a channel. A streamed body has no length, so hyper sends it with chunked
+/// transfer encoding (HTTP/1.1) and writes each piece as soon as it is produced.
+#[derive(Debug)]
+pub enum Body {
+    Whole(Option<Bytes>),
+    Streamed(mpsc::Receiver<Result<Bytes, StreamAborted>>),
+}
+
+/// Sent into a streamed body to drop the connection mid-body: the chunked encoding is never
+/// terminated, so the client sees a broken body rather than a clean end.
+#[derive(Debug)]
+pub struct StreamAborted;
+
+impl fmt::Display for StreamAborted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("stream dropped by the emulator")
+    }
+}
+
+impl std::error::Error for StreamAborted {}
+
+impl Body {
+    /// A whole body.
+    pub fn whole(bytes: impl Into<Bytes>) -> Body {
+        Body::Whole(Some(bytes.into()))
+    }
+
+    /// A streamed body and the sender that feeds it; dropping the sender ends the body.
+    pub fn channel() -> (mpsc::Sender<Result<Bytes, StreamAborted>>, Body) {
+        // One slot: a piece waits for the connection to take the previous one, so a slow
+        // client slows the stream instead of the emulator buffering it.
+        let (tx, rx) = mpsc::channel(1);
+        (tx, Body::Streamed(rx))
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = StreamAborted;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
+        match self.get_mut() {
+            Body::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Body::Streamed(rx) => rx
+                .poll_recv(cx)
+                .map(|piece| piece.map(|piece| piece.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Body::Whole(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Whole(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Body::Streamed(_) => SizeHint::default(),
+        }
+    }
+}
 
 /// The real service refuses request payloads over 20 MiB.
 pub const MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
 
-const JSON: &str = "application/json; charset=UTF-8";
+pub const JSON: &str = "application/json; charset=UTF-8";
 
 /// Returned by a handler to drop the connection without answering (the `close` fault, or a
 /// client that went away mid-body). hyper closes the connection when a service fails.
@@ -39,7 +107,7 @@ pub fn json_response(status: u16, body: &impl Serialize) -> Response<Body> {
 
 /// An answer whose body is already JSON text.
 fn text_response(status: u16, text: String) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(text)));
+    let mut response = Response::new(Body::whole(text));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     response
         .headers_mut()

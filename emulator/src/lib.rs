@@ -1,9 +1,11 @@
 //! A Gemini API emulator for gemini-rotator's tests, benchmarks and demo.
 //!
-//! It serves `POST /{v1beta|v1}/models/{model}:generateContent` on loopback with the real
-//! service's answer and error shapes, enforces an exact rolling-window limit per API key,
-//! injects faults on demand, and records what it saw (per-key counters and a request log)
-//! without ever showing a key.
+//! It serves the Gemini API on loopback (`generateContent`, `streamGenerateContent`,
+//! `countTokens`, `embedContent`, `batchEmbedContents`, the models list, under `v1` and
+//! `v1beta`) with the real service's answer and error shapes, enforces quotas per
+//! (project, model) as Google does (requests and input tokens per rolling window, requests per
+//! Pacific day, `limit: 0`), injects faults on demand, and records what it saw (counters and a
+//! request log) without ever showing a key.
 //!
 //! ```no_run
 //! use gemini_emulator::{Emulator, EmulatorConfig, Fault, FaultKind, KeySpec};
@@ -19,15 +21,20 @@
 mod api;
 mod config;
 mod control;
+mod embeddings;
 mod errors;
 mod faults;
 mod http;
 mod limiter;
+mod method;
+mod models;
+mod pacific;
 mod request;
 mod responses;
 mod server;
 mod state;
 mod stats;
+mod stream;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
@@ -36,9 +43,11 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-pub use config::{ConfigError, EmulatorConfig, KeySpec};
+pub use config::{ConfigError, EmulatorConfig, KeySpec, ModelLimits, StreamConfig};
 pub use faults::{Fault, FaultKind};
-pub use stats::{KeyStats, LogEntry, Stats};
+pub use method::Method;
+pub use state::ClockView;
+pub use stats::{KeyStats, LogEntry, ModelStats, ProjectStats, Stats, StreamLog};
 
 use state::Shared;
 
@@ -121,12 +130,26 @@ impl Emulator {
         format!("{}/v1beta/models/{model}:generateContent", self.base_url())
     }
 
+    /// The URL of `method` on `model` (API version `v1beta`); `streamGenerateContent` gets
+    /// `?alt=sse`.
+    pub fn model_url(&self, model: &str, method: Method) -> String {
+        let base = self.base_url();
+        match method {
+            Method::ListModels => format!("{base}/v1beta/models"),
+            Method::GetModel => format!("{base}/v1beta/models/{model}"),
+            Method::StreamGenerateContent => {
+                format!("{base}/v1beta/models/{model}:streamGenerateContent?alt=sse")
+            }
+            _ => format!("{base}/v1beta/models/{model}:{method}"),
+        }
+    }
+
     /// A snapshot of the counters (the JSON of `GET /_emulator/stats`).
     pub fn stats(&self) -> Stats {
         self.shared.stats()
     }
 
-    /// Every finished `generateContent` request, in arrival order (`GET /_emulator/log`).
+    /// Every finished request, in arrival order (`GET /_emulator/log`).
     pub fn log(&self) -> Vec<LogEntry> {
         self.shared.log()
     }
@@ -136,14 +159,39 @@ impl Emulator {
         self.shared.add_fault(fault);
     }
 
-    /// Adds a key, or replaces the key with the same label (its rate history is kept).
-    /// If another label had the same secret, the secret now belongs to this label.
-    pub fn set_key(&self, spec: KeySpec) {
-        self.shared.set_key(spec);
+    /// Adds a key, or replaces the key with the same label (its project's quota history is
+    /// kept). If another label had the same secret, the secret now belongs to this label.
+    /// Fails when the spec is invalid, or another key of its project sets other quotas.
+    pub fn set_key(&self, spec: KeySpec) -> Result<(), ConfigError> {
+        spec.validate()?;
+        self.shared.set_key(spec)
     }
 
-    /// Clears counters, the log, faults, recorded bodies and rate-window state; keys stay.
-    /// Requests in flight during the reset are not recorded.
+    /// The emulator's wall clock, which decides the Pacific day of the daily quotas.
+    pub fn clock(&self) -> ClockView {
+        self.shared.clock()
+    }
+
+    /// Sets the wall clock to `unix_ms` (milliseconds since the Unix epoch); it runs on
+    /// from there. Rolling windows do not depend on it.
+    pub fn set_clock(&self, unix_ms: i64) {
+        self.shared.set_clock(unix_ms);
+    }
+
+    /// Sets the wall clock from RFC 3339 text (`2026-03-08T09:59:59Z`).
+    pub fn set_clock_rfc3339(&self, text: &str) -> Result<(), ConfigError> {
+        let unix_ms = pacific::parse_rfc3339(text).map_err(ConfigError)?;
+        self.shared.set_clock(unix_ms);
+        Ok(())
+    }
+
+    /// Moves the wall clock by `ms` milliseconds (negative: back).
+    pub fn advance_clock(&self, ms: i64) {
+        self.shared.advance_clock(ms);
+    }
+
+    /// Clears counters, the log, faults, recorded bodies and quota state; keys and the clock
+    /// stay. Requests in flight during the reset are not recorded.
     pub fn reset(&self) {
         self.shared.reset();
     }

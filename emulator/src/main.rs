@@ -25,7 +25,9 @@ Options:
   -V, --version        Print the version.
 
 Configuration example:
-  {\"keys\": [{\"key\": \"secret-a\", \"label\": \"a\", \"limit\": 10, \"window_ms\": 60000}],
+  {\"keys\": [{\"key\": \"secret-a\", \"label\": \"a\", \"project\": \"p1\", \"limit\": 10,
+              \"window_ms\": 60000, \"daily_limit\": 20, \"token_limit\": 250000}],
+   \"models\": {\"gemini-3-pro\": {\"limit\": 0}},
    \"faults\": [{\"kind\": \"http503\", \"label\": \"a\", \"count\": 1}],
    \"record_bodies\": false}
 ";

@@ -1,5 +1,9 @@
-//! Reading a `generateContent` request body: validation, and the few things the emulator's
-//! answer depends on.
+//! Reading `generateContent` and `countTokens` request bodies: validation, the token count,
+//! and the few things the emulator's answer depends on.
+//!
+//! The token rule, the same for every endpoint: a text's tokens are its whitespace-separated
+//! words; a request's input tokens are the words of every text part of `contents` and of
+//! `systemInstruction`, at least 1. Other parts (inline data, function calls) count nothing.
 
 use serde_json::Value;
 
@@ -10,7 +14,7 @@ use crate::errors::ApiError;
 pub struct Prompt {
     /// The text parts of the last entry of `contents`, joined with "".
     pub last_text: String,
-    /// Words in every text part of `contents`, at least 1: the emulator's "prompt tokens".
+    /// The request's input tokens (see the module documentation).
     pub prompt_tokens: u64,
     /// `generationConfig.thinkingConfig.includeThoughts` was true.
     pub include_thoughts: bool,
@@ -18,7 +22,12 @@ pub struct Prompt {
 
 /// Token count of a text as the emulator counts it: its words, but at least 1.
 pub fn count_tokens(text: &str) -> u64 {
-    (text.split_whitespace().count() as u64).max(1)
+    count_words(text).max(1)
+}
+
+/// The whitespace-separated words of a text.
+pub fn count_words(text: &str) -> u64 {
+    text.split_whitespace().count() as u64
 }
 
 /// Validates a request body the way the real service would, naming what is wrong.
@@ -45,7 +54,7 @@ pub fn parse_prompt(body: &[u8]) -> Result<Prompt, ApiError> {
         Some(other) => return Err(invalid_content("contents", other)),
     };
 
-    let mut words = 0u64;
+    let mut words = system_instruction_words(&request)?;
     let mut last_text = String::new();
     for (index, content) in contents.iter().enumerate() {
         let field = format!("contents[{index}]");
@@ -83,6 +92,47 @@ pub fn parse_prompt(body: &[u8]) -> Result<Prompt, ApiError> {
         prompt_tokens: words.max(1),
         include_thoughts,
     })
+}
+
+/// Words in the text parts of `systemInstruction`, checking its shape.
+fn system_instruction_words(request: &serde_json::Map<String, Value>) -> Result<u64, ApiError> {
+    let parts = match request.get("systemInstruction") {
+        None | Some(Value::Null) => return Ok(0),
+        Some(Value::Object(instruction)) => instruction.get("parts"),
+        Some(other) => return Err(invalid_content("system_instruction", other)),
+    };
+    match parts {
+        None | Some(Value::Null) => Ok(0),
+        Some(Value::Array(parts)) => Ok(parts
+            .iter()
+            .filter_map(|part| part.get("text")?.as_str())
+            .map(|text| text.split_whitespace().count() as u64)
+            .sum()),
+        Some(other) => Err(invalid_content("system_instruction.parts", other)),
+    }
+}
+
+/// Validates a `countTokens` body (`contents`, or a whole `generateContentRequest`) and
+/// counts its input tokens with the same rule as `generateContent`.
+pub fn parse_count_tokens(body: &[u8]) -> Result<u64, ApiError> {
+    let request: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid_request("", format!("Invalid JSON payload received. {e}."))
+    })?;
+    match request.get("generateContentRequest") {
+        Some(inner @ Value::Object(_)) => {
+            if request.get("contents").is_some() {
+                return Err(ApiError::invalid_request(
+                    "contents",
+                    "* CountTokensRequest: give either `contents` or `generateContentRequest`, \
+                     not both\n",
+                ));
+            }
+            let inner = serde_json::to_vec(inner).expect("values serialize");
+            Ok(parse_prompt(&inner)?.prompt_tokens)
+        }
+        Some(other) => Err(invalid_content("generate_content_request", other)),
+        None => Ok(parse_prompt(body)?.prompt_tokens),
+    }
 }
 
 fn contents_not_specified() -> ApiError {
@@ -134,6 +184,28 @@ mod tests {
         assert!(message(r#"{"contents":"hi"}"#).contains("Invalid value at 'contents'"));
         assert!(message(r#"{"contents":[3]}"#).contains("'contents[0]'"));
         assert!(message(r#"{"contents":[{"role":"user"}]}"#).contains("contents[0].parts"));
+    }
+
+    #[test]
+    fn system_instruction_counts_and_count_tokens_accepts_both_shapes() {
+        let body = br#"{"systemInstruction":{"parts":[{"text":"be very brief"}]},
+                        "contents":[{"parts":[{"text":"hi there"}]}]}"#;
+        assert_eq!(parse_prompt(body).unwrap().prompt_tokens, 5);
+        assert_eq!(parse_count_tokens(body).unwrap(), 5);
+        let wrapped = br#"{"generateContentRequest":{"model":"models/m",
+                           "contents":[{"parts":[{"text":"a b c"}]}]}}"#;
+        assert_eq!(parse_count_tokens(wrapped).unwrap(), 3);
+        assert!(parse_count_tokens(br#"{"generateContentRequest":3}"#).is_err());
+        assert!(parse_count_tokens(b"{}")
+            .unwrap_err()
+            .message
+            .contains("contents"));
+        assert!(parse_prompt(
+            br#"{"systemInstruction":"x","contents":[{"parts":[{"text":"a"}]}]}"#
+        )
+        .unwrap_err()
+        .message
+        .contains("system_instruction"));
     }
 
     #[test]

@@ -1,10 +1,10 @@
-//! The successful (HTTP 200) `generateContent` answers, with fields in the real service's
-//! order.
+//! The successful (HTTP 200) `generateContent` answers, whole or as stream events, with
+//! fields in the real service's order.
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::request::{count_tokens, Prompt};
+use crate::request::{count_tokens, count_words, Prompt};
 
 /// The thought summary a thinking answer starts with.
 const THOUGHT: &str = "(thinking about it)";
@@ -26,7 +26,8 @@ pub struct GenerateContentResponse {
 #[serde(rename_all = "camelCase")]
 struct Candidate {
     content: Content,
-    finish_reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finish_reason: Option<&'static str>,
     index: u32,
 }
 
@@ -77,7 +78,7 @@ pub fn echo(prompt: &Prompt, model: &str, response_id: u64) -> GenerateContentRe
                 parts,
                 role: "model",
             },
-            finish_reason: "STOP",
+            finish_reason: Some("STOP"),
             index: 0,
         }],
         prompt_feedback: None,
@@ -93,6 +94,67 @@ pub fn echo(prompt: &Prompt, model: &str, response_id: u64) -> GenerateContentRe
         model_version: model.to_string(),
         response_id: format!("emu-{response_id}"),
     }
+}
+
+/// The events of a streamed answer: the thought first (when asked for), then the answer a
+/// word at a time, so that the texts join to the whole answer's text. Every event carries the
+/// running usage; only the last carries `finishReason`.
+pub fn stream_events(
+    prompt: &Prompt,
+    model: &str,
+    response_id: u64,
+) -> Vec<GenerateContentResponse> {
+    let answer = format!("echo: {}", prompt.last_text);
+    let mut pieces: Vec<(String, bool)> = Vec::new();
+    if prompt.include_thoughts {
+        pieces.push((THOUGHT.to_string(), true));
+    }
+    // Each piece is a word with the whitespace after it; leading whitespace joins the first.
+    let mut piece = String::new();
+    let mut in_gap = false;
+    for c in answer.chars() {
+        if in_gap && !c.is_whitespace() {
+            pieces.push((std::mem::take(&mut piece), false));
+        }
+        in_gap = c.is_whitespace() && !piece.trim().is_empty();
+        piece.push(c);
+    }
+    pieces.push((piece, false));
+
+    let thoughts_token_count = prompt.include_thoughts.then(|| count_tokens(THOUGHT));
+    let mut so_far = String::new();
+    let last = pieces.len() - 1;
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, (text, thought))| {
+            if !thought {
+                so_far.push_str(&text);
+            }
+            let candidates_tokens = (!so_far.is_empty()).then(|| count_words(&so_far).max(1));
+            GenerateContentResponse {
+                candidates: vec![Candidate {
+                    content: Content {
+                        parts: vec![Part { text, thought }],
+                        role: "model",
+                    },
+                    finish_reason: (i == last).then_some("STOP"),
+                    index: 0,
+                }],
+                prompt_feedback: None,
+                usage_metadata: UsageMetadata {
+                    prompt_token_count: prompt.prompt_tokens,
+                    candidates_token_count: candidates_tokens,
+                    total_token_count: prompt.prompt_tokens
+                        + candidates_tokens.unwrap_or(0)
+                        + thoughts_token_count.unwrap_or(0),
+                    thoughts_token_count,
+                },
+                model_version: model.to_string(),
+                response_id: format!("emu-{response_id}"),
+            }
+        })
+        .collect()
 }
 
 /// A prompt blocked for safety: still HTTP 200, with no candidates.
@@ -152,6 +214,38 @@ mod tests {
         assert!(parts[1].get("thought").is_none());
         assert_eq!(body["usageMetadata"]["thoughtsTokenCount"], 3);
         assert_eq!(body["usageMetadata"]["totalTokenCount"], 2 + 2 + 3);
+    }
+
+    #[test]
+    fn stream_events_join_to_the_answer() {
+        let events = stream_events(&prompt("  hello  big world ", true), "m", 3);
+        let values: Vec<Value> = events
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap())
+            .collect();
+        assert_eq!(
+            values[0]["candidates"][0]["content"]["parts"][0]["thought"],
+            true
+        );
+        let text: String = values[1..]
+            .iter()
+            .map(|v| {
+                v["candidates"][0]["content"]["parts"][0]["text"]
+                    .as_str()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(text, "echo:   hello  big world ");
+        assert_eq!(values.len(), 5);
+        let finishes: Vec<bool> = values
+            .iter()
+            .map(|v| v["candidates"][0].get("finishReason").is_some())
+            .collect();
+        assert_eq!(finishes, [false, false, false, false, true]);
+        let last = &values[4]["usageMetadata"];
+        assert_eq!(last["candidatesTokenCount"], 4);
+        assert_eq!(last["totalTokenCount"], 2 + 4 + 3);
+        assert_eq!(values[2]["usageMetadata"]["candidatesTokenCount"], 2);
     }
 
     #[test]

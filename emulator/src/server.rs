@@ -6,7 +6,7 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response};
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::errors::ApiError;
 use crate::http::{error_response, method_not_allowed, percent_decode, Body, CloseConnection};
+use crate::method::Method;
 use crate::state::Shared;
 use crate::{api, control};
 
@@ -66,41 +67,59 @@ async fn route(
     if let Some(endpoint) = path.strip_prefix("/_emulator/") {
         return control::handle(&shared, request, endpoint).await;
     }
-    match ModelCall::parse(&path) {
-        Some(call) if call.method == "generateContent" => {
-            if request.method() != Method::POST {
-                return Ok(method_not_allowed(request.method().as_str(), &path, "POST"));
-            }
-            api::generate_content(shared, request, call.version, &call.model).await
-        }
-        _ => Ok(error_response(&ApiError::no_such_path(&path))),
+    let Some(call) = ModelCall::parse(&path) else {
+        return Ok(error_response(&ApiError::no_such_path(&path)));
+    };
+    let (expected, allowed) = match call.method {
+        Method::ListModels | Method::GetModel => (hyper::Method::GET, "GET"),
+        _ => (hyper::Method::POST, "POST"),
+    };
+    if request.method() != expected {
+        return Ok(method_not_allowed(
+            request.method().as_str(),
+            &path,
+            allowed,
+        ));
     }
+    api::handle(shared, request, call.version, &call.model, call.method).await
 }
 
-/// A path of the form `/{version}/models/{model}:{method}`.
+/// A path of the form `/{version}/models/{model}:{method}`, `/{version}/models/{model}` or
+/// `/{version}/models`.
 #[derive(Debug, PartialEq, Eq)]
 struct ModelCall {
     version: &'static str,
+    /// Empty for the list.
     model: String,
-    method: String,
+    method: Method,
 }
 
 impl ModelCall {
     fn parse(path: &str) -> Option<ModelCall> {
         let (version, rest) = ["v1beta", "v1"].into_iter().find_map(|version| {
             let rest = path.strip_prefix('/')?.strip_prefix(version)?;
-            Some((version, rest.strip_prefix("/models/")?))
+            Some((version, rest.strip_prefix("/models")?))
         })?;
+        if rest.is_empty() || rest == "/" {
+            return Some(ModelCall {
+                version,
+                model: String::new(),
+                method: Method::ListModels,
+            });
+        }
         // Some clients escape the colon.
-        let rest = percent_decode(rest);
-        let (model, method) = rest.rsplit_once(':')?;
+        let rest = percent_decode(rest.strip_prefix('/')?);
+        let (model, method) = match rest.rsplit_once(':') {
+            Some((model, action)) => (model, Method::from_action(action)?),
+            None => (rest.as_str(), Method::GetModel),
+        };
         if model.is_empty() || model.contains('/') {
             return None;
         }
         Some(ModelCall {
             version,
             model: model.to_string(),
-            method: method.to_string(),
+            method,
         })
     }
 }
@@ -114,12 +133,21 @@ mod tests {
         let call = ModelCall::parse("/v1beta/models/gemini-2.5-flash:generateContent").unwrap();
         assert_eq!(call.version, "v1beta");
         assert_eq!(call.model, "gemini-2.5-flash");
-        assert_eq!(call.method, "generateContent");
-        let call = ModelCall::parse("/v1/models/m%3AgenerateContent").unwrap();
+        assert_eq!(call.method, Method::GenerateContent);
+        let call = ModelCall::parse("/v1/models/m%3AstreamGenerateContent").unwrap();
         assert_eq!((call.version, call.model.as_str()), ("v1", "m"));
+        assert_eq!(call.method, Method::StreamGenerateContent);
         assert_eq!(ModelCall::parse("/v2/models/m:generateContent"), None);
         assert_eq!(ModelCall::parse("/v1beta/models/:generateContent"), None);
         assert_eq!(ModelCall::parse("/v1beta/models/a/b:generateContent"), None);
-        assert_eq!(ModelCall::parse("/v1beta/models/gemini"), None);
+        assert_eq!(ModelCall::parse("/v1beta/models/m:nope"), None);
+        assert_eq!(ModelCall::parse("/v1beta/modelsx"), None);
+        let get = ModelCall::parse("/v1beta/models/gemini").unwrap();
+        assert_eq!(
+            (get.model.as_str(), get.method),
+            ("gemini", Method::GetModel)
+        );
+        let list = ModelCall::parse("/v1/models").unwrap();
+        assert_eq!((list.model.as_str(), list.method), ("", Method::ListModels));
     }
 }

@@ -97,7 +97,10 @@ fn reads_the_config_from_stdin() {
     let mut child = spawn(&["--config", "-"]);
     let mut stdin = child.stdin.take().unwrap();
     stdin
-        .write_all(br#"{"keys":[{"key":"k","label":"only"}]}"#)
+        .write_all(
+            br#"{"keys":[{"key":"k","label":"only","project":"p","daily_limit":3}],
+                 "clock":"2026-07-04T12:00:00-07:00"}"#,
+        )
         .unwrap();
     drop(stdin);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -108,7 +111,14 @@ fn reads_the_config_from_stdin() {
         .unwrap()
         .json()
         .unwrap();
-    assert!(stats["keys"]["only"].is_object(), "{stats}");
+    assert_eq!(stats["keys"]["only"]["project"], "p", "{stats}");
+    let clock: Value = client()
+        .get(format!("{url}/_emulator/clock"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(clock["pacific_date"], "2026-07-04", "{clock}");
     terminate(&mut child);
 }
 
@@ -139,11 +149,14 @@ fn bad_arguments_and_configs_exit_2_with_a_message() {
     std::fs::write(&bad, r#"{"keys":[{"key":"k"}]}"#).unwrap();
     let missing = dir.join("missing.json");
 
-    let cases: [(Vec<&str>, &str); 4] = [
+    let bad_clock = dir.join("bad-clock.json");
+    std::fs::write(&bad_clock, r#"{"keys":[],"clock":"noon"}"#).unwrap();
+    let cases: [(Vec<&str>, &str); 5] = [
         (vec!["--bogus"], "--bogus"),
         (vec!["--port", "seventy"], "seventy"),
         (vec!["--config", bad.to_str().unwrap()], "label"),
         (vec!["--config", missing.to_str().unwrap()], "missing.json"),
+        (vec!["--config", bad_clock.to_str().unwrap()], "`clock`"),
     ];
     for (args, expected) in cases {
         let output = Command::new(BIN).args(&args).output().unwrap();

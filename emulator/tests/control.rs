@@ -46,11 +46,19 @@ fn stats_and_log_match_the_library_snapshots() {
         json!({
             "total": 4, "unknown_key": 1, "missing_key": 1, "key_in_url": 0,
             "keys": {
-                "a": { "requests": 2, "ok": 1, "rate_limited": 1, "injected": 0,
+                "a": { "project": "a", "requests": 2, "ok": 1, "rate_limited": 1, "injected": 0,
                        "by_status": { "200": 1, "429": 1 } },
-                "b": { "requests": 0, "ok": 0, "rate_limited": 0, "injected": 0,
+                "b": { "project": "b", "requests": 0, "ok": 0, "rate_limited": 0, "injected": 0,
                        "by_status": {} },
-            }
+            },
+            "projects": {
+                "a": { "keys": ["a"], "models": { MODEL: {
+                    "requests": 2, "ok": 1, "rate_limited": 1, "input_tokens": 1,
+                    "in_window": 1, "tokens_in_window": 1, "today": 1,
+                } } },
+                "b": { "keys": ["b"], "models": {} },
+            },
+            "open_streams": 0,
         })
     );
     assert_eq!(
@@ -70,6 +78,12 @@ fn stats_and_log_match_the_library_snapshots() {
     let raw: Value = get(&emulator, "log").json().unwrap();
     assert!(raw[0]["t_ms"].is_f64());
     assert!(raw[2]["label"].is_null());
+    assert_eq!(raw[0]["project"], "a");
+    assert_eq!(raw[0]["method"], "generateContent");
+    assert_eq!(raw[0]["tokens"], 1);
+    // Rejected requests count no tokens; unknown keys have no project.
+    assert!(raw[1]["tokens"].is_null());
+    assert!(raw[2]["project"].is_null());
 }
 
 #[test]

@@ -183,8 +183,9 @@ fn unknown_paths_and_methods_are_json_errors() {
     let http = client();
     for path in [
         "/",
-        "/v1beta/models",
-        "/v1beta/models/m:countTokens",
+        "/v1beta/modelsx",
+        "/v1beta/models/m:nope",
+        "/v1beta/models/a/b",
         "/v2/models/m:generateContent",
         "/_emulator/nope",
     ] {
@@ -199,7 +200,13 @@ fn unknown_paths_and_methods_are_json_errors() {
     assert_eq!(response.headers()["allow"], "POST");
     let body: serde_json::Value = response.json().unwrap();
     error_of(405, &body);
-    // Only generateContent requests are counted.
+    let response = http
+        .post(format!("{}/v1/models", emulator.base_url()))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET");
+    // Only requests that reach an API method are counted.
     assert_eq!(emulator.stats().total, 0);
 }
 

@@ -55,3 +55,23 @@ pub fn detail<'a>(error: &'a Value, kind: &str) -> Option<&'a Value> {
         .iter()
         .find(|detail| detail["@type"] == wanted.as_str())
 }
+
+/// A POST of `body` to `model`:`method` with key `key` (API version v1beta); returns the
+/// status and JSON body.
+pub fn call(
+    emulator: &Emulator,
+    key: &str,
+    model: &str,
+    method: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let url = format!("{}/v1beta/models/{model}:{method}", emulator.base_url());
+    let response = client()
+        .post(url)
+        .header("x-goog-api-key", key)
+        .json(body)
+        .send()
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().unwrap())
+}
