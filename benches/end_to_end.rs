@@ -25,7 +25,6 @@
 //! Prints markdown.
 
 use gemini_emulator::{Emulator, EmulatorConfig, KeySpec};
-use gemini_rotator::clock;
 use gemini_rotator::ffi::{self, error::gr_status};
 use gemini_rotator::{CallOptions, Config, Pool};
 use std::ffi::{CStr, CString};
@@ -320,7 +319,7 @@ fn main() {
             name: "**Pool::generate**",
             call: Box::new(|_| {
                 let response = pool.generate(BODY, &options).expect("generate");
-                check(&response.body);
+                check(std::str::from_utf8(&response.body).expect("UTF-8"));
             }),
         },
         Variant {
@@ -373,9 +372,9 @@ fn main() {
             name: "diag: … + admission (try_lease, complete)",
             call: Box::new(|_| {
                 json_check();
-                let lease = pool.try_lease(clock::now_ms()).expect("admitted");
+                let lease = pool.try_lease(pool.now()).expect("admitted");
                 send(lease.key().secret(), true);
-                lease.complete(clock::now_ms());
+                lease.complete(pool.now()).expect("completed");
             }),
         });
     }

@@ -60,7 +60,7 @@ fn the_request_body_goes_through_untouched_and_the_key_only_in_a_header() {
     let body = r#"{ "futureField" : {"x":[1,2.50,"é"]},"contents":[{"parts":[{"text":"hi"}],"role":"user"}] }"#;
     let r = pool.generate(body, &CallOptions::default()).unwrap();
     assert_eq!(w.emu.last_body("free0").as_deref(), Some(body));
-    let answer: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(gemini_rotator::gemini::response_text(&answer), "echo: hi");
     let stats = w.stats();
     assert_eq!(stats["key_in_url"], 0);
@@ -264,7 +264,7 @@ fn statistics_name_keys_by_fingerprint_only() {
     let w = World::new("stats", 2, true, None, 60_000);
     let pool = w.pool(json!({}));
     ask(&pool).unwrap();
-    let json = gemini_rotator::metrics::snapshot_json(&pool);
+    let json = gemini_rotator::metrics::snapshot_json(&pool).unwrap();
     for key in w.free.iter().chain(w.paid.iter()) {
         assert!(!json.contains(key.as_str()));
         assert!(json.contains(&gemini_rotator::key::fingerprint(key)));

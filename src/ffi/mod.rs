@@ -203,7 +203,7 @@ pub unsafe extern "C" fn gr_stats_json(
         non_null(pool, "pool")?;
         non_null(out_json, "out_json")?;
         // SAFETY: a live pool from gr_pool_new.
-        let json = metrics::snapshot_json(unsafe { &(*pool).pool });
+        let json = metrics::snapshot_json(unsafe { &(*pool).pool })?;
         let json = to_c(json, "statistics")?;
         // SAFETY: checked non-NULL above.
         unsafe { *out_json = json };
@@ -253,7 +253,7 @@ pub unsafe extern "C" fn gr_metrics_prometheus(
         non_null(pool, "pool")?;
         non_null(out_text, "out_text")?;
         // SAFETY: a live pool from gr_pool_new.
-        let text = metrics::prometheus(&metrics::snapshot(unsafe { &(*pool).pool }));
+        let text = metrics::prometheus(&metrics::snapshot(unsafe { &(*pool).pool })?);
         let text = to_c(text, "metrics")?;
         // SAFETY: checked non-NULL above.
         unsafe { *out_text = text };

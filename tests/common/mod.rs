@@ -148,7 +148,7 @@ pub fn ask(pool: &Pool) -> Result<Response, Error> {
 
 /// The statistics of a key (by fingerprint) from the pool's snapshot.
 pub fn key_stats(pool: &Pool, key: &str) -> Value {
-    let stats: Value = serde_json::from_str(&gemini_rotator::metrics::snapshot_json(pool)).unwrap();
+    let stats: Value = serde_json::from_str(&gemini_rotator::metrics::snapshot_json(pool).unwrap()).unwrap();
     let fp = gemini_rotator::key::fingerprint(key);
     stats["keys"]
         .as_array()
@@ -160,7 +160,7 @@ pub fn key_stats(pool: &Pool, key: &str) -> Value {
 }
 
 pub fn pool_stats(pool: &Pool) -> Value {
-    let stats: Value = serde_json::from_str(&gemini_rotator::metrics::snapshot_json(pool)).unwrap();
+    let stats: Value = serde_json::from_str(&gemini_rotator::metrics::snapshot_json(pool).unwrap()).unwrap();
     stats["pool"].clone()
 }
 
