@@ -149,4 +149,3 @@ pub fn snapshot_json(pool: &Pool) -> Result<String, Error> {
     }
     Ok(value.to_string())
 }
-

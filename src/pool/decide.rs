@@ -182,9 +182,18 @@ mod tests {
     #[test]
     fn success_returns_and_the_callers_errors_and_timeouts_fail() {
         let p = Progress::start(1_000, 10_000, 0);
-        assert_eq!(next(&answer(Verdict::Success), &p, 1_500, 0, 0, &POLICY), Next::Return);
-        assert_eq!(next(&answer(Verdict::Caller), &p, 1_500, 0, 0, &POLICY), Next::Fail);
-        assert_eq!(next(&Happened::TimedOut, &p, 1_500, 0, 0, &POLICY), Next::Fail);
+        assert_eq!(
+            next(&answer(Verdict::Success), &p, 1_500, 0, 0, &POLICY),
+            Next::Return
+        );
+        assert_eq!(
+            next(&answer(Verdict::Caller), &p, 1_500, 0, 0, &POLICY),
+            Next::Fail
+        );
+        assert_eq!(
+            next(&Happened::TimedOut, &p, 1_500, 0, 0, &POLICY),
+            Next::Fail
+        );
     }
 
     #[test]
@@ -256,10 +265,17 @@ mod tests {
             );
         }
         p.retries = 3;
-        assert_eq!(next(&transient, &p, 2_000, 0, 5, &POLICY), Next::Fail, "spent");
+        assert_eq!(
+            next(&transient, &p, 2_000, 0, 5, &POLICY),
+            Next::Fail,
+            "spent"
+        );
         let transport = Happened::Transport("connection reset".into());
         p.retries = 0;
-        assert_eq!(next(&transport, &p, 2_000, 0, 7, &POLICY), Next::RetryAfter(7));
+        assert_eq!(
+            next(&transport, &p, 2_000, 0, 7, &POLICY),
+            Next::RetryAfter(7)
+        );
     }
 
     #[test]
@@ -272,11 +288,20 @@ mod tests {
             ..POLICY
         };
         let transient = answer(Verdict::Transient);
-        assert_eq!(next(&transient, &p, 2_000, 0, 250, &policy), Next::RetryAfter(250));
-        assert_eq!(next(&transient, &p, 2_000, 0, 251, &policy), Next::RetryAfter(0));
+        assert_eq!(
+            next(&transient, &p, 2_000, 0, 250, &policy),
+            Next::RetryAfter(250)
+        );
+        assert_eq!(
+            next(&transient, &p, 2_000, 0, 251, &policy),
+            Next::RetryAfter(0)
+        );
         // Deadline 11,000: a 250 ms backoff from 10,750 would reach it.
         assert_eq!(next(&transient, &p, 10_750, 0, 250, &policy), Next::Fail);
-        assert_eq!(next(&transient, &p, 10_749, 0, 250, &policy), Next::RetryAfter(250));
+        assert_eq!(
+            next(&transient, &p, 10_749, 0, 250, &policy),
+            Next::RetryAfter(250)
+        );
     }
 
     #[test]

@@ -191,10 +191,19 @@ impl Pool {
         Pool::with_clock(config, Arc::new(SystemClock))
     }
 
-    /// A pool whose store counts time on `clock`, and which waits by sleeping on it (tests
-    /// give it a `FakeClock`).
+    /// A pool whose store (the one `config.state` names) counts time on `clock`, and which
+    /// waits by sleeping on it (tests give it a `FakeClock`).
     pub fn with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Pool, Error> {
         let store = store::open(&config.state, clock.clone())?;
+        Pool::with_store(config, store, clock)
+    }
+
+    /// A pool on a store of the caller's (`config.state` is not used), waiting on `clock`.
+    pub fn with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Pool, Error> {
         let spec = |key: &ApiKey, tier: Tier| KeySpec {
             id: *key.id(),
             fingerprint: key.fingerprint().to_string(),
