@@ -112,6 +112,7 @@ impl<'p> Lease<'p> {
     }
 
     /// Marks the request finished at `now_ms` (a [`Pool::now`] time).
+    #[inline]
     pub fn complete(mut self, now_ms: u64) -> Result<(), Error> {
         match self.ticket.take() {
             Some(ticket) => self.key.record.complete(ticket, now_ms),
@@ -121,21 +122,29 @@ impl<'p> Lease<'p> {
 }
 
 impl Drop for Lease<'_> {
+    #[inline]
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
-            // A drop cannot hand an error to anyone: the store's failure is logged, and the
-            // slot frees itself after the in-flight allowance, as a dead process's does.
-            if let Err(e) = self.key.record.complete(ticket, self.pool.store.now()) {
-                log::event(
-                    Level::Error,
-                    "store_error",
-                    &[
-                        ("key", Str(self.key.key.fingerprint())),
-                        ("during", Str("complete")),
-                        ("error", Str(&e.to_string())),
-                    ],
-                );
-            }
+            self.complete_on_drop(ticket);
+        }
+    }
+}
+
+impl Lease<'_> {
+    /// A drop cannot hand an error to anyone: the store's failure is logged, and the slot
+    /// frees itself after the in-flight allowance, as a dead process's does.
+    #[inline(never)]
+    fn complete_on_drop(&self, ticket: Ticket) {
+        if let Err(e) = self.key.record.complete(ticket, self.pool.store.now()) {
+            log::event(
+                Level::Error,
+                "store_error",
+                &[
+                    ("key", Str(self.key.key.fingerprint())),
+                    ("during", Str("complete")),
+                    ("error", Str(&e.to_string())),
+                ],
+            );
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::limiter::Ticket;
 use crate::log::{self, Level, Value::Num, Value::Str};
 use crate::metrics::counters::{KeyCounter, PoolCounter};
 use crate::store::Refusal;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// How often a pool looks again at a key it found disabled (it may have been enabled again).
@@ -26,6 +26,24 @@ pub enum NoKey {
     Store(Error),
 }
 
+/// The position of the first key in `hints` whose hint is not ahead of `now`, lowering
+/// `earliest` to the hints passed over. A key that refused is not asked again before the time
+/// it named, and a disabled key not before `DISABLED_RECHECK_MS` later, so that a key enabled
+/// again (`gemini-rotator enable`) is taken back by running pools (`seen_disabled` remembers
+/// that it was disabled). The hints are one word per key in a dense local array, so passing
+/// over full keys is this tight loop, which touches no shared memory.
+#[inline]
+fn first_due(hints: &[AtomicU64], now: u64, earliest: &mut u64) -> Option<usize> {
+    for (i, hint) in hints.iter().enumerate() {
+        let hint = hint.load(Relaxed);
+        if now >= hint {
+            return Some(i);
+        }
+        *earliest = (*earliest).min(hint);
+    }
+    None
+}
+
 impl Pool {
     /// Chooses a key and admits the request on it at `now`, or says why none would.
     fn acquire(&self, now: u64) -> Result<Lease<'_>, NoKey> {
@@ -35,17 +53,18 @@ impl Pool {
             let cursor = self.record.next_cursor().map_err(NoKey::Store)?;
             let start = (cursor % k as u64) as usize;
             // From the cursor to the end, then from the start: no division per key.
-            for index in (start..k).chain(0..start) {
-                if let Some(ready) = self.held_back(index, now) {
-                    earliest = earliest.min(ready);
-                    continue;
-                }
-                let key = &self.free[index];
-                match self.try_key(index, key, now) {
-                    Ok(ticket) => return Ok(self.lease(key, ticket)),
-                    Err(Refusal::Until(ready)) => earliest = earliest.min(ready),
-                    Err(Refusal::Disabled(_)) => {}
-                    Err(Refusal::Store(e)) => return Err(NoKey::Store(e)),
+            for (from, to) in [(start, k), (0, start)] {
+                let mut index = from;
+                while let Some(found) = first_due(&self.hints[index..to], now, &mut earliest) {
+                    index += found;
+                    let key = &self.free[index];
+                    match self.try_key(index, key, now) {
+                        Ok(ticket) => return Ok(self.lease(key, ticket)),
+                        Err(Refusal::Until(ready)) => earliest = earliest.min(ready),
+                        Err(Refusal::Disabled(_)) => {}
+                        Err(Refusal::Store(e)) => return Err(NoKey::Store(e)),
+                    }
+                    index += 1;
                 }
             }
         }
@@ -89,12 +108,8 @@ impl Pool {
         }
     }
 
-    /// The hint of key `index` (free keys, then the paid key) if it is still ahead of `now`: a
-    /// key that refused is not asked again before the time it named, and a disabled key not
-    /// before `DISABLED_RECHECK_MS` later, so that a key enabled again (`gemini-rotator
-    /// enable`) is taken back by running pools (`seen_disabled` remembers that it was
-    /// disabled). The hints are one word per key in a dense local array, so passing over full
-    /// keys is a tight loop that touches no shared memory.
+    /// The hint of key `index` (free keys, then the paid key) if it is still ahead of `now`
+    /// (see [`first_due`]).
     #[inline]
     fn held_back(&self, index: usize, now: u64) -> Option<u64> {
         let hint = self.hints[index].load(Relaxed);
@@ -102,22 +117,37 @@ impl Pool {
     }
 
     /// Asks key `index` to admit; a refusal is counted and becomes the key's hint.
+    #[inline]
     fn try_key(&self, index: usize, key: &PoolKey, now: u64) -> Result<Ticket, Refusal> {
-        let result = key.record.try_admit(now);
-        let disabled = matches!(result, Err(Refusal::Disabled(_)));
+        match key.record.try_admit(now) {
+            Ok(ticket) => {
+                if self.seen_disabled[index].load(Relaxed) {
+                    self.seen_disabled[index].store(false, Relaxed);
+                }
+                Ok(ticket)
+            }
+            Err(refusal) => Err(self.refused(index, key, now, refusal)),
+        }
+    }
+
+    /// A refusal of key `index`: counted, and made its hint (off the admitting path).
+    #[cold]
+    #[inline(never)]
+    fn refused(&self, index: usize, key: &PoolKey, now: u64, refusal: Refusal) -> Refusal {
+        let disabled = matches!(refusal, Refusal::Disabled(_));
         if disabled != self.seen_disabled[index].load(Relaxed) {
             self.seen_disabled[index].store(disabled, Relaxed);
         }
-        let hint = match &result {
-            Ok(_) | Err(Refusal::Store(_)) => return result,
-            Err(Refusal::Until(ready)) => *ready,
-            Err(Refusal::Disabled(_)) => now.saturating_add(DISABLED_RECHECK_MS),
+        let hint = match refusal {
+            Refusal::Store(_) => return refusal,
+            Refusal::Until(ready) => ready,
+            Refusal::Disabled(_) => now.saturating_add(DISABLED_RECHECK_MS),
         };
         if let Err(e) = key.record.count(KeyCounter::Refused) {
-            return Err(Refusal::Store(e));
+            return Refusal::Store(e);
         }
         self.hints[index].store(hint, Relaxed);
-        result
+        refusal
     }
 
     /// Admits one request at `now_ms` (a [`Pool::now`] time) on the key the pool chooses, or
@@ -174,5 +204,25 @@ impl Pool {
             self.clock
                 .sleep(Duration::from_millis(ready.saturating_sub(now).max(1)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hints(values: &[u64]) -> Vec<AtomicU64> {
+        values.iter().map(|&v| AtomicU64::new(v)).collect()
+    }
+
+    #[test]
+    fn the_scan_stops_at_the_first_due_key_and_keeps_the_earliest_hint_passed() {
+        let mut earliest = u64::MAX;
+        assert_eq!(first_due(&hints(&[9, 7, 4, 0, 8]), 4, &mut earliest), Some(2));
+        assert_eq!(earliest, 7);
+        let mut earliest = u64::MAX;
+        assert_eq!(first_due(&hints(&[9, 7, 8]), 4, &mut earliest), None);
+        assert_eq!(earliest, 7);
+        assert_eq!(first_due(&hints(&[]), 4, &mut earliest), None);
     }
 }

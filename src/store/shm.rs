@@ -608,10 +608,6 @@ impl ShmStore {
             clock,
         })
     }
-
-    pub fn file(&self) -> &Arc<ShmFile> {
-        &self.file
-    }
 }
 
 impl Store for ShmStore {
