@@ -218,7 +218,10 @@ mod tests {
     #[test]
     fn the_scan_stops_at_the_first_due_key_and_keeps_the_earliest_hint_passed() {
         let mut earliest = u64::MAX;
-        assert_eq!(first_due(&hints(&[9, 7, 4, 0, 8]), 4, &mut earliest), Some(2));
+        assert_eq!(
+            first_due(&hints(&[9, 7, 4, 0, 8]), 4, &mut earliest),
+            Some(2)
+        );
         assert_eq!(earliest, 7);
         let mut earliest = u64::MAX;
         assert_eq!(first_due(&hints(&[9, 7, 8]), 4, &mut earliest), None);
