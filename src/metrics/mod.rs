@@ -1,6 +1,6 @@
 //! Statistics: what the pool counts ([`counters`]), a snapshot of every key's and the pool's
 //! state and counters as a serializable value (here), and its Prometheus exposition
-//! ([`exposition`]). Keys appear by fingerprint only.
+//! (`exposition`). Keys appear by fingerprint only.
 
 pub mod counters;
 mod exposition;

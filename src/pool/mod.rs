@@ -1,13 +1,13 @@
 //! The key pool: chooses a key for every request, sends it, and reacts to what the service says.
 //!
 //! A call is a loop of attempts, each in three steps that live apart:
-//! - [`select`]: choose a key and admit the request on it ([`Lease`]). Free keys in round-robin
+//! - `select`: choose a key and admit the request on it ([`Lease`]). Free keys in round-robin
 //!   from a shared cursor, skipping keys that are full, cooling down or disabled; the paid key
 //!   only when no free key can admit; otherwise [`Error::AllKeysRateLimited`] with the time
 //!   until the earliest key can admit again (or a wait for it, up to the call's `max_wait_ms`).
-//! - [`attempt`]: send on the leased key, classify the answer's status, read the body, and say
+//! - `attempt`: send on the leased key, classify the answer's status, read the body, and say
 //!   what happened. The lease is completed when it is dropped, once the answer is in.
-//! - [`decide`]: what next, a pure function of what happened and the time: return, retry after
+//! - `decide`: what next, a pure function of what happened and the time: return, retry after
 //!   a backoff (5xx and transport errors, exponential with full jitter, never held against the
 //!   key), move to another key (a 429 cools the key for the service's `retryDelay`, a per-day
 //!   quota until midnight Pacific time; a dead key is disabled), or fail (the caller's error).
