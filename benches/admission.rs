@@ -45,7 +45,7 @@ fn one_key(c: &mut Criterion) {
                 i += 1;
                 let now = 1 + i / PER_TICK;
                 let lease = p.try_lease(black_box(now)).expect("admitted");
-                lease.complete(now);
+                lease.complete(now).expect("completed");
             })
         });
         let p = Arc::new(pool(
@@ -84,7 +84,7 @@ fn two_threads(p: &Arc<gemini_rotator::Pool>, clock: &Arc<AtomicU64>, iters: u64
                     }
                     let now = clock.load(Relaxed);
                     match p.try_lease(black_box(now)) {
-                        Ok(lease) => lease.complete(now),
+                        Ok(lease) => lease.complete(now).expect("completed"),
                         Err(_) => refused += 1,
                     }
                 }
@@ -116,7 +116,7 @@ fn many_keys(c: &mut Criterion) {
             let filler = pool(&full, 64, 32, state, NO_HTTP);
             const FAR: u64 = 1 << 40;
             while let Ok(lease) = filler.try_lease(FAR) {
-                lease.complete(FAR);
+                lease.complete(FAR).expect("completed");
             }
             let p = pool(&all, 64, 32, state, NO_HTTP);
             // Warm the hints: every full key refuses once, as it would in steady state.
@@ -129,7 +129,7 @@ fn many_keys(c: &mut Criterion) {
                     i += 1;
                     let now = 1_000_000 + i;
                     let lease = p.try_lease(black_box(now)).expect("a free key admits");
-                    lease.complete(now);
+                    lease.complete(now).expect("completed");
                 })
             });
         }

@@ -25,7 +25,6 @@
 //! Prints markdown.
 
 use gemini_emulator::{Emulator, EmulatorConfig, KeySpec};
-use gemini_rotator::clock;
 use gemini_rotator::ffi::{self, error::gr_status};
 use gemini_rotator::{CallOptions, Config, Pool};
 use std::ffi::CString;
@@ -370,9 +369,9 @@ fn main() {
             name: "diag: … + admission (try_lease, complete)",
             call: Box::new(|_| {
                 json_check();
-                let lease = pool.try_lease(clock::now_ms()).expect("admitted");
+                let lease = pool.try_lease(pool.now()).expect("admitted");
                 send(lease.key().secret(), true);
-                lease.complete(clock::now_ms());
+                lease.complete(pool.now()).expect("completed");
             }),
         });
     }

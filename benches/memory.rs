@@ -8,7 +8,7 @@
 //! default limit (60 requests per 60 s): a key's record is a header and a ring of one 8-byte
 //! slot per unit of its limit. Prints markdown.
 
-use gemini_rotator::{clock, Config, Pool};
+use gemini_rotator::{Config, Pool};
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
@@ -57,10 +57,10 @@ fn child(n: usize, state: &str) {
     let file_after_pool = allocated(&path);
 
     // Fill every window: admissions at one instant until no key admits.
-    let now = clock::now_ms();
+    let now = pool.now();
     let mut admitted = 0u64;
     while let Ok(lease) = pool.try_lease(now) {
-        lease.complete(now);
+        lease.complete(now).expect("completed");
         admitted += 1;
     }
     assert_eq!(

@@ -1,12 +1,80 @@
-//! Time: the monotonic clock that admission runs on, and the Pacific-time midnight at which
-//! Gemini's per-day quotas reset.
+//! Time: the monotonic clock that admission runs on, the Pacific-time midnight at which
+//! Gemini's per-day quotas reset, and the [`Clock`] a pool reads them through.
 //!
 //! Admission times are milliseconds of `CLOCK_MONOTONIC`, which every process on a Linux host
 //! reads alike, so they can be compared across processes through shared memory. They are offset
 //! by one so that 0 never is a time (0 marks an empty slot) and so that a recorded stamp is never
 //! earlier than the instant it stands for (see `limiter`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where a pool gets the time and how it waits: the host's clocks ([`SystemClock`], the
+/// default), or a [`FakeClock`] that tests move by hand, so that waiting, backoff and
+/// cooldowns (a per-day one included) are tested without real sleeping.
+pub trait Clock: Send + Sync {
+    /// Monotonic milliseconds, never 0 (see [`now_ms`]).
+    fn now_ms(&self) -> u64;
+    /// Seconds since the Unix epoch on the wall clock (for the Pacific day).
+    fn unix_secs(&self) -> i64;
+    /// Waits `d`.
+    fn sleep(&self, d: Duration);
+}
+
+/// The host's clocks: `CLOCK_MONOTONIC`, the wall clock, and a real sleep.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+    fn unix_secs(&self) -> i64 {
+        unix_now_secs()
+    }
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d)
+    }
+}
+
+/// A clock that moves only when told to, or when someone sleeps on it (a sleep advances both
+/// times by its length at once): what waits for a key or backs off finishes at once, at
+/// exactly the time it would have woken.
+#[derive(Debug)]
+pub struct FakeClock {
+    ms: AtomicU64,
+    unix: AtomicI64,
+}
+
+impl FakeClock {
+    /// A clock showing `now_ms` (at least 1) on the monotonic clock and `unix_secs` on the wall.
+    pub fn new(now_ms: u64, unix_secs: i64) -> FakeClock {
+        FakeClock {
+            ms: AtomicU64::new(now_ms.max(1)),
+            unix: AtomicI64::new(unix_secs),
+        }
+    }
+
+    /// Moves both times forward by `ms` milliseconds (the wall clock by the whole seconds the
+    /// monotonic one crosses, so the two keep step).
+    pub fn advance(&self, ms: u64) {
+        let before = self.ms.fetch_add(ms, Relaxed);
+        let secs = (before + ms) / 1000 - before / 1000;
+        self.unix.fetch_add(secs as i64, Relaxed);
+    }
+}
+
+impl Clock for FakeClock {
+    fn now_ms(&self) -> u64 {
+        self.ms.load(Relaxed)
+    }
+    fn unix_secs(&self) -> i64 {
+        self.unix.load(Relaxed)
+    }
+    fn sleep(&self, d: Duration) {
+        self.advance(d.as_millis() as u64)
+    }
+}
 
 /// Milliseconds on the host's monotonic clock, plus one: `floor(t_ms) + 1`.
 pub fn now_ms() -> u64 {
@@ -104,6 +172,18 @@ mod tests {
         let a = now_ms();
         let b = now_ms();
         assert!(a >= 1 && b >= a);
+    }
+
+    #[test]
+    fn a_fake_clock_moves_only_when_told_or_slept_on() {
+        let c = FakeClock::new(1_500, 1_000);
+        assert_eq!((c.now_ms(), c.unix_secs()), (1_500, 1_000));
+        c.advance(400);
+        assert_eq!((c.now_ms(), c.unix_secs()), (1_900, 1_000));
+        c.sleep(Duration::from_millis(200));
+        assert_eq!((c.now_ms(), c.unix_secs()), (2_100, 1_001));
+        c.sleep(Duration::from_secs(86_400));
+        assert_eq!(c.unix_secs(), 87_401);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! about the key that received it, and the text of a response. Requests and successful responses
 //! pass through untouched, so every current and future API field works.
 
-use crate::store::DisabledReason;
+use crate::health::DisabledReason;
 use serde_json::Value;
 
 /// `{"error": {"code", "message", "status", "details"}}`, or that object wrapped in an array (the
@@ -16,8 +16,8 @@ pub struct ErrorBody {
 }
 
 impl ErrorBody {
-    pub fn parse(body: &str) -> Option<ErrorBody> {
-        let value: Value = serde_json::from_str(body).ok()?;
+    pub fn parse(body: &[u8]) -> Option<ErrorBody> {
+        let value: Value = serde_json::from_slice(body).ok()?;
         let outer = match &value {
             Value::Array(items) => items.first()?,
             other => other,
@@ -202,7 +202,7 @@ mod tests {
     use serde_json::json;
 
     fn body(v: Value) -> ErrorBody {
-        ErrorBody::parse(&v.to_string()).unwrap()
+        ErrorBody::parse(v.to_string().as_bytes()).unwrap()
     }
 
     #[test]
@@ -314,9 +314,9 @@ mod tests {
 
     #[test]
     fn array_wrapped_errors_parse() {
-        let e = ErrorBody::parse(r#"[{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}]"#).unwrap();
+        let e = ErrorBody::parse(br#"[{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}]"#).unwrap();
         assert_eq!((e.code, e.status.as_str()), (503, "UNAVAILABLE"));
-        assert!(ErrorBody::parse("<html>bad gateway</html>").is_none());
+        assert!(ErrorBody::parse(b"<html>bad gateway</html>").is_none());
     }
 
     #[test]

@@ -7,20 +7,43 @@
 //! thread that does not exist in the child).
 
 use crate::key::ApiKey;
+use bytes::Bytes;
 use std::sync::atomic::{
     AtomicPtr, AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
 };
 use std::time::Duration;
 
-/// What one HTTP attempt came back with.
+/// Why an HTTP exchange brought no answer.
 #[derive(Debug)]
-pub enum Outcome {
-    /// The service answered (any status).
-    Answer { status: u16, body: String },
+pub enum Failure {
     /// No answer within the time given.
     Timeout,
-    /// No answer: connecting, sending or reading failed.
+    /// Connecting, sending or reading failed.
     Transport(String),
+}
+
+/// The service's answer once its status is in: the body is read separately
+/// ([`Answer::read_body`]), so that a caller can look at the status first (and a stream can
+/// be read as it comes).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    response: reqwest::blocking::Response,
+}
+
+impl Answer {
+    /// The whole body, as the service sent it (no decoding).
+    pub fn read_body(self) -> Result<Bytes, Failure> {
+        self.response.bytes().map_err(|e| failure(&e))
+    }
+}
+
+fn failure(e: &reqwest::Error) -> Failure {
+    if e.is_timeout() {
+        Failure::Timeout
+    } else {
+        Failure::Transport(chain(e))
+    }
 }
 
 struct Slot {
@@ -120,40 +143,37 @@ impl Http {
         reqwest::Url::parse(&url).map_err(|e| format!("cannot build the request URL: {e}"))
     }
 
-    /// POSTs `body` (the caller's JSON, untouched) to `model`'s `generateContent` with `key`.
-    pub fn generate(&self, key: &ApiKey, model: &str, body: &str, timeout: Duration) -> Outcome {
-        let client = match self.client() {
-            Ok(c) => c,
-            Err(e) => return Outcome::Transport(e),
-        };
+    /// POSTs `body` (the caller's JSON, untouched; shared, not copied) to `model`'s
+    /// `generateContent` with `key`, and waits for the answer's status.
+    pub fn send(
+        &self,
+        key: &ApiKey,
+        model: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Answer, Failure> {
+        let client = self.client().map_err(Failure::Transport)?;
         let Ok(mut secret) = reqwest::header::HeaderValue::from_str(key.secret()) else {
             // Configuration checks keys for header-safe characters; this cannot happen.
-            return Outcome::Transport("the key cannot be sent in an HTTP header".into());
+            return Err(Failure::Transport(
+                "the key cannot be sent in an HTTP header".into(),
+            ));
         };
         // Marked sensitive: never printed by the HTTP stack's debug output.
         secret.set_sensitive(true);
-        let url = match self.generate_url(model) {
-            Ok(url) => url,
-            Err(e) => return Outcome::Transport(e),
-        };
-        let sent = client
+        let url = self.generate_url(model).map_err(Failure::Transport)?;
+        let response = client
             .post(url)
             .header("x-goog-api-key", secret)
             .header("content-type", "application/json")
             .timeout(timeout)
-            .body(body.to_owned())
-            .send();
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) if e.is_timeout() => return Outcome::Timeout,
-            Err(e) => return Outcome::Transport(chain(&e)),
-        };
-        let status = response.status().as_u16();
-        match response.text() {
-            Ok(body) => Outcome::Answer { status, body },
-            Err(e) if e.is_timeout() => Outcome::Timeout,
-            Err(e) => Outcome::Transport(chain(&e)),
-        }
+            .body(body)
+            .send()
+            .map_err(|e| failure(&e))?;
+        Ok(Answer {
+            status: response.status().as_u16(),
+            response,
+        })
     }
 }
 

@@ -39,11 +39,21 @@ pub struct Window<'a> {
     pub max_inflight_ms: u64,
 }
 
-/// Proof of an admission, to be handed back to [`Window::complete`].
+/// Proof of an admission, to be handed back to the store that made it (here:
+/// [`Window::complete`]). Its two words mean what the store that made it says: a store outside
+/// this crate makes its own with [`Ticket::new`]. For a [`Window`], `seq` is the admission's
+/// number (its slot is `seq mod limit`) and `record` the in-flight record it wrote there, which
+/// completion replaces only if it is still there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ticket {
     pub seq: u64,
-    record: u64,
+    pub record: u64,
+}
+
+impl Ticket {
+    pub const fn new(seq: u64, record: u64) -> Ticket {
+        Ticket { seq, record }
+    }
 }
 
 /// What a window holds right now.

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use gemini_rotator::{CallOptions, Error};
+use gemini_rotator::{CallOptions, Error, NoKey};
 use serde_json::json;
 
 fn api_error(e: &Error) -> (u16, String) {
@@ -289,15 +289,19 @@ fn a_key_enabled_again_is_taken_back_by_running_pools_within_ten_seconds() {
         ask(&pool).unwrap_err(),
         Error::NoUsableKeys { .. }
     ));
-    let now = gemini_rotator::clock::now_ms();
-    assert_eq!(pool.try_lease(now).err(), Some(u64::MAX), "disabled: never");
+    let now = pool.now();
+    assert_eq!(
+        pool.try_lease(now).err(),
+        Some(NoKey::AllDisabled),
+        "disabled: never"
+    );
     // An operator enables it (what `gemini-rotator enable` does, in the shared file).
     let key = pool.keys().next().unwrap();
     assert_eq!(
-        key.record.enable().map(|r| r.as_str()),
+        key.record.enable().unwrap().map(|r| r.as_str()),
         Some("SERVICE_DISABLED")
     );
     // This pool still holds it back for a while, then asks the record again.
-    assert_eq!(pool.try_lease(now + 5_000).err(), Some(u64::MAX));
+    assert_eq!(pool.try_lease(now + 5_000).err(), Some(NoKey::AllDisabled));
     assert!(pool.try_lease(now + 10_001).is_ok());
 }

@@ -68,7 +68,8 @@ fn samples(text: &str) -> Vec<(String, f64)> {
 fn the_prometheus_exposition_says_the_same() {
     let w = World::new("obs-prom", 3, true, None, 60_000);
     let pool = scripted_workload(&w);
-    let text = gemini_rotator::metrics::prometheus(&gemini_rotator::metrics::snapshot(&pool));
+    let text =
+        gemini_rotator::metrics::prometheus(&gemini_rotator::metrics::snapshot(&pool).unwrap());
     for key in w.free.iter().chain(w.paid.iter()) {
         assert!(!text.contains(key.as_str()), "a key in the exposition");
     }

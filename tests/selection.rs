@@ -264,7 +264,7 @@ fn statistics_name_keys_by_fingerprint_only() {
     let w = World::new("stats", 2, true, None, 60_000);
     let pool = w.pool(json!({}));
     ask(&pool).unwrap();
-    let json = gemini_rotator::metrics::snapshot_json(&pool);
+    let json = gemini_rotator::metrics::snapshot_json(&pool).unwrap();
     for key in w.free.iter().chain(w.paid.iter()) {
         assert!(!json.contains(key.as_str()));
         assert!(json.contains(&gemini_rotator::key::fingerprint(key)));

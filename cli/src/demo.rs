@@ -79,7 +79,10 @@ pub fn run(args: &[String]) -> Result<(), Usage> {
         }
     }
     println!("\nFirst round took {burst_ms} ms, both {total_ms} ms.\n");
-    print!("{}", stats_table(&gemini_rotator::metrics::snapshot(&pool)));
+    print!(
+        "{}",
+        stats_table(&gemini_rotator::metrics::snapshot(&pool)?)
+    );
 
     let emu_stats = serde_json::to_value(emu.stats()).unwrap_or_default();
     let upstream_429: u64 = emu_stats["keys"]

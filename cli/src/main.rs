@@ -8,8 +8,13 @@
 
 mod demo;
 
+use gemini_rotator::clock::SystemClock;
+use gemini_rotator::store::shm::ShmStore;
+use gemini_rotator::store::{Enabled, Store};
 use gemini_rotator::{gemini, metrics, CallOptions, Pool};
+use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 const USAGE: &str = "\
 Usage: gemini-rotator <command> [options]
@@ -193,7 +198,11 @@ fn generate(args: &[String]) -> Result<(), Usage> {
     };
     let response = pool.generate(&body.to_string(), &options)?;
     if args.iter().any(|a| a == "--json") {
-        println!("{}", String::from_utf8_lossy(&response.body));
+        // The answer as received, byte for byte.
+        let mut out = std::io::stdout().lock();
+        out.write_all(&response.body)
+            .and_then(|()| out.write_all(b"\n"))
+            .map_err(|e| Usage(format!("cannot write the answer: {e}")))?;
     } else {
         let value: serde_json::Value = serde_json::from_slice(&response.body)
             .map_err(|e| Usage(format!("the service's answer is not JSON: {e}")))?;
@@ -217,9 +226,9 @@ fn stats(args: &[String]) -> Result<(), Usage> {
         return stats_all(has("--json"));
     }
     let pool = Pool::from_env()?;
-    let snapshot = metrics::snapshot(&pool);
+    let snapshot = metrics::snapshot(&pool)?;
     if has("--json") {
-        println!("{}", metrics::snapshot_json(&pool));
+        println!("{}", metrics::snapshot_json(&pool)?);
     } else if has("--prometheus") {
         print!("{}", metrics::prometheus(&snapshot));
     } else {
@@ -230,38 +239,30 @@ fn stats(args: &[String]) -> Result<(), Usage> {
 
 /// Every key in the host's state file, whichever pool or process registered it.
 fn stats_all(json: bool) -> Result<(), Usage> {
-    let (path, file) = state_file("stats --all")?;
-    let now = gemini_rotator::clock::now_ms();
-    let keys: Vec<_> = file
-        .keys()
+    let store = shared_store("stats --all")?;
+    let now = store.now();
+    let keys: Vec<_> = store
+        .all_keys()?
         .iter()
-        .map(|(id, cell)| metrics::key_stats(gemini_rotator::key::fingerprint_of_id(id), cell, now))
+        .map(|k| metrics::key_stats(k.fingerprint.clone(), &k.snapshot, now))
         .collect();
     if json {
         println!("{}", serde_json::to_string(&keys).unwrap_or_default());
     } else {
         println!(
             "State file {} ({} keys, {} KiB of records)",
-            path.display(),
+            store.describe().trim_start_matches("shm:"),
             keys.len(),
-            file.used_bytes() / 1024
+            store.used_bytes().unwrap_or(0) / 1024
         );
         print!("{}", demo::key_table(&keys));
     }
     Ok(())
 }
 
-/// The host's shared state file, as GEMINI_ROTATOR_STATE names it, for commands that work on
-/// the file itself.
-fn state_file(
-    what: &str,
-) -> Result<
-    (
-        std::path::PathBuf,
-        std::sync::Arc<gemini_rotator::store::shm::ShmFile>,
-    ),
-    Usage,
-> {
+/// The host's shared state, in the file GEMINI_ROTATOR_STATE names, for commands that work on
+/// every key in it rather than on one pool's.
+fn shared_store(what: &str) -> Result<ShmStore, Usage> {
     let path = match std::env::var("GEMINI_ROTATOR_STATE")
         .ok()
         .as_deref()
@@ -277,8 +278,7 @@ fn state_file(
             }
         },
     };
-    let file = gemini_rotator::store::shm::ShmFile::open(&path)?;
-    Ok((path, file))
+    Ok(ShmStore::open(&path, Arc::new(SystemClock))?)
 }
 
 /// Takes a disabled (or cooling) key back into service, host-wide.
@@ -288,23 +288,21 @@ fn enable(args: &[String]) -> Result<(), Usage> {
             "enable takes one key fingerprint (see `gemini-rotator stats`)".into(),
         ));
     };
-    let (path, file) = state_file("enable")?;
-    let found = file
-        .keys()
-        .into_iter()
-        .find(|(id, _)| gemini_rotator::key::fingerprint_of_id(id) == *fingerprint);
-    let Some((_, cell)) = found else {
-        return Err(Usage(format!(
-            "no key with fingerprint {fingerprint:?} in {}",
-            path.display()
-        )));
-    };
-    match cell.enable() {
-        Some(reason) => println!(
+    let store = shared_store("enable")?;
+    match store.enable(fingerprint)? {
+        Enabled::NoSuchKey => {
+            return Err(Usage(format!(
+                "no key with fingerprint {fingerprint:?} in {}",
+                store.describe().trim_start_matches("shm:")
+            )))
+        }
+        Enabled::Enabled { was: Some(reason) } => println!(
             "key {fingerprint} enabled (it was disabled: {})",
             reason.as_str()
         ),
-        None => println!("key {fingerprint} was not disabled; its cooldown, if any, is cleared"),
+        Enabled::Enabled { was: None } => {
+            println!("key {fingerprint} was not disabled; its cooldown, if any, is cleared")
+        }
     }
     println!("running pools take it back within 10 s");
     Ok(())

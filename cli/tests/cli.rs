@@ -102,7 +102,7 @@ fn enable_takes_a_disabled_key_back_host_wide() {
     let fp = gemini_rotator::key::fingerprint(&key);
     let disabled = |p: &Pool| {
         let s: serde_json::Value =
-            serde_json::from_str(&gemini_rotator::metrics::snapshot_json(p)).unwrap();
+            serde_json::from_str(&gemini_rotator::metrics::snapshot_json(p).unwrap()).unwrap();
         s["keys"]
             .as_array()
             .unwrap()

@@ -178,7 +178,7 @@ pub unsafe extern "C" fn gr_stats_json(
         // SAFETY (both): per the contract above.
         let pool = unsafe { try_ref(pool, "pool")? };
         let out_json = unsafe { Out::new(out_json, "out_json")? };
-        out_json.write_string(metrics::snapshot_json(&pool.pool), "statistics")
+        out_json.write_string(metrics::snapshot_json(&pool.pool)?, "statistics")
     })
 }
 
@@ -222,7 +222,7 @@ pub unsafe extern "C" fn gr_metrics_prometheus(
         let pool = unsafe { try_ref(pool, "pool")? };
         let out_text = unsafe { Out::new(out_text, "out_text")? };
         out_text.write_string(
-            metrics::prometheus(&metrics::snapshot(&pool.pool)),
+            metrics::prometheus(&metrics::snapshot(&pool.pool)?),
             "metrics",
         )
     })

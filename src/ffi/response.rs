@@ -24,7 +24,8 @@ pub struct gr_response {
 
 impl gr_response {
     pub fn new(response: Response) -> gr_response {
-        let mut body = response.body;
+        // One copy at most (none when the body's buffer is not shared), then the NUL.
+        let mut body = Vec::from(response.body);
         body.push(0);
         gr_response {
             body,
@@ -106,7 +107,7 @@ mod tests {
     fn the_body_is_pointer_and_length_with_nul_bytes_as_data() {
         let answer = b"{\"a\":\"x\0y\"}\0tail".to_vec();
         let handle = into_handle(gr_response::new(Response {
-            body: answer.clone(),
+            body: answer.clone().into(),
             key_fingerprint: "0123456789ab".into(),
             attempts: 2,
         }));

@@ -2,7 +2,15 @@
 //! so the same code runs on heap memory (this process) and on a shared mapping (every process on
 //! the host). Word positions are part of the shared file's format: append, never reorder.
 
-use crate::limiter::Window;
+use super::{KeySnapshot, PoolSnapshot, Refusal};
+use crate::error::Error;
+use crate::health::{CooldownCause, DisabledReason};
+use crate::key::Tier;
+use crate::limiter::{Ticket, Window};
+use crate::metrics::counters::{
+    latency_bucket, KeyCounter, PoolCounter, KEY_COUNTERS, LATENCY_BUCKETS_S, POOL_COUNTERS,
+};
+use crate::quota::Quota;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -18,131 +26,19 @@ pub(crate) const K_COOLDOWN: usize = 4;
 // Word 5 is unused (it held the cooldown's cause before the cause moved into `K_COOLDOWN`).
 pub(crate) const K_DISABLED: usize = 6;
 pub(crate) const K_TIER: usize = 7;
+/// The key's counters (`KeyCounter`), one word each.
 pub(crate) const K_COUNTERS: usize = 8;
 
-/// Per-key counters, in the order of their words after `K_COUNTERS`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(usize)]
-pub enum KeyCounter {
-    /// Requests this key was chosen for (every attempt).
-    Admitted,
-    /// 2xx answers.
-    Succeeded,
-    /// Times the key's limiter, cooldown or disabled flag turned a request away (a process
-    /// then skips the key without asking until the time it named, so skips are not counted).
-    Refused,
-    /// 429 answers from the service.
-    Upstream429,
-    /// 400 API_KEY_INVALID answers.
-    InvalidKey,
-    /// 403 PERMISSION_DENIED answers.
-    PermissionDenied,
-    /// 500/502/503/504 answers.
-    ServerError,
-    /// Connection-level failures.
-    Transport,
-    /// Attempts that ran out of time.
-    Timeout,
-    /// Other 4xx answers (the caller's request).
-    ClientError,
-    /// Attempts that were a retry after a transient failure.
-    Retries,
-}
-
-pub(crate) const KEY_COUNTERS: usize = 11;
 pub(crate) const KEY_HEADER_WORDS: usize = K_COUNTERS + KEY_COUNTERS;
 
 const COOLDOWN_SHIFT: u32 = 56;
 const COOLDOWN_MASK: u64 = (1 << COOLDOWN_SHIFT) - 1;
 
-/// Why a key is cooling down.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CooldownCause {
-    None = 0,
-    /// A per-minute (or unspecified) quota: back after `retryDelay`.
-    PerMinute = 1,
-    /// A per-day quota: back after midnight Pacific time.
-    PerDay = 2,
-}
-
-impl CooldownCause {
-    pub fn from_word(w: u64) -> CooldownCause {
-        match w {
-            1 => CooldownCause::PerMinute,
-            2 => CooldownCause::PerDay,
-            _ => CooldownCause::None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CooldownCause::None => "none",
-            CooldownCause::PerMinute => "per_minute",
-            CooldownCause::PerDay => "per_day",
-        }
-    }
-}
-
-/// Why a key was disabled (0 in the word: it is not).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DisabledReason {
-    ApiKeyInvalid = 1,
-    Leaked = 2,
-    ConsumerSuspended = 3,
-    ServiceDisabled = 4,
-    PermissionDenied = 5,
-}
-
-impl DisabledReason {
-    pub fn from_word(w: u64) -> Option<DisabledReason> {
-        Some(match w {
-            1 => DisabledReason::ApiKeyInvalid,
-            2 => DisabledReason::Leaked,
-            3 => DisabledReason::ConsumerSuspended,
-            4 => DisabledReason::ServiceDisabled,
-            5 => DisabledReason::PermissionDenied,
-            _ => return None,
-        })
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DisabledReason::ApiKeyInvalid => "API_KEY_INVALID",
-            DisabledReason::Leaked => "LEAKED",
-            DisabledReason::ConsumerSuspended => "CONSUMER_SUSPENDED",
-            DisabledReason::ServiceDisabled => "SERVICE_DISABLED",
-            DisabledReason::PermissionDenied => "PERMISSION_DENIED",
-        }
-    }
-}
-
 // Pool record words.
 pub(crate) const P_CURSOR: usize = 0;
+/// The pool's counters (`PoolCounter`), one word each, then the latency histogram's buckets.
 pub(crate) const P_COUNTERS: usize = 1;
 
-/// Pool-wide counters, in the order of their words after `P_COUNTERS`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(usize)]
-pub enum PoolCounter {
-    /// Calls made through the pool.
-    Requests,
-    /// Calls that returned a response.
-    Succeeded,
-    /// Calls that returned an error.
-    Failed,
-    /// Attempts the paid key served because every free key was full.
-    PaidFallbacks,
-    /// Calls refused because no key could admit them.
-    Exhausted,
-    /// Upstream attempts timed, and their total in microseconds.
-    LatencyCount,
-    LatencySumMicros,
-}
-
-pub(crate) const POOL_COUNTERS: usize = 7;
-/// Upper bounds (seconds) of the upstream latency histogram's buckets; one more word counts the
-/// attempts above the last bound.
-pub(crate) const LATENCY_BUCKETS_S: [f64; 12] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
 pub(crate) const P_BUCKETS: usize = P_COUNTERS + POOL_COUNTERS;
 pub(crate) const POOL_WORDS: usize = P_BUCKETS + LATENCY_BUCKETS_S.len() + 1;
 
@@ -202,6 +98,19 @@ impl KeyCell {
 
     pub fn window_ms(&self) -> u64 {
         self.0.word(K_WINDOW_MS).load(Relaxed)
+    }
+
+    /// The quota the record was made for.
+    pub fn quota(&self) -> Quota {
+        Quota::requests_per_window(self.limit(), self.window_ms())
+    }
+
+    /// Raises the record's in-flight allowance to cover a pool's timeout: the longest any pool
+    /// using the key may take.
+    pub fn cover_timeout(&self, max_inflight_ms: u64) {
+        self.0
+            .word(K_MAX_INFLIGHT_MS)
+            .fetch_max(max_inflight_ms, Relaxed);
     }
 
     pub fn window(&self) -> Window<'_> {
@@ -269,10 +178,44 @@ impl KeyCell {
     }
 
     /// Writes a fresh record's constant header fields.
-    pub fn init(&self, limit: u64, window_ms: u64, tier: u64) {
-        self.0.word(K_LIMIT).store(limit, Relaxed);
-        self.0.word(K_WINDOW_MS).store(window_ms, Relaxed);
+    pub fn init(&self, quota: Quota, tier: Tier) {
+        self.0.word(K_LIMIT).store(quota.limit, Relaxed);
+        self.0.word(K_WINDOW_MS).store(quota.window_ms(), Relaxed);
+        let tier = match tier {
+            Tier::Free => 0,
+            Tier::Paid => 1,
+        };
         self.0.word(K_TIER).store(tier, Relaxed);
+    }
+
+    pub fn tier(&self) -> Tier {
+        if self.0.word(K_TIER).load(Relaxed) == 1 {
+            Tier::Paid
+        } else {
+            Tier::Free
+        }
+    }
+
+    pub fn disabled(&self) -> Option<DisabledReason> {
+        DisabledReason::from_word(self.0.word(K_DISABLED).load(Relaxed))
+    }
+
+    /// What the record holds at `now`.
+    pub fn snapshot(&self, now: u64) -> KeySnapshot {
+        let (cooldown_until, cooldown_cause) = self.cooldown();
+        let mut counters = [0; KEY_COUNTERS];
+        for (i, c) in counters.iter_mut().enumerate() {
+            *c = self.0.word(K_COUNTERS + i).load(Relaxed);
+        }
+        KeySnapshot {
+            tier: self.tier(),
+            quota: self.quota(),
+            usage: self.window().usage(now),
+            cooldown_until,
+            cooldown_cause,
+            disabled: self.disabled(),
+            counters,
+        }
     }
 }
 
@@ -296,12 +239,9 @@ impl PoolCell {
     pub fn observe_latency(&self, micros: u64) {
         self.add(PoolCounter::LatencyCount, 1);
         self.add(PoolCounter::LatencySumMicros, micros);
-        let secs = micros as f64 / 1e6;
-        let bucket = LATENCY_BUCKETS_S
-            .iter()
-            .position(|&b| secs <= b)
-            .unwrap_or(LATENCY_BUCKETS_S.len());
-        self.0.word(P_BUCKETS + bucket).fetch_add(1, Relaxed);
+        self.0
+            .word(P_BUCKETS + latency_bucket(micros))
+            .fetch_add(1, Relaxed);
     }
 
     /// Non-cumulative counts per bucket (the last is above the last bound).
@@ -312,89 +252,80 @@ impl PoolCell {
     }
 }
 
+// The stores here cannot fail once a record is found: every operation is a few atomics.
 impl super::KeyRecord for KeyCell {
-    fn try_admit(&self, now: u64) -> Result<crate::limiter::Ticket, u64> {
-        if self.0.word(K_DISABLED).load(Relaxed) != 0 {
-            return Err(u64::MAX);
+    #[inline]
+    fn try_admit(&self, now: u64) -> Result<Ticket, Refusal> {
+        if let Some(reason) = self.disabled() {
+            return Err(Refusal::Disabled(reason));
         }
         let (cool, _) = self.cooldown();
         if now < cool {
-            return Err(cool);
+            return Err(Refusal::Until(cool));
         }
-        self.window().try_admit(now)
+        self.window().try_admit(now).map_err(Refusal::Until)
     }
 
-    fn complete(&self, ticket: crate::limiter::Ticket, now: u64) {
+    fn complete(&self, ticket: Ticket, now: u64) -> Result<(), Error> {
         self.window().complete(ticket, now);
+        Ok(())
     }
 
-    fn cool_down(&self, until: u64, cause: CooldownCause) {
+    fn cool_down(&self, until: u64, cause: CooldownCause) -> Result<(), Error> {
         self.extend_cooldown(until, cause);
+        Ok(())
     }
 
-    fn disable(&self, reason: DisabledReason) {
+    fn disable(&self, reason: DisabledReason) -> Result<(), Error> {
         let _ = self
             .0
             .word(K_DISABLED)
             .compare_exchange(0, reason as u64, Relaxed, Relaxed);
+        Ok(())
     }
 
-    fn enable(&self) -> Option<DisabledReason> {
-        KeyCell::enable(self)
+    fn enable(&self) -> Result<Option<DisabledReason>, Error> {
+        Ok(KeyCell::enable(self))
     }
 
-    fn disabled(&self) -> Option<DisabledReason> {
-        DisabledReason::from_word(self.0.word(K_DISABLED).load(Relaxed))
+    fn disabled(&self) -> Result<Option<DisabledReason>, Error> {
+        Ok(KeyCell::disabled(self))
     }
 
-    fn count(&self, counter: KeyCounter) {
+    fn count(&self, counter: KeyCounter) -> Result<(), Error> {
         KeyCell::count(self, counter);
+        Ok(())
     }
 
-    fn snapshot(&self, now: u64) -> super::KeySnapshot {
-        let (cooldown_until, cooldown_cause) = self.cooldown();
-        let mut counters = [0; KEY_COUNTERS];
-        for (i, c) in counters.iter_mut().enumerate() {
-            *c = self.0.word(K_COUNTERS + i).load(Relaxed);
-        }
-        super::KeySnapshot {
-            tier: if self.0.word(K_TIER).load(Relaxed) == 1 {
-                crate::key::Tier::Paid
-            } else {
-                crate::key::Tier::Free
-            },
-            limit: self.limit(),
-            window_ms: self.window_ms(),
-            usage: self.window().usage(now),
-            cooldown_until,
-            cooldown_cause,
-            disabled: super::KeyRecord::disabled(self),
-            counters,
-        }
+    fn snapshot(&self, now: u64) -> Result<KeySnapshot, Error> {
+        Ok(KeyCell::snapshot(self, now))
     }
 }
 
 impl super::PoolRecord for PoolCell {
-    fn next_cursor(&self) -> u64 {
-        self.cursor().fetch_add(1, Relaxed)
+    #[inline]
+    fn next_cursor(&self) -> Result<u64, Error> {
+        Ok(self.cursor().fetch_add(1, Relaxed))
     }
 
-    fn add(&self, counter: PoolCounter, n: u64) {
+    fn add(&self, counter: PoolCounter, n: u64) -> Result<(), Error> {
         PoolCell::add(self, counter, n);
+        Ok(())
     }
 
-    fn observe_latency(&self, micros: u64) {
+    fn observe_latency(&self, micros: u64) -> Result<(), Error> {
         PoolCell::observe_latency(self, micros);
+        Ok(())
     }
 
-    fn snapshot(&self) -> super::PoolSnapshot {
+    fn snapshot(&self) -> Result<PoolSnapshot, Error> {
         let mut counters = [0; POOL_COUNTERS];
         for (i, c) in counters.iter_mut().enumerate() {
             *c = self.0.word(P_COUNTERS + i).load(Relaxed);
         }
-        super::PoolSnapshot {
+        Ok(PoolSnapshot {
             counters,
             latency_buckets: self.latency_buckets(),
-        }
+        })
     }
 }

@@ -2,11 +2,12 @@
 
 use super::layout::{KeyCell, PoolCell, Words, POOL_WORDS};
 use super::{
-    conflict, cover_timeout, in_use_token, same_limits, tier_word, InUse, KeyHandle, KeySpec,
-    PoolRecord, Store,
+    conflict, in_use_token, same_quota, Enabled, InUse, KeyHandle, KeySpec, PoolRecord, Store,
+    StoredKey,
 };
+use crate::clock::Clock;
 use crate::error::Error;
-use crate::key::KeyId;
+use crate::key::{fingerprint_of_id, KeyId};
 use once_cell::sync::Lazy;
 use std::collections::HashMap;
 use std::ptr::NonNull;
@@ -37,38 +38,48 @@ struct Entry {
 static KEYS: Lazy<Mutex<HashMap<KeyId, Entry>>> = Lazy::new(Default::default);
 static POOLS: Lazy<Mutex<HashMap<[u8; 16], PoolCell>>> = Lazy::new(Default::default);
 
-/// The in-process store.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct MemoryStore;
+fn keys() -> std::sync::MutexGuard<'static, HashMap<KeyId, Entry>> {
+    KEYS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The in-process store; its time is the clock it is given.
+#[derive(Clone)]
+pub struct MemoryStore {
+    clock: Arc<dyn Clock>,
+}
+
+impl MemoryStore {
+    pub fn new(clock: Arc<dyn Clock>) -> MemoryStore {
+        MemoryStore { clock }
+    }
+}
 
 impl Store for MemoryStore {
     fn key(&self, spec: &KeySpec) -> Result<KeyHandle, Error> {
-        let mut keys = KEYS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut keys = keys();
         if let Some(entry) = keys.get_mut(&spec.id) {
-            if same_limits(&entry.cell, spec) {
-                cover_timeout(&entry.cell, spec);
+            if same_quota(entry.cell.quota(), spec) {
+                entry.cell.cover_timeout(spec.max_inflight_ms);
                 return Ok(KeyHandle {
                     record: Arc::new(entry.cell.clone()),
                     in_use: in_use_token(&mut entry.users),
                 });
             }
             if entry.users.upgrade().is_some() {
-                let (limit, window) = (entry.cell.limit(), entry.cell.window_ms());
                 return Err(conflict(
                     spec,
-                    limit,
-                    window,
+                    entry.cell.quota(),
                     "another pool of this process",
                 ));
             }
         }
-        let cell = KeyCell(block_words(KeyCell::words_for(spec.limit)));
-        cell.init(spec.limit, spec.window_ms, tier_word(spec.tier));
+        let cell = KeyCell(block_words(KeyCell::words_for(spec.quota.limit)));
+        cell.init(spec.quota, spec.tier);
         if let Some(old) = keys.get(&spec.id) {
-            // A new limit for a key no pool uses any more: carry its window on.
-            cell.carry_over(&old.cell, crate::clock::now_ms());
+            // A new quota for a key no pool uses any more: carry its window on.
+            cell.carry_over(&old.cell, self.now());
         }
-        cover_timeout(&cell, spec);
+        cell.cover_timeout(spec.max_inflight_ms);
         let mut users = Weak::new();
         let in_use = in_use_token(&mut users);
         keys.insert(
@@ -92,6 +103,36 @@ impl Store for MemoryStore {
                 .or_insert_with(|| PoolCell(block_words(POOL_WORDS)))
                 .clone(),
         ))
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    fn all_keys(&self) -> Result<Vec<StoredKey>, Error> {
+        let now = self.now();
+        Ok(keys()
+            .iter()
+            .map(|(id, entry)| StoredKey {
+                id: *id,
+                fingerprint: fingerprint_of_id(id),
+                snapshot: entry.cell.snapshot(now),
+            })
+            .collect())
+    }
+
+    fn enable(&self, fingerprint: &str) -> Result<Enabled, Error> {
+        Ok(keys()
+            .iter()
+            .find(|(id, _)| fingerprint_of_id(id) == fingerprint)
+            .map_or(Enabled::NoSuchKey, |(_, entry)| Enabled::Enabled {
+                was: entry.cell.enable(),
+            }))
+    }
+
+    fn used_bytes(&self) -> Option<u64> {
+        let words: usize = keys().values().map(|e| e.cell.0.as_slice().len()).sum();
+        Some(words as u64 * 8)
     }
 
     fn describe(&self) -> String {

@@ -1,28 +1,34 @@
-//! Where key and pool state lives. A store hands out records of atomic words ([`layout`]); the
-//! limiter and the pool work on those records and never know which store made them.
+//! Where key and pool state lives, behind one seam: [`Store`] finds or creates records,
+//! [`KeyRecord`] holds a key's state (admit, complete, cool down, disable, count, read) and
+//! [`PoolRecord`] a pool's (the round-robin cursor and pool-wide counters). The pool knows
+//! nothing else, so a store outside this crate (Redis, with each operation a server-side
+//! script) can implement it for several hosts with the same guarantees:
 //!
+//! - one record per key, one per pool key set;
+//! - at most the key's [`Quota`] in any rolling window (`limiter`'s rule), counted on the
+//!   store's own clock ([`Store::now`]: every time a record sees is one of its values);
+//! - one quota per key among the pools that use it: a conflicting one is an error, never
+//!   silently merged ([`conflict`]);
+//! - every method may fail (a network store can), and a failure reaches the caller as an
+//!   [`Error`], never a panic; a refusal says why ([`Refusal`]).
+//!
+//! The stores here keep records as atomic words ([`layout`]), the same code on both:
 //! - [`memory::MemoryStore`]: this process only. Records are process-wide, so two pools that
 //!   share a key share its count.
 //! - [`shm::ShmStore`]: every process on the host, through a memory-mapped file (the default).
-//!
-//! The interface is [`Store`] (find or create records), [`KeyRecord`] (the operations on a
-//! key's state: admit, complete, cool down, disable, count, read) and [`PoolRecord`] (the
-//! round-robin cursor and pool-wide counters). The pool knows nothing else, so a store on a
-//! distributed engine (Redis, with each operation a server-side script) can implement the same
-//! guarantees for several hosts: one record per key, one per pool key set, at most the limit in
-//! any rolling window (`limiter`'s rule), and one limit per key among the pools that use it (a
-//! conflicting one is an error, never silently merged; see [`conflict`]). Both stores here
-//! implement the record traits with the same atomic words ([`layout`]).
 
 pub mod layout;
 pub mod memory;
 pub mod shm;
 
+use crate::clock::Clock;
+use crate::config::StateLocation;
 use crate::error::Error;
+use crate::health::{CooldownCause, DisabledReason};
 use crate::key::{KeyId, Tier};
-use crate::limiter::Ticket;
-pub use layout::{CooldownCause, DisabledReason, KeyCell, KeyCounter, PoolCell, PoolCounter};
-use std::sync::atomic::Ordering::Relaxed;
+use crate::limiter::{Ticket, Usage};
+use crate::metrics::counters::{KeyCounter, PoolCounter, KEY_COUNTERS, POOL_COUNTERS};
+use crate::quota::Quota;
 use std::sync::{Arc, Weak};
 
 /// What a pool asks of a key's record.
@@ -31,8 +37,7 @@ pub struct KeySpec {
     pub id: KeyId,
     pub fingerprint: String,
     pub tier: Tier,
-    pub limit: u64,
-    pub window_ms: u64,
+    pub quota: Quota,
     /// The longest a request through this pool can take; in-flight slots older than this plus
     /// the window are presumed abandoned.
     pub max_inflight_ms: u64,
@@ -40,6 +45,17 @@ pub struct KeySpec {
     /// "config field `window_ms`"), for errors.
     pub limit_setting: String,
     pub window_setting: String,
+}
+
+/// Why a key's record did not admit a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Full or cooling down: it may admit from this time on (a [`Store::now`] time).
+    Until(u64),
+    /// Disabled: it admits nothing until an operator enables it.
+    Disabled(DisabledReason),
+    /// The store could not say.
+    Store(Error),
 }
 
 /// A key's record, and the token that marks it in use by a pool of this process for as long
@@ -53,14 +69,13 @@ pub struct KeyHandle {
 #[derive(Clone, Debug)]
 pub struct KeySnapshot {
     pub tier: Tier,
-    pub limit: u64,
-    pub window_ms: u64,
-    pub usage: crate::limiter::Usage,
+    pub quota: Quota,
+    pub usage: Usage,
     /// The end of the key's cooldown (0: none ever) and its cause.
     pub cooldown_until: u64,
     pub cooldown_cause: CooldownCause,
     pub disabled: Option<DisabledReason>,
-    pub counters: [u64; layout::KEY_COUNTERS],
+    pub counters: [u64; KEY_COUNTERS],
 }
 
 impl KeySnapshot {
@@ -70,30 +85,31 @@ impl KeySnapshot {
 }
 
 /// The operations on a key's state, wherever it lives. Every method may be called from any
-/// thread (and, for shared stores, any process) at once.
+/// thread (and, for shared stores, any process) at once. Times are [`Store::now`] values.
 pub trait KeyRecord: Send + Sync {
-    /// Admits a request at `now`, or says when the key may admit again (`u64::MAX`: it is
-    /// disabled). A disabled or cooling key refuses; otherwise the rolling window decides.
-    fn try_admit(&self, now: u64) -> Result<Ticket, u64>;
+    /// Admits a request at `now`, or says why not. A disabled or cooling key refuses;
+    /// otherwise the rolling window decides.
+    fn try_admit(&self, now: u64) -> Result<Ticket, Refusal>;
     /// Marks an admitted request finished at `now` (the window counts from then).
-    fn complete(&self, ticket: Ticket, now: u64);
+    fn complete(&self, ticket: Ticket, now: u64) -> Result<(), Error>;
     /// Cools the key down until `until`, unless it already cools longer.
-    fn cool_down(&self, until: u64, cause: CooldownCause);
+    fn cool_down(&self, until: u64, cause: CooldownCause) -> Result<(), Error>;
     /// Disables the key; the first reason recorded stays.
-    fn disable(&self, reason: DisabledReason);
-    /// Takes the key back into service; says why it was disabled, if it was.
-    fn enable(&self) -> Option<DisabledReason>;
+    fn disable(&self, reason: DisabledReason) -> Result<(), Error>;
+    /// Takes the key back into service (and ends any cooldown); says why it was disabled, if
+    /// it was.
+    fn enable(&self) -> Result<Option<DisabledReason>, Error>;
     /// Why the key is disabled, if it is (without the cost of a whole snapshot).
-    fn disabled(&self) -> Option<DisabledReason>;
-    fn count(&self, counter: KeyCounter);
-    fn snapshot(&self, now: u64) -> KeySnapshot;
+    fn disabled(&self) -> Result<Option<DisabledReason>, Error>;
+    fn count(&self, counter: KeyCounter) -> Result<(), Error>;
+    fn snapshot(&self, now: u64) -> Result<KeySnapshot, Error>;
 }
 
 /// What a pool record holds at one moment.
 #[derive(Clone, Debug)]
 pub struct PoolSnapshot {
-    pub counters: [u64; layout::POOL_COUNTERS],
-    /// Non-cumulative attempts per latency bucket (`layout::LATENCY_BUCKETS_S`, then above).
+    pub counters: [u64; POOL_COUNTERS],
+    /// Non-cumulative attempts per latency bucket (`counters::LATENCY_BUCKETS_S`, then above).
     pub latency_buckets: Vec<u64>,
 }
 
@@ -106,10 +122,56 @@ impl PoolSnapshot {
 /// The shared part of a pool: its round-robin cursor and pool-wide counters.
 pub trait PoolRecord: Send + Sync {
     /// The cursor's value before this call moves it on by one.
-    fn next_cursor(&self) -> u64;
-    fn add(&self, counter: PoolCounter, n: u64);
-    fn observe_latency(&self, micros: u64);
-    fn snapshot(&self) -> PoolSnapshot;
+    fn next_cursor(&self) -> Result<u64, Error>;
+    fn add(&self, counter: PoolCounter, n: u64) -> Result<(), Error>;
+    fn observe_latency(&self, micros: u64) -> Result<(), Error>;
+    fn snapshot(&self) -> Result<PoolSnapshot, Error>;
+}
+
+/// A key record found in a store, by identity, whichever pool registered it.
+#[derive(Clone, Debug)]
+pub struct StoredKey {
+    pub id: KeyId,
+    pub fingerprint: String,
+    pub snapshot: KeySnapshot,
+}
+
+/// What [`Store::enable`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enabled {
+    /// No key of the store has that fingerprint.
+    NoSuchKey,
+    /// The key is in service now; it had been disabled for this reason, if at all.
+    Enabled { was: Option<DisabledReason> },
+}
+
+/// A place to keep key and pool records.
+pub trait Store: Send + Sync {
+    /// The record of a key, created on first use (see [`conflict`] for a changed quota).
+    fn key(&self, spec: &KeySpec) -> Result<KeyHandle, Error>;
+    /// The record of a pool's key set (its round-robin cursor and pool-wide counters).
+    fn pool(&self, id: &[u8; 16]) -> Result<Arc<dyn PoolRecord>, Error>;
+    /// The store's time, in milliseconds (never 0), which every record counts on: for the
+    /// stores here the host's monotonic clock (or the clock the pool was given); a store
+    /// shared by several hosts answers with its own (e.g. the server's, as measured against
+    /// the local clock when it was opened).
+    fn now(&self) -> u64;
+    /// Every key record in the store, whichever pool or process registered it.
+    fn all_keys(&self) -> Result<Vec<StoredKey>, Error>;
+    /// Takes the key with this fingerprint back into service, for every pool that uses it.
+    fn enable(&self, fingerprint: &str) -> Result<Enabled, Error>;
+    /// Bytes of records the store holds, where it can tell.
+    fn used_bytes(&self) -> Option<u64>;
+    /// `memory`, or where the shared state lives.
+    fn describe(&self) -> String;
+}
+
+/// The store a configuration names, counting time on `clock`.
+pub fn open(location: &StateLocation, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>, Error> {
+    Ok(match location {
+        StateLocation::Memory => Arc::new(memory::MemoryStore::new(clock)),
+        StateLocation::Shm(path) => Arc::new(shm::ShmStore::open(path, clock)?),
+    })
 }
 
 /// Held by every pool that uses a key; the store keeps a weak reference to know whether a
@@ -117,13 +179,15 @@ pub trait PoolRecord: Send + Sync {
 #[derive(Debug, Default)]
 pub struct InUse;
 
-/// One key, one limit: the rule when a pool configures a key whose record exists with another
-/// limit or window. While a pool of this process (or, for shared state, another process that
+/// One key, one quota: the rule when a pool configures a key whose record exists with
+/// another quota. While a pool of this process (or, for shared state, another process that
 /// registered the key and still runs) uses the record, the new configuration is refused with
-/// an error naming both; once nobody does, the record is made again with the new limit (its
-/// window history is dropped, since it was counted against the old limit).
-pub(crate) fn conflict(spec: &KeySpec, limit: u64, window: u64, holder: &str) -> Error {
-    let setting = if limit != spec.limit {
+/// this error, naming both; once nobody does, the record is made again with the new quota and
+/// carries the old window on (the newest records that can still count, up to the new limit;
+/// see `layout::KeyCell::carry_over`), so the change never lets more through in any window
+/// than the stricter of the two quotas would.
+pub fn conflict(spec: &KeySpec, existing: Quota, holder: &str) -> Error {
+    let setting = if existing.limit != spec.quota.limit {
         &spec.limit_setting
     } else {
         &spec.window_setting
@@ -131,24 +195,21 @@ pub(crate) fn conflict(spec: &KeySpec, limit: u64, window: u64, holder: &str) ->
     Error::config(
         setting.clone(),
         format!(
-            "key {} is in use by {holder} with {limit} requests per {window} ms, and this pool \
+            "key {} is in use by {holder} with {} requests per {} ms, and this pool \
              configures {} per {} ms; one key has one limit: configure the same values \
              everywhere it is used, or stop the processes that use the old ones",
-            spec.fingerprint, spec.limit, spec.window_ms
+            spec.fingerprint,
+            existing.limit,
+            existing.window_ms(),
+            spec.quota.limit,
+            spec.quota.window_ms()
         ),
     )
 }
 
-/// Whether a record was made for this limit and window.
-pub(crate) fn same_limits(cell: &KeyCell, spec: &KeySpec) -> bool {
-    cell.limit() == spec.limit && cell.window_ms() == spec.window_ms
-}
-
-/// Raises a record's in-flight allowance to cover this pool's timeout.
-pub(crate) fn cover_timeout(cell: &KeyCell, spec: &KeySpec) {
-    cell.0
-        .word(layout::K_MAX_INFLIGHT_MS)
-        .fetch_max(spec.max_inflight_ms, Relaxed);
+/// Whether a record made for `existing` serves this pool as it is.
+pub fn same_quota(existing: Quota, spec: &KeySpec) -> bool {
+    existing == spec.quota
 }
 
 /// The token of a key in a registry of this process: the live one, or a new one.
@@ -158,21 +219,4 @@ pub(crate) fn in_use_token(slot: &mut Weak<InUse>) -> Arc<InUse> {
         *slot = Arc::downgrade(&token);
         token
     })
-}
-
-/// A place to keep key and pool records.
-pub trait Store: Send + Sync {
-    /// The record of a key, created on first use (see [`conflict`] for a changed limit).
-    fn key(&self, spec: &KeySpec) -> Result<KeyHandle, Error>;
-    /// The record of a pool's key set (its round-robin cursor and pool-wide counters).
-    fn pool(&self, id: &[u8; 16]) -> Result<Arc<dyn PoolRecord>, Error>;
-    /// `memory`, or where the shared state lives.
-    fn describe(&self) -> String;
-}
-
-pub(crate) fn tier_word(tier: Tier) -> u64 {
-    match tier {
-        Tier::Free => 0,
-        Tier::Paid => 1,
-    }
 }

@@ -25,11 +25,12 @@
 
 use super::layout::{KeyCell, PoolCell, Words, KEY_HEADER_WORDS, POOL_WORDS};
 use super::{
-    conflict, cover_timeout, in_use_token, same_limits, tier_word, InUse, KeyHandle, KeySpec,
-    PoolRecord, Store,
+    conflict, in_use_token, same_quota, Enabled, InUse, KeyHandle, KeySpec, PoolRecord, Store,
+    StoredKey,
 };
+use crate::clock::Clock;
 use crate::error::Error;
-use crate::key::KeyId;
+use crate::key::{fingerprint_of_id, KeyId};
 use once_cell::sync::Lazy;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -591,21 +592,21 @@ fn read_at(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(done)
 }
 
-/// The shared store: records in a state file mapped by every process that uses it.
+/// The shared store: records in a state file mapped by every process that uses it. Its time
+/// is the clock it is given: `CLOCK_MONOTONIC`, which every process on the host reads alike,
+/// unless a test gives it a fake one.
 #[derive(Clone)]
 pub struct ShmStore {
     file: Arc<ShmFile>,
+    clock: Arc<dyn Clock>,
 }
 
 impl ShmStore {
-    pub fn open(path: &Path) -> Result<ShmStore, Error> {
+    pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<ShmStore, Error> {
         Ok(ShmStore {
             file: ShmFile::open(path)?,
+            clock,
         })
-    }
-
-    pub fn file(&self) -> &Arc<ShmFile> {
-        &self.file
     }
 }
 
@@ -625,8 +626,8 @@ impl Store for ShmStore {
             cell.fits().then_some(cell)
         };
         if let Some(cell) = f.find(KEYS, &spec.id).and_then(|(_, w)| usable(&w)) {
-            if same_limits(&cell, spec) {
-                cover_timeout(&cell, spec);
+            if same_quota(cell.quota(), spec) {
+                cell.cover_timeout(spec.max_inflight_ms);
                 let in_use = in_use_token(registry.users.entry(spec.id).or_default());
                 return Ok(KeyHandle {
                     record: Arc::new(cell),
@@ -635,9 +636,8 @@ impl Store for ShmStore {
             }
         }
         let file_lock = FileLock::take(&f.path)?;
-        let len = KeyCell::words_for(spec.limit);
-        let init =
-            |w: &Words| KeyCell(w.clone()).init(spec.limit, spec.window_ms, tier_word(spec.tier));
+        let len = KeyCell::words_for(spec.quota.limit);
+        let init = |w: &Words| KeyCell(w.clone()).init(spec.quota, spec.tier);
         let cell = match f.find(KEYS, &spec.id) {
             None => KeyCell(f.create(&file_lock.0, KEYS, &spec.id, len, init)?),
             Some((entry, words)) => {
@@ -650,33 +650,27 @@ impl Store for ShmStore {
                         ),
                     )
                 })?;
-                if same_limits(&old, spec) {
+                if same_quota(old.quota(), spec) {
                     old
                 } else {
-                    let (limit, window) = (old.limit(), old.window_ms());
+                    let existing = old.quota();
                     let in_use_here = registry
                         .users
                         .get(&spec.id)
                         .is_some_and(|u| u.strong_count() > 0);
                     if in_use_here {
-                        return Err(conflict(
-                            spec,
-                            limit,
-                            window,
-                            "another pool of this process",
-                        ));
+                        return Err(conflict(spec, existing, "another pool of this process"));
                     }
                     if !registry.key_lock(&f.path, libc::F_WRLCK, &spec.id, false)? {
                         return Err(conflict(
                             spec,
-                            limit,
-                            window,
+                            existing,
                             &format!("another running process ({})", self.describe()),
                         ));
                     }
                     let made = f.allocate(&file_lock.0, len).map(|(offset, words)| {
                         init(&words);
-                        KeyCell(words.clone()).carry_over(&old, crate::clock::now_ms());
+                        KeyCell(words.clone()).carry_over(&old, self.now());
                         f.publish(entry, &spec.id, offset, len);
                         KeyCell(words)
                     });
@@ -685,7 +679,7 @@ impl Store for ShmStore {
                 }
             }
         };
-        cover_timeout(&cell, spec);
+        cell.cover_timeout(spec.max_inflight_ms);
         let in_use = in_use_token(registry.users.entry(spec.id).or_default());
         Ok(KeyHandle {
             record: Arc::new(cell),
@@ -704,6 +698,39 @@ impl Store for ShmStore {
             None => f.create(&file_lock.0, POOLS, id, POOL_WORDS, |_| {})?,
         };
         Ok(Arc::new(PoolCell(words)))
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    fn all_keys(&self) -> Result<Vec<StoredKey>, Error> {
+        let now = self.now();
+        Ok(self
+            .file
+            .keys()
+            .into_iter()
+            .map(|(id, cell)| StoredKey {
+                id,
+                fingerprint: fingerprint_of_id(&id),
+                snapshot: cell.snapshot(now),
+            })
+            .collect())
+    }
+
+    fn enable(&self, fingerprint: &str) -> Result<Enabled, Error> {
+        Ok(self
+            .file
+            .keys()
+            .into_iter()
+            .find(|(id, _)| fingerprint_of_id(id) == fingerprint)
+            .map_or(Enabled::NoSuchKey, |(_, cell)| Enabled::Enabled {
+                was: cell.enable(),
+            }))
+    }
+
+    fn used_bytes(&self) -> Option<u64> {
+        Some(self.file.used_bytes())
     }
 
     fn describe(&self) -> String {

@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 use gemini_emulator::{Emulator, EmulatorConfig, Fault};
+use gemini_rotator::clock::FakeClock;
 use gemini_rotator::{CallOptions, Config, Error, Pool, Response};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Key strings unique to this test run and this test: key state is shared by every pool of the
 /// process (and the host), so tests must never reuse each other's keys.
@@ -103,6 +105,13 @@ impl World {
             .expect("pool")
     }
 
+    /// A pool of this world on a fake clock (its store counts time on it, and waiting sleeps
+    /// on it).
+    pub fn pool_on(&self, clock: &Arc<FakeClock>, overrides: Value) -> Pool {
+        let config = Config::from_json(&self.config_json(overrides)).expect("valid config");
+        Pool::with_clock(config, clock.clone()).expect("pool")
+    }
+
     pub fn fault(&self, fault: Value) {
         self.emu
             .add_fault(serde_json::from_value::<Fault>(fault).expect("fault"));
@@ -148,7 +157,8 @@ pub fn ask(pool: &Pool) -> Result<Response, Error> {
 
 /// The statistics of a key (by fingerprint) from the pool's snapshot.
 pub fn key_stats(pool: &Pool, key: &str) -> Value {
-    let stats: Value = serde_json::from_str(&gemini_rotator::metrics::snapshot_json(pool)).unwrap();
+    let stats: Value =
+        serde_json::from_str(&gemini_rotator::metrics::snapshot_json(pool).unwrap()).unwrap();
     let fp = gemini_rotator::key::fingerprint(key);
     stats["keys"]
         .as_array()
@@ -160,7 +170,8 @@ pub fn key_stats(pool: &Pool, key: &str) -> Value {
 }
 
 pub fn pool_stats(pool: &Pool) -> Value {
-    let stats: Value = serde_json::from_str(&gemini_rotator::metrics::snapshot_json(pool)).unwrap();
+    let stats: Value =
+        serde_json::from_str(&gemini_rotator::metrics::snapshot_json(pool).unwrap()).unwrap();
     stats["pool"].clone()
 }
 

@@ -1,0 +1,154 @@
+//! One attempt: send the request on a leased key, classify the answer, and say what happened.
+//!
+//! The attempt is two steps with a seam between them: sending and classifying the status
+//! (`Http::send`, which returns once the status is in), then reading the body
+//! (`Answer::read_body`). A streamed answer takes the seam: it keeps the lease (so that the
+//! key's window counts the request until the stream ends) and reads the body as it comes.
+
+use super::{Lease, Pool, PoolKey};
+use crate::error::{ApiError, Error};
+use crate::gemini::{classify, ErrorBody, Verdict};
+use crate::health::DisabledReason;
+use crate::http::Failure;
+use crate::key::redact;
+use crate::metrics::counters::KeyCounter;
+use bytes::Bytes;
+use std::time::{Duration, Instant};
+
+/// What one attempt came to.
+#[derive(Debug)]
+pub(crate) enum Happened {
+    /// The service answered: its status, body, error body (for a non-2xx status, if it is the
+    /// service's JSON error) and what that means.
+    Answered {
+        status: u16,
+        body: Bytes,
+        error: Option<ErrorBody>,
+        verdict: Verdict,
+    },
+    /// No answer within the call's remaining time.
+    TimedOut,
+    /// No answer: connecting, sending or reading failed (the message may quote a key: it is
+    /// redacted before anyone sees it).
+    Transport(String),
+}
+
+impl Happened {
+    fn answered(status: u16, body: Bytes) -> Happened {
+        let error = (!(200..300).contains(&status))
+            .then(|| ErrorBody::parse(&body))
+            .flatten();
+        let verdict = classify(status, error.as_ref());
+        Happened::Answered {
+            status,
+            body,
+            error,
+            verdict,
+        }
+    }
+
+    /// The key counter this outcome adds to.
+    fn counter(&self) -> KeyCounter {
+        match self {
+            Happened::TimedOut => KeyCounter::Timeout,
+            Happened::Transport(_) => KeyCounter::Transport,
+            Happened::Answered { verdict, .. } => match verdict {
+                Verdict::Success => KeyCounter::Succeeded,
+                Verdict::RateLimited { .. } => KeyCounter::Upstream429,
+                Verdict::KeyDead(DisabledReason::ApiKeyInvalid) => KeyCounter::InvalidKey,
+                Verdict::KeyDead(_) => KeyCounter::PermissionDenied,
+                Verdict::Transient => KeyCounter::ServerError,
+                Verdict::Caller => KeyCounter::ClientError,
+            },
+        }
+    }
+}
+
+impl Pool {
+    /// Sends `body` to `model` on the leased key within `remaining_ms`, counts the attempt on
+    /// the key and the pool, and completes the lease once the answer is in. `retry`: the
+    /// attempt retries a transient failure.
+    pub(super) fn attempt(
+        &self,
+        lease: Lease<'_>,
+        model: &str,
+        body: &Bytes,
+        remaining_ms: u64,
+        retry: bool,
+    ) -> Result<Happened, Error> {
+        let key = lease.pool_key();
+        key.record.count(KeyCounter::Admitted)?;
+        if retry {
+            key.record.count(KeyCounter::Retries)?;
+        }
+        let sent = Instant::now();
+        let answer = self
+            .http
+            .send(
+                &key.key,
+                model,
+                body.clone(),
+                Duration::from_millis(remaining_ms),
+            )
+            .and_then(|answer| {
+                // The seam: the status is in, the body not yet read.
+                let status = answer.status;
+                answer.read_body().map(|body| (status, body))
+            });
+        // The answer is in: the window counts the request from now.
+        drop(lease);
+        self.record
+            .observe_latency(sent.elapsed().as_micros() as u64)?;
+        let happened = match answer {
+            Ok((status, body)) => Happened::answered(status, body),
+            Err(Failure::Timeout) => Happened::TimedOut,
+            Err(Failure::Transport(message)) => Happened::Transport(message),
+        };
+        key.record.count(happened.counter())?;
+        Ok(happened)
+    }
+
+    /// The attempt's result for the caller: the body of a success, or the error that says
+    /// what went wrong (any key the service quoted redacted). `elapsed_ms`: the call's time so
+    /// far, for a timeout.
+    pub(super) fn result_of(
+        &self,
+        happened: Happened,
+        key: &PoolKey,
+        elapsed_ms: u64,
+    ) -> Result<Bytes, Error> {
+        let keys = || self.config.all_keys();
+        match happened {
+            Happened::Answered {
+                verdict: Verdict::Success,
+                body,
+                ..
+            } => Ok(body),
+            Happened::Answered {
+                status,
+                body,
+                error,
+                ..
+            } => {
+                let e = error.unwrap_or_default();
+                let message = if e.message.is_empty() {
+                    redact(String::from_utf8_lossy(&body).trim(), keys())
+                } else {
+                    redact(&e.message, keys())
+                };
+                Err(Error::Api(ApiError {
+                    http_status: status,
+                    rpc_status: e.status,
+                    message,
+                    key_fingerprint: Some(key.key.fingerprint().to_string()),
+                }))
+            }
+            Happened::TimedOut => Err(Error::Timeout {
+                after_ms: elapsed_ms,
+            }),
+            Happened::Transport(message) => Err(Error::Transport {
+                message: redact(&message, keys()),
+            }),
+        }
+    }
+}

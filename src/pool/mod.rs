@@ -1,0 +1,523 @@
+//! The key pool: chooses a key for every request, sends it, and reacts to what the service says.
+//!
+//! A call is a loop of attempts, each in three steps that live apart:
+//! - `select`: choose a key and admit the request on it ([`Lease`]). Free keys in round-robin
+//!   from a shared cursor, skipping keys that are full, cooling down or disabled; the paid key
+//!   only when no free key can admit; otherwise [`Error::AllKeysRateLimited`] with the time
+//!   until the earliest key can admit again (or a wait for it, up to the call's `max_wait_ms`).
+//! - `attempt`: send on the leased key, classify the answer's status, read the body, and say
+//!   what happened. The lease is completed when it is dropped, once the answer is in.
+//! - `decide`: what next, a pure function of what happened and the time: return, retry after
+//!   a backoff (5xx and transport errors, exponential with full jitter, never held against the
+//!   key), move to another key (a 429 cools the key for the service's `retryDelay`, a per-day
+//!   quota until midnight Pacific time; a dead key is disabled), or fail (the caller's error).
+//!
+//! Time comes from the store ([`Store::now`], on which every record counts) and waiting from
+//! the pool's [`Clock`], so tests run the whole loop on a [`crate::clock::FakeClock`].
+
+mod attempt;
+mod decide;
+mod select;
+
+pub use select::NoKey;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{validate_model, Config};
+use crate::error::Error;
+use crate::health::{CooldownCause, DisabledReason};
+use crate::http::Http;
+use crate::key::{ApiKey, Tier};
+use crate::limiter::Ticket;
+use crate::log::{self, Level, Value::Num, Value::Str};
+use crate::metrics::counters::PoolCounter;
+use crate::quota::Quota;
+use crate::store::{self, InUse, KeyRecord, KeySpec, PoolRecord, Store};
+use bytes::Bytes;
+use decide::{Next, Penalty, Policy, Progress};
+use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A key of the pool and its (possibly shared) state record.
+pub struct PoolKey {
+    pub key: ApiKey,
+    pub tier: Tier,
+    /// The key's state (this process's or the host's).
+    pub record: Arc<dyn KeyRecord>,
+    /// Marks the key in use by this pool (see `store::conflict`).
+    _in_use: Arc<InUse>,
+}
+
+impl PoolKey {
+    /// Cools the key down until `until` (a store time; `now` is the store's time now) for
+    /// `cause`, and says so in the log.
+    fn cool_down(&self, until: u64, cause: CooldownCause, now: u64) -> Result<(), Error> {
+        log::event(
+            Level::Warn,
+            "key_cooldown",
+            &[
+                ("key", Str(self.key.fingerprint())),
+                ("tier", Str(self.tier.as_str())),
+                ("cause", Str(cause.as_str())),
+                ("cooldown_ms", Num(until.saturating_sub(now))),
+            ],
+        );
+        self.record.cool_down(until, cause)
+    }
+
+    /// Disables the key for `reason`, and says so in the log.
+    fn disable(&self, reason: DisabledReason) -> Result<(), Error> {
+        log::event(
+            Level::Error,
+            "key_disabled",
+            &[
+                ("key", Str(self.key.fingerprint())),
+                ("tier", Str(self.tier.as_str())),
+                ("reason", Str(reason.as_str())),
+            ],
+        );
+        self.record.disable(reason)
+    }
+
+    pub fn disabled(&self) -> Result<Option<DisabledReason>, Error> {
+        self.record.disabled()
+    }
+}
+
+/// A key admitted for one request. The pool's own attempts hold one while the request is out;
+/// callers that send the request themselves (and the benchmarks of admission alone) get one
+/// from [`Pool::try_lease`]. Completing it stamps the key's window with the time the answer
+/// came back; dropping it completes it at the store's time then, so that no path, early
+/// returns and panics included, leaves a ticket open.
+pub struct Lease<'p> {
+    pool: &'p Pool,
+    key: &'p PoolKey,
+    ticket: Option<Ticket>,
+}
+
+impl<'p> Lease<'p> {
+    /// The admitted key (send it only in the `x-goog-api-key` header).
+    pub fn key(&self) -> &ApiKey {
+        &self.key.key
+    }
+
+    pub fn tier(&self) -> Tier {
+        self.key.tier
+    }
+
+    /// The pool's key this lease is on.
+    pub(crate) fn pool_key(&self) -> &'p PoolKey {
+        self.key
+    }
+
+    /// Marks the request finished at `now_ms` (a [`Pool::now`] time).
+    #[inline]
+    pub fn complete(mut self, now_ms: u64) -> Result<(), Error> {
+        match self.ticket.take() {
+            Some(ticket) => self.key.record.complete(ticket, now_ms),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.complete_on_drop(ticket);
+        }
+    }
+}
+
+impl Lease<'_> {
+    /// A drop cannot hand an error to anyone: the store's failure is logged, and the slot
+    /// frees itself after the in-flight allowance, as a dead process's does.
+    #[inline(never)]
+    fn complete_on_drop(&self, ticket: Ticket) {
+        if let Err(e) = self.key.record.complete(ticket, self.pool.store.now()) {
+            log::event(
+                Level::Error,
+                "store_error",
+                &[
+                    ("key", Str(self.key.key.fingerprint())),
+                    ("during", Str("complete")),
+                    ("error", Str(&e.to_string())),
+                ],
+            );
+        }
+    }
+}
+
+/// Per-call options.
+#[derive(Clone, Debug, Default)]
+pub struct CallOptions {
+    /// The model; `None` uses the pool's default.
+    pub model: Option<String>,
+    /// How long to wait for a key when every key is full (0: fail at once).
+    pub max_wait_ms: u64,
+    /// The call's time budget; `None` (or more than the pool's) uses the pool's.
+    pub timeout_ms: Option<u64>,
+}
+
+/// A successful call.
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// The service's response JSON, as received, byte for byte.
+    pub body: Bytes,
+    /// The fingerprint of the key that served it.
+    pub key_fingerprint: String,
+    /// HTTP attempts the call took (1 when nothing went wrong).
+    pub attempts: u32,
+}
+
+pub struct Pool {
+    config: Config,
+    free: Vec<PoolKey>,
+    paid: Option<PoolKey>,
+    record: Arc<dyn PoolRecord>,
+    /// Per key (free keys, then the paid key): when this process may next ask it (see
+    /// `select`). Never later than the key could really admit: cooldowns and window records
+    /// only ever move forward.
+    hints: Box<[AtomicU64]>,
+    /// Per key: whether it was disabled when this process last asked it.
+    seen_disabled: Box<[AtomicBool]>,
+    http: Http,
+    store: Arc<dyn Store>,
+    /// `store.describe()`, made once.
+    store_name: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl Pool {
+    /// A pool configured from the environment.
+    pub fn from_env() -> Result<Pool, Error> {
+        Pool::new(Config::from_env()?)
+    }
+
+    /// A pool on the host's clocks.
+    pub fn new(config: Config) -> Result<Pool, Error> {
+        Pool::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// A pool whose store (the one `config.state` names) counts time on `clock`, and which
+    /// waits by sleeping on it (tests give it a `FakeClock`).
+    pub fn with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Pool, Error> {
+        let store = store::open(&config.state, clock.clone())?;
+        Pool::with_store(config, store, clock)
+    }
+
+    /// A pool on a store of the caller's (`config.state` is not used), waiting on `clock`.
+    pub fn with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Pool, Error> {
+        let spec = |key: &ApiKey, tier: Tier| KeySpec {
+            id: *key.id(),
+            fingerprint: key.fingerprint().to_string(),
+            tier,
+            quota: Quota::requests_per_window(
+                match tier {
+                    Tier::Free => config.free_rate_limit,
+                    Tier::Paid => config.paid_rate_limit,
+                },
+                config.window_ms,
+            ),
+            max_inflight_ms: config.timeout_ms,
+            limit_setting: config.setting_name(match tier {
+                Tier::Free => "free_rate_limit",
+                Tier::Paid => "paid_rate_limit",
+            }),
+            window_setting: config.setting_name("window_ms"),
+        };
+        let pool_key = |key: &ApiKey, tier: Tier| -> Result<PoolKey, Error> {
+            let handle = store.key(&spec(key, tier))?;
+            Ok(PoolKey {
+                record: handle.record,
+                _in_use: handle.in_use,
+                key: key.clone(),
+                tier,
+            })
+        };
+        let free = config
+            .free_keys
+            .iter()
+            .map(|key| pool_key(key, Tier::Free))
+            .collect::<Result<Vec<_>, _>>()?;
+        let paid = config
+            .paid_key
+            .as_ref()
+            .map(|key| pool_key(key, Tier::Paid))
+            .transpose()?;
+        let record = store.pool(&pool_id(&config))?;
+        if let Some(level) = config.log {
+            log::set_level(level);
+        }
+        let http = Http::new(&config.base_url, &config.model)
+            .map_err(|message| Error::Transport { message })?;
+        let n = free.len() + paid.is_some() as usize;
+        Ok(Pool {
+            hints: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            seen_disabled: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            free,
+            paid,
+            record,
+            http,
+            store_name: store.describe(),
+            store,
+            clock,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where the pool's key state lives (`memory`, or the shared file).
+    pub fn store(&self) -> &str {
+        &self.store_name
+    }
+
+    /// The store's time now, which admissions, cooldowns and statistics count on.
+    pub fn now(&self) -> u64 {
+        self.store.now()
+    }
+
+    /// Every key of the pool, free keys first.
+    pub fn keys(&self) -> impl Iterator<Item = &PoolKey> {
+        self.free.iter().chain(self.paid.iter())
+    }
+
+    pub fn record(&self) -> &dyn PoolRecord {
+        &*self.record
+    }
+
+    /// Sends one `generateContent` request (`request_json`, passed through untouched) through
+    /// the pool. When the call fails, its own error is returned even if counting it failed too.
+    pub fn generate(&self, request_json: &str, options: &CallOptions) -> Result<Response, Error> {
+        self.record.add(PoolCounter::Requests, 1)?;
+        let result = self.call(request_json, options);
+        let counted = match &result {
+            Ok(_) => self.record.add(PoolCounter::Succeeded, 1),
+            Err(e) => self.record.add(PoolCounter::Failed, 1).and_then(|()| {
+                if matches!(e, Error::AllKeysRateLimited { .. }) {
+                    self.record.add(PoolCounter::Exhausted, 1)
+                } else {
+                    Ok(())
+                }
+            }),
+        };
+        let response = result?;
+        counted.map(|()| response)
+    }
+
+    /// The attempt loop of one call.
+    fn call(&self, request_json: &str, options: &CallOptions) -> Result<Response, Error> {
+        let body = request_body(request_json)?;
+        let model = match &options.model {
+            None => self.config.model.clone(),
+            Some(m) => validate_model(m).map_err(|r| Error::invalid("model", r))?,
+        };
+        let budget = options
+            .timeout_ms
+            .unwrap_or(self.config.timeout_ms)
+            .min(self.config.timeout_ms);
+        let policy = Policy::of(&self.config);
+        let mut progress = Progress::start(self.store.now(), budget, options.max_wait_ms);
+        loop {
+            if progress.attempts >= self.config.max_attempts {
+                // Only failures that move on to another attempt get here, so there is one.
+                return Err(progress
+                    .last_failure
+                    .unwrap_or(Error::Timeout { after_ms: budget }));
+            }
+            let lease =
+                self.acquire_waiting(progress.wait_until, progress.last_failure.as_ref())?;
+            let now = self.store.now();
+            let remaining = progress.deadline.saturating_sub(now);
+            if remaining == 0 {
+                drop(lease);
+                return Err(Error::Timeout {
+                    after_ms: self.store.now().saturating_sub(progress.started),
+                });
+            }
+            progress.attempts += 1;
+            let key = lease.pool_key();
+            let happened = self.attempt(lease, &model, &body, remaining, progress.retries > 0)?;
+            let now = self.store.now();
+            let next = decide::next(
+                &happened,
+                &progress,
+                now,
+                self.clock.unix_secs(),
+                random_draw(),
+                &policy,
+            );
+            let result = self.result_of(happened, key, now.saturating_sub(progress.started));
+            match next {
+                Next::Return | Next::Fail => {
+                    return result.map(|body| Response {
+                        body,
+                        key_fingerprint: key.key.fingerprint().to_string(),
+                        attempts: progress.attempts,
+                    })
+                }
+                Next::MoveOn(penalty) => {
+                    match penalty {
+                        Penalty::CoolDown { until, cause } => key.cool_down(until, cause, now)?,
+                        Penalty::Disable(reason) => key.disable(reason)?,
+                    }
+                    progress.last_failure = result.err();
+                }
+                Next::RetryAfter(backoff_ms) => {
+                    progress.retries += 1;
+                    let failure = result.err();
+                    log::event(
+                        Level::Info,
+                        "retry",
+                        &[
+                            ("retry", Num(progress.retries as u64)),
+                            ("backoff_ms", Num(backoff_ms)),
+                            (
+                                "after",
+                                Str(&failure.as_ref().map(Error::to_string).unwrap_or_default()),
+                            ),
+                        ],
+                    );
+                    progress.last_failure = failure;
+                    self.clock.sleep(Duration::from_millis(backoff_ms));
+                }
+            }
+        }
+    }
+}
+
+/// The request as the bytes every attempt sends, made once: it must be a JSON object, and it
+/// is sent as given, byte for byte. One pass checks both (see [`RequestShape`]).
+fn request_body(request_json: &str) -> Result<Bytes, Error> {
+    match serde_json::from_str::<RequestShape>(request_json) {
+        Err(e) => Err(Error::invalid_json("request_json", &e)),
+        Ok(RequestShape::NotAnObject) => Err(Error::invalid(
+            "request_json",
+            "must be a JSON object (a GenerateContentRequest)",
+        )),
+        Ok(RequestShape::Object) => Ok(Bytes::copy_from_slice(request_json.as_bytes())),
+    }
+}
+
+/// What a request body is, read without keeping anything: valid JSON that is an object, or
+/// valid JSON that is something else. Invalid JSON is the parser's error, whatever the shape.
+enum RequestShape {
+    Object,
+    NotAnObject,
+}
+
+impl<'de> serde::Deserialize<'de> for RequestShape {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RequestShape, D::Error> {
+        d.deserialize_any(ShapeVisitor)
+    }
+}
+
+struct ShapeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ShapeVisitor {
+    type Value = RequestShape;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RequestShape, A::Error> {
+        use serde::de::IgnoredAny;
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(RequestShape::Object)
+    }
+
+    // Every other shape is read to its end too, so that invalid JSON inside it is still the
+    // parser's error.
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RequestShape, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(RequestShape::NotAnObject)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<RequestShape, E> {
+        Ok(RequestShape::NotAnObject)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<RequestShape, E> {
+        Ok(RequestShape::NotAnObject)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<RequestShape, E> {
+        Ok(RequestShape::NotAnObject)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<RequestShape, E> {
+        Ok(RequestShape::NotAnObject)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<RequestShape, E> {
+        Ok(RequestShape::NotAnObject)
+    }
+    fn visit_unit<E>(self) -> Result<RequestShape, E> {
+        Ok(RequestShape::NotAnObject)
+    }
+}
+
+/// A uniform random word for backoff jitter, from a small per-thread xorshift generator (not
+/// for anything secret).
+fn random_draw() -> u64 {
+    use std::sync::atomic::Ordering::Relaxed;
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new(
+            crate::clock::now_ms() ^ (std::process::id() as u64) << 32 ^ 0x9E37_79B9_7F4A_7C15
+        );
+    }
+    static SALT: AtomicU64 = AtomicU64::new(0);
+    STATE.with(|s| {
+        let mut x = s.get() ^ SALT.fetch_add(0x9E37_79B9, Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        x
+    })
+}
+
+/// The identity of a pool's key set: pools of the same keys share a cursor and counters.
+fn pool_id(config: &Config) -> [u8; 16] {
+    let mut free: Vec<_> = config.free_keys.iter().map(|k| *k.id()).collect();
+    free.sort_unstable();
+    let mut h = Sha256::new();
+    h.update(b"gemini-rotator/pool/v1\0");
+    for id in &free {
+        h.update(id);
+    }
+    h.update(b"paid\0");
+    if let Some(paid) = &config.paid_key {
+        h.update(paid.id());
+    }
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h.finalize()[..16]);
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_is_checked_in_one_pass_and_kept_byte_for_byte() {
+        let body = request_body(" {\"contents\": [1, {\"a\": null}]} ").unwrap();
+        assert_eq!(&body[..], b" {\"contents\": [1, {\"a\": null}]} ");
+        for not_object in ["[1, 2]", "\"x\"", "3", "true", "null", "[{\"a\": [1]}]"] {
+            assert!(
+                matches!(request_body(not_object), Err(Error::InvalidArgument { .. })),
+                "{not_object}"
+            );
+        }
+        for invalid in ["{", "{\"a\": }", "[1,", "{} x", "", "{\"a\": tru}"] {
+            assert!(
+                matches!(request_body(invalid), Err(Error::InvalidJson { .. })),
+                "{invalid}"
+            );
+        }
+    }
+}
