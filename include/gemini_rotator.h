@@ -69,6 +69,10 @@ typedef enum {
   GR_ERR_TIMEOUT = 10,
   // The shared state store is unusable.
   GR_ERR_STATE = 11,
+  // No key of the pool has the model (nor any of its configured fallbacks): the service
+  // answered "limit: 0", the model is not on their tier. Not a rate limit: waiting does not
+  // help; the message names the model.
+  GR_ERR_MODEL_UNAVAILABLE = 12,
   // A bug in the library: a panic was caught at the boundary.
   GR_ERR_PANIC = 100,
 } gr_status;
@@ -315,6 +319,15 @@ const char *gr_response_key_fingerprint(const gr_response *response);
 // # Safety
 // `response` is NULL or a live response from this library.
 uint32_t gr_response_attempts(const gr_response *response);
+
+// The model that served the call (without `models/`): the one asked for, or, when every key
+// was spent or cooling for it, the first of its configured fallbacks that could serve.
+// Borrowed: valid until `gr_response_free(response)`; do not free it. "" for a NULL
+// `response`.
+//
+// # Safety
+// `response` is NULL or a live response from this library.
+const char *gr_response_model(const gr_response *response);
 
 // Frees a response (and with it what its accessors returned). Freeing NULL does nothing.
 //

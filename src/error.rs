@@ -29,6 +29,14 @@ pub enum Error {
         retry_after_ms: u64,
         last_answer: Option<String>,
     },
+    /// No key's quota group has the model (nor any of its fallbacks): the service answered
+    /// "limit: 0" for each, i.e. the model is not on their tier. Not a rate limit: waiting
+    /// does not help.
+    ModelUnavailable {
+        model: String,
+        fallbacks: Vec<String>,
+        last_answer: Option<String>,
+    },
     /// Every key of the pool is disabled (invalid, leaked, suspended...): nothing will admit.
     NoUsableKeys {
         detail: String,
@@ -99,6 +107,23 @@ impl fmt::Display for Error {
                 )?;
                 if let Some(answer) = last_answer {
                     write!(f, " (the service's last answer: {answer})")?;
+                }
+                Ok(())
+            }
+            Error::ModelUnavailable {
+                model,
+                fallbacks,
+                last_answer,
+            } => {
+                write!(
+                    f,
+                    "model {model} is not available to any key of the pool (the service says its limit is 0 on their tier)"
+                )?;
+                if !fallbacks.is_empty() {
+                    write!(f, ", nor are its fallbacks {}", fallbacks.join(", "))?;
+                }
+                if let Some(answer) = last_answer {
+                    write!(f, "; the service's last answer: {answer}")?;
                 }
                 Ok(())
             }

@@ -70,32 +70,77 @@ impl ErrorBody {
             .or_else(|| retry_in_from_message(&self.message))
     }
 
-    /// Whether a quota violation has a value of 0: the model is not available on the key's
-    /// tier at all, which no wait cures.
-    pub fn is_zero_quota(&self) -> bool {
-        self.details_of("QuotaFailure").any(|d| {
-            d.get("violations")
-                .and_then(Value::as_array)
-                .is_some_and(|vs| {
-                    vs.iter()
-                        .any(|v| v.get("quotaValue").and_then(Value::as_str) == Some("0"))
-                })
-        })
+    /// The `QuotaFailure` violations, in order: what quota each names, for which model, at
+    /// what value. A "limit: 0" in the message with no violation saying so is a violation of
+    /// value 0 too (the service's older shape).
+    pub fn violations(&self) -> Vec<Violation> {
+        let mut list: Vec<Violation> = self
+            .details_of("QuotaFailure")
+            .filter_map(|d| d.get("violations").and_then(Value::as_array))
+            .flatten()
+            .map(|v| Violation {
+                quota_id: v
+                    .get("quotaId")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                model: v
+                    .pointer("/quotaDimensions/model")
+                    .and_then(Value::as_str)
+                    .map(|m| m.strip_prefix("models/").unwrap_or(m).to_string()),
+                value: v.get("quotaValue").and_then(|q| match q {
+                    Value::String(s) => s.trim().parse().ok(),
+                    other => other.as_u64(),
+                }),
+            })
+            .collect();
+        if self.message.contains("limit: 0") && !list.iter().any(|v| v.value == Some(0)) {
+            match list.first_mut() {
+                Some(first) => first.value = Some(0),
+                None => list.push(Violation {
+                    quota_id: String::new(),
+                    model: None,
+                    value: Some(0),
+                }),
+            }
+        }
+        list
     }
+}
 
-    /// Whether a quota violation is a per-day one (spent until the daily reset).
-    pub fn is_per_day_quota(&self) -> bool {
-        self.details_of("QuotaFailure").any(|d| {
-            d.get("violations")
-                .and_then(Value::as_array)
-                .is_some_and(|vs| {
-                    vs.iter().any(|v| {
-                        v.get("quotaId")
-                            .and_then(Value::as_str)
-                            .is_some_and(|id| id.contains("PerDay"))
-                    })
-                })
-        })
+/// One `QuotaFailure` violation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// e.g. `GenerateRequestsPerDayPerProjectPerModel-FreeTier`.
+    pub quota_id: String,
+    /// `quotaDimensions.model`, without `models/`.
+    pub model: Option<String>,
+    /// `quotaValue`: the limit the service applies.
+    pub value: Option<u64>,
+}
+
+/// What a violated quota counts, read from its `quotaId`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ViolationKind {
+    RequestsPerDay,
+    RequestsPerMinute,
+    InputTokensPerMinute,
+    /// A quota id this library does not know: treated as per minute.
+    Other,
+}
+
+impl Violation {
+    pub fn kind(&self) -> ViolationKind {
+        let id = &self.quota_id;
+        if id.contains("PerDay") {
+            ViolationKind::RequestsPerDay
+        } else if id.contains("Token") {
+            ViolationKind::InputTokensPerMinute
+        } else if id.contains("Requests") {
+            ViolationKind::RequestsPerMinute
+        } else {
+            ViolationKind::Other
+        }
     }
 }
 
@@ -132,11 +177,12 @@ pub fn retry_in_from_message(message: &str) -> Option<u64> {
 pub enum Verdict {
     /// 2xx, including an answer blocked for safety: the call succeeded.
     Success,
-    /// 429: the key cools down (`delay_ms` when the service said how long), and the call moves
-    /// on to another key.
+    /// 429: the quota group's model cools down (`delay_ms` when the service said how long;
+    /// until midnight for a per-day quota; unavailable for a quota of 0; a short backoff when no
+    /// violation is named: the service's capacity), and the call moves on to another key.
     RateLimited {
         delay_ms: Option<u64>,
-        per_day: bool,
+        violations: Vec<Violation>,
     },
     /// The key is unusable: it is disabled, and the call moves on to another key.
     KeyDead(DisabledReason),
@@ -153,12 +199,9 @@ pub fn classify(http_status: u16, body: Option<&ErrorBody>) -> Verdict {
     let reason = body.and_then(ErrorBody::reason);
     match http_status {
         200..=299 => Verdict::Success,
-        // A quota of 0: the model is not on this key's tier. Cooling the key would lock it out
-        // for every model, so the answer goes back to the caller.
-        429 if body.is_some_and(ErrorBody::is_zero_quota) => Verdict::Caller,
         429 => Verdict::RateLimited {
             delay_ms: body.and_then(ErrorBody::retry_delay_ms),
-            per_day: body.is_some_and(ErrorBody::is_per_day_quota),
+            violations: body.map(ErrorBody::violations).unwrap_or_default(),
         },
         400 if reason == Some("API_KEY_INVALID")
             || message.contains("API key not valid")
@@ -221,57 +264,63 @@ mod tests {
     }
 
     #[test]
-    fn the_four_429_shapes() {
-        let q = |id: &str| json!({"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":id,"quotaValue":"10"}]});
+    fn the_429_shapes() {
+        let q = |id: &str, value: &str| json!({"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":id,"quotaValue":value,"quotaDimensions":{"location":"global","model":"gemini-3-flash"}}]});
         let help = json!({"@type":"type.googleapis.com/google.rpc.Help","links":[]});
         let retry = json!({"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"26s"});
+        let limited = |b: &ErrorBody| match classify(429, Some(b)) {
+            Verdict::RateLimited {
+                delay_ms,
+                violations,
+            } => (delay_ms, violations),
+            other => panic!("{other:?}"),
+        };
         let bare = body(
             json!({"error":{"code":429,"message":"Resource exhausted","status":"RESOURCE_EXHAUSTED"}}),
         );
-        assert_eq!(
-            classify(429, Some(&bare)),
-            Verdict::RateLimited {
-                delay_ms: None,
-                per_day: false
-            }
-        );
+        assert_eq!(limited(&bare), (None, vec![]));
         let full = body(
             json!({"error":{"code":429,"message":"x","status":"RESOURCE_EXHAUSTED",
-            "details":[q("GenerateRequestsPerMinutePerProjectPerModel-FreeTier"), help, retry]}}),
+            "details":[q("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "10"), help, retry]}}),
         );
+        let (delay, v) = limited(&full);
+        assert_eq!(delay, Some(26_000));
+        assert_eq!(v[0].kind(), ViolationKind::RequestsPerMinute);
         assert_eq!(
-            classify(429, Some(&full)),
-            Verdict::RateLimited {
-                delay_ms: Some(26_000),
-                per_day: false
-            }
+            (v[0].model.as_deref(), v[0].value),
+            (Some("gemini-3-flash"), Some(10))
         );
         let msg = body(
             json!({"error":{"code":429,"message":"Quota exceeded. Please retry in 35.59s.","status":"RESOURCE_EXHAUSTED",
-            "details":[help, q("GenerateRequestsPerDayPerProjectPerModel-FreeTier")]}}),
+            "details":[help, q("GenerateRequestsPerDayPerProjectPerModel-FreeTier", "20")]}}),
+        );
+        let (delay, v) = limited(&msg);
+        assert_eq!(delay, Some(35_590));
+        assert_eq!(v[0].kind(), ViolationKind::RequestsPerDay);
+        let tokens = body(
+            json!({"error":{"code":429,"message":"x","details":[q("GenerateContentInputTokensPerModelPerMinute-FreeTier", "250000")]}}),
         );
         assert_eq!(
-            classify(429, Some(&msg)),
-            Verdict::RateLimited {
-                delay_ms: Some(35_590),
-                per_day: true
-            }
+            limited(&tokens).1[0].kind(),
+            ViolationKind::InputTokensPerMinute
+        );
+        let zero = body(
+            json!({"error":{"code":429,"message":"Quota exceeded, limit: 0, model: gemini-3-pro","details":[help]}}),
+        );
+        assert_eq!(
+            limited(&zero).1[0].value,
+            Some(0),
+            "limit: 0 in the message"
         );
         let help_only = body(
             json!({"error":{"code":429,"message":"x","status":"RESOURCE_EXHAUSTED","details":[help]}}),
         );
-        assert_eq!(
-            classify(429, Some(&help_only)),
-            Verdict::RateLimited {
-                delay_ms: None,
-                per_day: false
-            }
-        );
+        assert_eq!(limited(&help_only), (None, vec![]));
         assert_eq!(
             classify(429, None),
             Verdict::RateLimited {
                 delay_ms: None,
-                per_day: false
+                violations: vec![]
             }
         );
     }

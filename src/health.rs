@@ -12,6 +12,9 @@ pub enum CooldownCause {
     PerMinute = 1,
     /// A per-day quota: back after midnight Pacific time.
     PerDay = 2,
+    /// A 429 without quota details (the service's capacity, not the key's quota): a short
+    /// backoff that grows with repeats.
+    Capacity = 3,
 }
 
 impl CooldownCause {
@@ -19,6 +22,7 @@ impl CooldownCause {
         match w {
             1 => CooldownCause::PerMinute,
             2 => CooldownCause::PerDay,
+            3 => CooldownCause::Capacity,
             _ => CooldownCause::None,
         }
     }
@@ -27,6 +31,7 @@ impl CooldownCause {
             CooldownCause::None => "none",
             CooldownCause::PerMinute => "per_minute",
             CooldownCause::PerDay => "per_day",
+            CooldownCause::Capacity => "capacity",
         }
     }
 }

@@ -101,7 +101,7 @@ pub fn fingerprint(secret: &str) -> String {
     fingerprint_of_id(&key_id(secret))
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

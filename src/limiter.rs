@@ -154,6 +154,14 @@ impl Window<'_> {
         let _ = slot.compare_exchange(ticket.record, done, AcqRel, Acquire);
     }
 
+    /// Takes back an admission whose request was never sent (another quota of the same
+    /// admission refused): its slot is free again, as if it had never been taken. If the slot
+    /// was meanwhile presumed abandoned and reused, there is nothing to take back.
+    pub fn cancel(&self, ticket: Ticket) {
+        let slot = &self.slots[(ticket.seq % self.limit()) as usize];
+        let _ = slot.compare_exchange(ticket.record, 0, AcqRel, Acquire);
+    }
+
     /// The records that could still count against a window of up to `horizon_ms` at `now`
     /// (in flight, or finished within the horizon), newest first: (in flight, time).
     pub fn live_records(&self, now: u64, horizon_ms: u64) -> Vec<(bool, u64)> {
@@ -271,6 +279,19 @@ mod tests {
             }
         }
         assert_eq!(admitted.len(), 5, "{admitted:?}");
+    }
+
+    #[test]
+    fn a_cancelled_admission_frees_its_slot_at_once() {
+        let owned = Owned::new(1);
+        let w = owned.window(1000, 0);
+        let t = w.try_admit(10).unwrap();
+        assert!(w.try_admit(11).is_err());
+        w.cancel(t);
+        let again = w.try_admit(12).expect("the slot is free again");
+        w.cancel(t); // a stale ticket takes nothing back
+        assert!(w.try_admit(13).is_err());
+        w.complete(again, 13);
     }
 
     #[test]

@@ -44,7 +44,9 @@ fn retry_delay_sources_in_order_retryinfo_message_default() {
     for (kind, delay, expect_max, expect_min) in [
         ("quota_minute", Some("3s"), 3_000, 2_500),
         ("quota_message", Some("4.5s"), 4_500, 4_000),
-        ("quota_bare", None, 7_000, 6_500), // no hint: the rate window (7 s here)
+        // No quota named at all (the service's capacity): a short backoff (1 s first), not a
+        // window.
+        ("quota_bare", None, 1_000, 500),
     ] {
         let w = World::new(kind, 2, false, None, 60_000);
         let pool = w.pool(json!({"window_ms": 7_000}));

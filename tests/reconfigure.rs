@@ -1,5 +1,6 @@
-//! One key, one limit among the pools that use it: a changed limit is refused while a pool of
-//! this process or another running process uses the key, and adopted once none does.
+//! One quota group and model, one set of limits among the pools that use it: a changed limit is
+//! refused while a pool of this process or another running process uses the record, and
+//! adopted once none does.
 
 mod common;
 
@@ -34,7 +35,8 @@ fn in_one_process_a_new_limit_waits_for_the_old_pools_to_go() {
             "{state}: {msg}"
         );
         assert!(
-            msg.contains("5 requests per 60000 ms") && msg.contains("6 per 60000 ms"),
+            msg.contains("with 5 requests per 60000 ms")
+                && msg.contains("configures 6 requests per 60000 ms"),
             "{msg}"
         );
         ask(&old).unwrap();
@@ -134,7 +136,7 @@ fn a_child_forked_after_the_file_was_mapped_has_locks_of_its_own() {
     if pid == 0 {
         let code = match pool_with(&w, &state, 7) {
             // Refused: the parent's pool lives on in the child's memory, and the parent runs.
-            Err(Error::Config { reason, .. }) if reason.contains("is in use by") => 0,
+            Err(Error::Config { reason, .. }) if reason.contains("through another") => 0,
             Err(_) => 2,
             Ok(_) => 1,
         };

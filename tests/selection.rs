@@ -253,7 +253,8 @@ fn one_key_cannot_be_configured_with_two_limits() {
         .expect("a conflicting limit is an error");
     let msg = err.to_string();
     assert!(
-        msg.contains("3 requests per 60000 ms") && msg.contains("30 per 60000 ms"),
+        msg.contains("with 3 requests per 60000 ms")
+            && msg.contains("configures 30 requests per 60000 ms"),
         "{msg}"
     );
     assert!(!msg.contains(&w.free[0]), "{msg}");

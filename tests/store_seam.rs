@@ -11,8 +11,9 @@ use gemini_rotator::key::fingerprint_of_id;
 use gemini_rotator::limiter::{Ticket, Usage};
 use gemini_rotator::metrics::counters::{KeyCounter, PoolCounter};
 use gemini_rotator::store::{
-    Enabled, InUse, KeyHandle, KeyRecord, KeySnapshot, KeySpec, PoolRecord, PoolSnapshot, Refusal,
-    Store, StoredKey,
+    Enabled, InUse, KeyHandle, KeyRecord, KeySnapshot, KeySpec, LimitKind, Moment, PoolRecord,
+    PoolSnapshot, QuotaHandle, QuotaRecord, QuotaSnapshot, QuotaSpec, QuotaTicket, Refusal, Store,
+    StoredKey, TokenTickets,
 };
 use gemini_rotator::{Config, Error, Pool};
 use serde_json::json;
@@ -29,6 +30,7 @@ struct Recording {
     admitted: AtomicU64,
     completed: Mutex<Vec<(Ticket, u64)>>,
     spec: Mutex<Option<KeySpec>>,
+    quota: Mutex<Option<QuotaSpec>>,
 }
 
 fn down() -> Error {
@@ -50,18 +52,6 @@ impl Recording {
 struct Record(Arc<Recording>);
 
 impl KeyRecord for Record {
-    fn try_admit(&self, _now: u64) -> Result<Ticket, Refusal> {
-        self.0.check().map_err(Refusal::Store)?;
-        Ok(Ticket::new(self.0.admitted.fetch_add(1, SeqCst), 0xfeed))
-    }
-    fn complete(&self, ticket: Ticket, now: u64) -> Result<(), Error> {
-        self.0.check()?;
-        self.0.completed.lock().unwrap().push((ticket, now));
-        Ok(())
-    }
-    fn cool_down(&self, _until: u64, _cause: CooldownCause) -> Result<(), Error> {
-        self.0.check()
-    }
     fn disable(&self, _reason: DisabledReason) -> Result<(), Error> {
         self.0.check()
     }
@@ -74,17 +64,65 @@ impl KeyRecord for Record {
     fn count(&self, _counter: KeyCounter) -> Result<(), Error> {
         self.0.check()
     }
-    fn snapshot(&self, _now: u64) -> Result<KeySnapshot, Error> {
+    fn snapshot(&self) -> Result<KeySnapshot, Error> {
         self.0.check()?;
         let spec = self.0.spec.lock().unwrap().clone().expect("registered");
         Ok(KeySnapshot {
             tier: spec.tier,
-            quota: spec.quota,
-            usage: Usage::default(),
-            cooldown_until: 0,
-            cooldown_cause: CooldownCause::None,
+            group: spec.group,
             disabled: None,
             counters: Default::default(),
+        })
+    }
+}
+
+impl QuotaRecord for Record {
+    fn try_admit(&self, _at: &Moment, _tokens: u64) -> Result<QuotaTicket, Refusal> {
+        self.0.check().map_err(Refusal::Store)?;
+        Ok(QuotaTicket {
+            rate: Ticket::new(self.0.admitted.fetch_add(1, SeqCst), 0xfeed),
+            tokens: TokenTickets::None,
+        })
+    }
+    fn complete(&self, ticket: QuotaTicket, now: u64, _tokens: Option<u64>) -> Result<(), Error> {
+        self.0.check()?;
+        self.0.completed.lock().unwrap().push((ticket.rate, now));
+        Ok(())
+    }
+    fn cool_down(&self, _until: u64, _cause: CooldownCause) -> Result<(), Error> {
+        self.0.check()
+    }
+    fn mark_unavailable(&self, _until: u64) -> Result<(), Error> {
+        self.0.check()
+    }
+    fn lower_limit(&self, _kind: LimitKind, _value: u64) -> Result<bool, Error> {
+        self.0.check().map(|()| false)
+    }
+    fn capacity_streak(&self, _bump: bool) -> Result<u32, Error> {
+        self.0.check().map(|()| 0)
+    }
+    fn reset_capacity(&self) -> Result<(), Error> {
+        self.0.check()
+    }
+    fn count_fallback(&self) -> Result<(), Error> {
+        self.0.check()
+    }
+    fn snapshot(&self, at: &Moment) -> Result<QuotaSnapshot, Error> {
+        self.0.check()?;
+        let spec = self.0.quota.lock().unwrap().clone().expect("registered");
+        let _ = at;
+        Ok(QuotaSnapshot {
+            group: spec.group,
+            model: spec.model,
+            tier: spec.tier,
+            limits: spec.limits,
+            usage: Usage::default(),
+            today: 0,
+            tokens_in_window: 0,
+            cooldown_until: 0,
+            cooldown_cause: CooldownCause::None,
+            unavailable_until: 0,
+            fallbacks: 0,
         })
     }
 }
@@ -118,6 +156,13 @@ impl Store for RecordingStore {
             in_use: Arc::new(InUse),
         })
     }
+    fn quota(&self, spec: &QuotaSpec) -> Result<QuotaHandle, Error> {
+        *self.0.quota.lock().unwrap() = Some(spec.clone());
+        Ok(QuotaHandle {
+            record: Arc::new(Record(self.0.clone())),
+            in_use: Arc::new(InUse),
+        })
+    }
     fn pool(&self, _id: &[u8; 16]) -> Result<Arc<dyn PoolRecord>, Error> {
         Ok(Arc::new(Record(self.0.clone())))
     }
@@ -129,8 +174,11 @@ impl Store for RecordingStore {
         Ok(vec![StoredKey {
             id: spec.id,
             fingerprint: fingerprint_of_id(&spec.id),
-            snapshot: KeyRecord::snapshot(&Record(self.0.clone()), STORE_NOW)?,
+            snapshot: KeyRecord::snapshot(&Record(self.0.clone()))?,
         }])
+    }
+    fn all_quotas(&self, at: &Moment) -> Result<Vec<QuotaSnapshot>, Error> {
+        Ok(vec![QuotaRecord::snapshot(&Record(self.0.clone()), at)?])
     }
     fn enable(&self, _fingerprint: &str) -> Result<Enabled, Error> {
         Ok(Enabled::NoSuchKey)
@@ -170,8 +218,12 @@ fn a_store_outside_the_crate_makes_the_tickets_and_the_time() {
             (Ticket::new(1, 0xfeed), STORE_NOW)
         ]
     );
-    let spec = recording.spec.lock().unwrap().clone().unwrap();
-    assert_eq!((spec.quota.limit, spec.quota.window_ms()), (10, 60_000));
+    let spec = recording.quota.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        (spec.limits.rate.limit, spec.limits.rate.window_ms()),
+        (10, 60_000)
+    );
+    assert_eq!((spec.limits.daily, spec.limits.tokens), (None, None));
     let stats = key_stats(&pool, &w.free[0]);
     assert_eq!(stats["limit"], 10, "{stats}");
 }

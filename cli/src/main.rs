@@ -241,10 +241,20 @@ fn stats(args: &[String]) -> Result<(), Usage> {
 fn stats_all(json: bool) -> Result<(), Usage> {
     let store = shared_store("stats --all")?;
     let now = store.now();
+    let at = gemini_rotator::store::Moment::of(now, gemini_rotator::clock::unix_now_secs());
+    let quotas = store.all_quotas(&at)?;
     let keys: Vec<_> = store
         .all_keys()?
         .iter()
-        .map(|k| metrics::key_stats(k.fingerprint.clone(), &k.snapshot, now))
+        .map(|k| {
+            let models = quotas
+                .iter()
+                .filter(|q| q.group == k.snapshot.group)
+                .map(|q| metrics::key_model_stats(q, now))
+                .collect();
+            let group = gemini_rotator::key::hex(&k.snapshot.group);
+            metrics::key_stats(k.fingerprint.clone(), group, &k.snapshot, models)
+        })
         .collect();
     if json {
         println!("{}", serde_json::to_string(&keys).unwrap_or_default());

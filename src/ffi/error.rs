@@ -67,6 +67,10 @@ pub enum gr_status {
     GR_ERR_TIMEOUT = 10,
     /// The shared state store is unusable.
     GR_ERR_STATE = 11,
+    /// No key of the pool has the model (nor any of its configured fallbacks): the service
+    /// answered "limit: 0", the model is not on their tier. Not a rate limit: waiting does not
+    /// help; the message names the model.
+    GR_ERR_MODEL_UNAVAILABLE = 12,
     /// A bug in the library: a panic was caught at the boundary.
     GR_ERR_PANIC = 100,
 }
@@ -88,6 +92,7 @@ status_names!(gr_status {
     GR_ERR_TRANSPORT,
     GR_ERR_TIMEOUT,
     GR_ERR_STATE,
+    GR_ERR_MODEL_UNAVAILABLE,
     GR_ERR_PANIC,
 });
 
@@ -134,6 +139,7 @@ impl gr_error {
             Error::Transport { .. } => gr_status::GR_ERR_TRANSPORT,
             Error::Timeout { .. } => gr_status::GR_ERR_TIMEOUT,
             Error::State { .. } => gr_status::GR_ERR_STATE,
+            Error::ModelUnavailable { .. } => gr_status::GR_ERR_MODEL_UNAVAILABLE,
         };
         let mut error = gr_error::new(status, e.to_string());
         error.retry_after_ms = e.retry_after_ms().unwrap_or(0);

@@ -1,6 +1,6 @@
 //! The result of a successful call, as one object with accessors: the answer's bytes (pointer
 //! and length, so a NUL byte in the answer is data), the key that served it, the attempts it
-//! took. New facts about a call (the model that served it, ...) become new accessors, never a
+//! took, the model that served it. New facts about a call (the model that served it, ...) become new accessors, never a
 //! new signature of the calls that return it.
 
 use super::ptr::{free_handle, opt_ref, Out};
@@ -20,6 +20,7 @@ pub struct gr_response {
     body: Vec<u8>,
     key_fingerprint: CString,
     attempts: u32,
+    model: CString,
 }
 
 impl gr_response {
@@ -32,6 +33,8 @@ impl gr_response {
             // A fingerprint is 12 hex digits: never a NUL.
             key_fingerprint: CString::new(response.key_fingerprint).unwrap_or_default(),
             attempts: response.attempts,
+            // A model name is checked to be letters, digits, '-', '.', '_': never a NUL.
+            model: CString::new(response.model).unwrap_or_default(),
         }
     }
 }
@@ -88,6 +91,19 @@ pub unsafe extern "C" fn gr_response_attempts(response: *const gr_response) -> u
     unsafe { opt_ref(response) }.map_or(0, |r| r.attempts)
 }
 
+/// The model that served the call (without `models/`): the one asked for, or, when every key
+/// was spent or cooling for it, the first of its configured fallbacks that could serve.
+/// Borrowed: valid until `gr_response_free(response)`; do not free it. "" for a NULL
+/// `response`.
+///
+/// # Safety
+/// `response` is NULL or a live response from this library.
+#[no_mangle]
+pub unsafe extern "C" fn gr_response_model(response: *const gr_response) -> *const c_char {
+    // SAFETY: per the contract above.
+    unsafe { opt_ref(response) }.map_or(c"".as_ptr(), |r| r.model.as_ptr())
+}
+
 /// Frees a response (and with it what its accessors returned). Freeing NULL does nothing.
 ///
 /// # Safety
@@ -110,6 +126,7 @@ mod tests {
             body: answer.clone().into(),
             key_fingerprint: "0123456789ab".into(),
             attempts: 2,
+            model: "gemini-3-flash".into(),
         }));
         let mut len = 0usize;
         // SAFETY: a live response, freed once at the end.
@@ -121,6 +138,8 @@ mod tests {
             let fp = std::ffi::CStr::from_ptr(gr_response_key_fingerprint(handle));
             assert_eq!(fp.to_str().unwrap(), "0123456789ab");
             assert_eq!(gr_response_attempts(handle), 2);
+            let model = std::ffi::CStr::from_ptr(gr_response_model(handle));
+            assert_eq!(model.to_str().unwrap(), "gemini-3-flash");
             gr_response_free(handle);
         }
     }
@@ -134,6 +153,7 @@ mod tests {
             assert_eq!(len, 0);
             assert_eq!(*gr_response_key_fingerprint(std::ptr::null()), 0);
             assert_eq!(gr_response_attempts(std::ptr::null()), 0);
+            assert_eq!(*gr_response_model(std::ptr::null()), 0);
             gr_response_free(std::ptr::null_mut());
         }
     }

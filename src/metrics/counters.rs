@@ -52,10 +52,12 @@ pub enum PoolCounter {
     /// Upstream attempts timed, and their total in microseconds.
     LatencyCount,
     LatencySumMicros,
+    /// Calls served by a fallback of the model they asked for.
+    ModelFallbacks,
 }
 
 /// How many [`PoolCounter`]s there are.
-pub(crate) const POOL_COUNTERS: usize = PoolCounter::LatencySumMicros as usize + 1;
+pub(crate) const POOL_COUNTERS: usize = PoolCounter::ModelFallbacks as usize + 1;
 
 /// Upper bounds (seconds) of the upstream latency histogram's buckets; one more bucket counts
 /// the attempts above the last bound.
@@ -78,8 +80,8 @@ mod tests {
 
     #[test]
     fn the_counts_are_the_ones_the_state_file_was_laid_out_for() {
-        // Layout version 1 has 11 key counters and 7 pool counters.
-        assert_eq!((KEY_COUNTERS, POOL_COUNTERS), (11, 7));
+        // Layout version 2 has 11 key counters and 8 pool counters.
+        assert_eq!((KEY_COUNTERS, POOL_COUNTERS), (11, 8));
         assert_eq!(latency_bucket(5_000), 0);
         assert_eq!(latency_bucket(5_001), 1);
         assert_eq!(latency_bucket(31_000_000), LATENCY_BUCKETS_S.len());

@@ -1,6 +1,6 @@
 //! The statistics in the Prometheus text exposition format.
 
-use super::{KeyStats, Stats};
+use super::{KeyModelStats, KeyStats, Stats};
 
 /// Escapes a label value for the Prometheus text format.
 fn label(v: &str) -> String {
@@ -10,7 +10,7 @@ fn label(v: &str) -> String {
 }
 
 /// The statistics in the Prometheus text exposition format (version 0.0.4): `_total` counters,
-/// seconds, and `key` / `tier` labels that carry fingerprints only.
+/// seconds, and `key` / `tier` / `model` labels (keys by fingerprint only).
 pub fn prometheus(stats: &Stats) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -127,6 +127,106 @@ pub fn prometheus(stats: &Stats) -> String {
                         k.disabled.unwrap_or("none")
                     ),
                     u8::from(k.disabled.is_some()).to_string(),
+                )
+            })
+            .collect(),
+    );
+    // Per key and model: the key's group's record of each model the pool has used.
+    type ModelValue = fn(&KeyModelStats) -> Option<String>;
+    let per_model: [(&str, &str, ModelValue); 7] = [
+        (
+            "gemini_rotator_key_model_window_requests",
+            "Requests counted in the rolling window of the key's group for the model.",
+            |m| Some(m.in_window.to_string()),
+        ),
+        (
+            "gemini_rotator_key_model_window_limit_requests",
+            "The group's limit per rolling window for the model (lowered if the service said so).",
+            |m| Some(m.rate_limit.to_string()),
+        ),
+        (
+            "gemini_rotator_key_model_requests_today",
+            "Requests counted on the group's Pacific day for the model.",
+            |m| Some(m.today.to_string()),
+        ),
+        (
+            "gemini_rotator_key_model_daily_limit_requests",
+            "The group's limit per Pacific day for the model (absent: none).",
+            |m| m.daily_limit.map(|d| d.to_string()),
+        ),
+        (
+            "gemini_rotator_key_model_window_tokens",
+            "Input tokens reserved in the group's rolling window for the model.",
+            |m| Some(m.tokens_in_window.to_string()),
+        ),
+        (
+            "gemini_rotator_key_model_window_limit_tokens",
+            "The group's input-token limit per rolling window for the model (absent: none).",
+            |m| m.token_limit.map(|t| t.to_string()),
+        ),
+        (
+            "gemini_rotator_key_model_unavailable",
+            "1 if the model is not on the group's tier (the service said limit 0).",
+            |m| Some(u8::from(m.unavailable).to_string()),
+        ),
+    ];
+    let model_labels = |k: &KeyStats, m: &KeyModelStats| {
+        format!("{},model=\"{}\"", key_labels(k), label(&m.model))
+    };
+    for (name, help, value) in per_model {
+        let mut rows = Vec::new();
+        for k in &stats.keys {
+            for m in &k.models {
+                if let Some(v) = value(m) {
+                    rows.push((format!("{{{}}}", model_labels(k, m)), v));
+                }
+            }
+        }
+        family(name, "gauge", help, rows);
+    }
+    let mut rows = Vec::new();
+    for k in &stats.keys {
+        for m in &k.models {
+            rows.push((
+                format!(
+                    "{{{},cause=\"{}\"}}",
+                    model_labels(k, m),
+                    m.cooldown_cause.unwrap_or("none")
+                ),
+                format_seconds(m.cooldown_remaining_ms),
+            ));
+        }
+    }
+    family(
+        "gemini_rotator_key_model_cooldown_remaining_seconds",
+        "gauge",
+        "Time left of the cooldown of the key's group for the model (0: none), with its cause.",
+        rows,
+    );
+    family(
+        "gemini_rotator_model_requests_left_today",
+        "gauge",
+        "Requests the pool's keys may still send today for the model, over their groups (absent: some group has no daily limit).",
+        stats
+            .models
+            .iter()
+            .filter_map(|m| {
+                let left = m.requests_left_today?;
+                Some((format!("{{model=\"{}\"}}", label(&m.model)), left.to_string()))
+            })
+            .collect(),
+    );
+    family(
+        "gemini_rotator_model_fallbacks_total",
+        "counter",
+        "Calls the model served as another model's fallback.",
+        stats
+            .models
+            .iter()
+            .map(|m| {
+                (
+                    format!("{{model=\"{}\"}}", label(&m.model)),
+                    m.fallbacks.to_string(),
                 )
             })
             .collect(),

@@ -47,6 +47,14 @@ impl Happened {
         }
     }
 
+    /// A 429 that names no quota: the service's capacity, not the group's quota.
+    pub(crate) fn is_capacity_429(&self) -> bool {
+        matches!(self, Happened::Answered {
+            verdict: Verdict::RateLimited { violations, .. },
+            ..
+        } if violations.is_empty())
+    }
+
     /// The key counter this outcome adds to.
     fn counter(&self) -> KeyCounter {
         match self {
@@ -64,13 +72,36 @@ impl Happened {
     }
 }
 
+/// `usageMetadata.promptTokenCount` of a response, found without parsing the whole body (the
+/// last occurrence: the usage block comes after the candidates, whose text could quote it).
+pub(crate) fn prompt_token_count(body: &[u8]) -> Option<u64> {
+    const NAME: &[u8] = b"\"promptTokenCount\"";
+    let at = body.windows(NAME.len()).rposition(|w| w == NAME)? + NAME.len();
+    let rest = &body[at..];
+    let start = rest.iter().position(|b| b.is_ascii_digit())?;
+    if rest[..start]
+        .iter()
+        .any(|&b| b != b':' && !b.is_ascii_whitespace())
+    {
+        return None;
+    }
+    let digits = rest[start..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    std::str::from_utf8(&rest[start..start + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
 impl Pool {
     /// Sends `body` to `model` on the leased key within `remaining_ms`, counts the attempt on
     /// the key and the pool, and completes the lease once the answer is in. `retry`: the
     /// attempt retries a transient failure.
     pub(super) fn attempt(
         &self,
-        lease: Lease<'_>,
+        mut lease: Lease<'_>,
         model: &str,
         body: &Bytes,
         remaining_ms: u64,
@@ -95,7 +126,11 @@ impl Pool {
                 let status = answer.status;
                 answer.read_body().map(|body| (status, body))
             });
-        // The answer is in: the window counts the request from now.
+        // The answer is in: the windows count the request from now, and its tokens as the
+        // service counted them.
+        if let Ok((200..=299, body)) = &answer {
+            lease.set_prompt_tokens(prompt_token_count(body));
+        }
         drop(lease);
         self.record
             .observe_latency(sent.elapsed().as_micros() as u64)?;
@@ -150,5 +185,19 @@ impl Pool {
                 message: redact(&message, keys()),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prompt_token_count;
+
+    #[test]
+    fn the_prompt_token_count_is_read_from_the_usage_block() {
+        let body = br#"{"candidates":[{"content":{"parts":[{"text":"\"promptTokenCount\": 9"}]}}],
+            "usageMetadata": {"promptTokenCount" : 1234, "totalTokenCount": 2000}}"#;
+        assert_eq!(prompt_token_count(body), Some(1234));
+        assert_eq!(prompt_token_count(br#"{"candidates":[]}"#), None);
+        assert_eq!(prompt_token_count(br#"{"promptTokenCount": "x"}"#), None);
     }
 }

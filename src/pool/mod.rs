@@ -1,71 +1,64 @@
 //! The key pool: chooses a key for every request, sends it, and reacts to what the service says.
 //!
 //! A call is a loop of attempts, each in three steps that live apart:
-//! - `select`: choose a key and admit the request on it ([`Lease`]). Free keys in round-robin
-//!   from a shared cursor, skipping keys that are full, cooling down or disabled; the paid key
-//!   only when no free key can admit; otherwise [`Error::AllKeysRateLimited`] with the time
-//!   until the earliest key can admit again (or a wait for it, up to the call's `max_wait_ms`).
+//! - `select`: choose a key and admit the request on it ([`Lease`]) for the call's model, on
+//!   the key's quota group's record of that model (`models`: found on first use). Free keys
+//!   in round-robin from a shared cursor, skipping keys whose group is full, cooling down or
+//!   without the model, and disabled keys; the paid key only when no free key can serve that
+//!   model; then the model's fallbacks, in order; otherwise [`Error::AllKeysRateLimited`]
+//!   with the time until the earliest can admit again (or a wait for it, up to the call's
+//!   `max_wait_ms`), or [`Error::ModelUnavailable`] when no key's group has the model.
 //! - `attempt`: send on the leased key, classify the answer's status, read the body, and say
 //!   what happened. The lease is completed when it is dropped, once the answer is in.
 //! - `decide`: what next, a pure function of what happened and the time: return, retry after
 //!   a backoff (5xx and transport errors, exponential with full jitter, never held against the
-//!   key), move to another key (a 429 cools the key for the service's `retryDelay`, a per-day
-//!   quota until midnight Pacific time; a dead key is disabled), or fail (the caller's error).
+//!   key), move to another key (a 429 cools the key's group for the model it names: for the
+//!   service's `retryDelay`, a per-day quota until midnight Pacific time, a quota of 0 makes
+//!   the model unavailable for the group, no quota named is a short capacity backoff; a dead
+//!   key is disabled), or fail (the caller's error).
 //!
 //! Time comes from the store ([`Store::now`], on which every record counts) and waiting from
 //! the pool's [`Clock`], so tests run the whole loop on a [`crate::clock::FakeClock`].
 
 mod attempt;
 mod decide;
+mod models;
 mod select;
 
+pub use models::{ModelRef, ModelState};
 pub use select::NoKey;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{validate_model, Config};
+use crate::config::{validate_model, Config, GroupId};
 use crate::error::Error;
-use crate::health::{CooldownCause, DisabledReason};
+use crate::health::DisabledReason;
 use crate::http::Http;
 use crate::key::{ApiKey, Tier};
-use crate::limiter::Ticket;
 use crate::log::{self, Level, Value::Num, Value::Str};
 use crate::metrics::counters::PoolCounter;
-use crate::quota::Quota;
-use crate::store::{self, InUse, KeyRecord, KeySpec, PoolRecord, Store};
+use crate::store::{
+    self, InUse, KeyRecord, KeySpec, Moment, PoolRecord, QuotaRecord, QuotaTicket, Store,
+};
 use bytes::Bytes;
-use decide::{Next, Penalty, Policy, Progress};
+use decide::{Next, Penalty, Policy, Progress, QuotaHit, Wait};
+use models::Models;
 use sha2::{Digest, Sha256};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A key of the pool and its (possibly shared) state record.
+/// A key of the pool, its quota group and its (possibly shared) own record.
 pub struct PoolKey {
     pub key: ApiKey,
     pub tier: Tier,
-    /// The key's state (this process's or the host's).
+    /// The key's quota group: keys of one group share every limit.
+    pub group: GroupId,
+    /// The key's own state (this process's or the host's).
     pub record: Arc<dyn KeyRecord>,
-    /// Marks the key in use by this pool (see `store::conflict`).
     _in_use: Arc<InUse>,
 }
 
 impl PoolKey {
-    /// Cools the key down until `until` (a store time; `now` is the store's time now) for
-    /// `cause`, and says so in the log.
-    fn cool_down(&self, until: u64, cause: CooldownCause, now: u64) -> Result<(), Error> {
-        log::event(
-            Level::Warn,
-            "key_cooldown",
-            &[
-                ("key", Str(self.key.fingerprint())),
-                ("tier", Str(self.tier.as_str())),
-                ("cause", Str(cause.as_str())),
-                ("cooldown_ms", Num(until.saturating_sub(now))),
-            ],
-        );
-        self.record.cool_down(until, cause)
-    }
-
     /// Disables the key for `reason`, and says so in the log.
     fn disable(&self, reason: DisabledReason) -> Result<(), Error> {
         log::event(
@@ -85,15 +78,20 @@ impl PoolKey {
     }
 }
 
-/// A key admitted for one request. The pool's own attempts hold one while the request is out;
-/// callers that send the request themselves (and the benchmarks of admission alone) get one
-/// from [`Pool::try_lease`]. Completing it stamps the key's window with the time the answer
-/// came back; dropping it completes it at the store's time then, so that no path, early
-/// returns and panics included, leaves a ticket open.
+/// A key admitted for one request of one model. The pool's own attempts hold one while the
+/// request is out; callers that send the request themselves (and the benchmarks of admission
+/// alone) get one from [`Pool::try_lease`]. Completing it stamps the group's windows with the
+/// time the answer came back; dropping it completes it at the store's time then, so that no
+/// path, early returns and panics included, leaves a ticket open.
 pub struct Lease<'p> {
     pool: &'p Pool,
     key: &'p PoolKey,
-    ticket: Option<Ticket>,
+    /// The key's position in the pool (free keys, then the paid key).
+    index: usize,
+    model: ModelRef<'p>,
+    ticket: Option<QuotaTicket>,
+    /// The service's count of the request's input tokens, once the answer said.
+    prompt_tokens: Option<u64>,
 }
 
 impl<'p> Lease<'p> {
@@ -106,16 +104,32 @@ impl<'p> Lease<'p> {
         self.key.tier
     }
 
+    /// The model the lease admits a request of.
+    pub fn model(&self) -> &str {
+        &self.model.model
+    }
+
     /// The pool's key this lease is on.
     pub(crate) fn pool_key(&self) -> &'p PoolKey {
         self.key
+    }
+
+    /// The record of the key's group for the lease's model.
+    pub(crate) fn quota(&self) -> &dyn QuotaRecord {
+        &*self.model.quotas[self.index]
+    }
+
+    /// The answer said how many input tokens the request had: the reservation is corrected to
+    /// it on completion.
+    pub fn set_prompt_tokens(&mut self, tokens: Option<u64>) {
+        self.prompt_tokens = tokens;
     }
 
     /// Marks the request finished at `now_ms` (a [`Pool::now`] time).
     #[inline]
     pub fn complete(mut self, now_ms: u64) -> Result<(), Error> {
         match self.ticket.take() {
-            Some(ticket) => self.key.record.complete(ticket, now_ms),
+            Some(ticket) => self.quota().complete(ticket, now_ms, self.prompt_tokens),
             None => Ok(()),
         }
     }
@@ -134,8 +148,9 @@ impl Lease<'_> {
     /// A drop cannot hand an error to anyone: the store's failure is logged, and the slot
     /// frees itself after the in-flight allowance, as a dead process's does.
     #[inline(never)]
-    fn complete_on_drop(&self, ticket: Ticket) {
-        if let Err(e) = self.key.record.complete(ticket, self.pool.store.now()) {
+    fn complete_on_drop(&self, ticket: QuotaTicket) {
+        let now = self.pool.store.now();
+        if let Err(e) = self.quota().complete(ticket, now, self.prompt_tokens) {
             log::event(
                 Level::Error,
                 "store_error",
@@ -169,6 +184,8 @@ pub struct Response {
     pub key_fingerprint: String,
     /// HTTP attempts the call took (1 when nothing went wrong).
     pub attempts: u32,
+    /// The model that served it: the one asked for, or one of its fallbacks.
+    pub model: String,
 }
 
 pub struct Pool {
@@ -176,18 +193,23 @@ pub struct Pool {
     free: Vec<PoolKey>,
     paid: Option<PoolKey>,
     record: Arc<dyn PoolRecord>,
-    /// Per key (free keys, then the paid key): when this process may next ask it (see
-    /// `select`). Never later than the key could really admit: cooldowns and window records
-    /// only ever move forward.
-    hints: Box<[AtomicU64]>,
     /// Per key: whether it was disabled when this process last asked it.
     seen_disabled: Box<[AtomicBool]>,
+    /// The records of every model the pool has used.
+    models: Models,
+    /// The Pacific day as of the last admission: its number and the store time its midnight
+    /// falls at, packed into one word (see [`Pool::moment`]).
+    day: AtomicU64,
     http: Http,
     store: Arc<dyn Store>,
     /// `store.describe()`, made once.
     store_name: String,
     clock: Arc<dyn Clock>,
 }
+
+/// The Pacific day's number in the low bits of `Pool::day`, its end above (`Moment::of` keeps
+/// the day to these bits).
+const DAY_BITS: u32 = 20;
 
 impl Pool {
     /// A pool configured from the environment.
@@ -213,31 +235,20 @@ impl Pool {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Pool, Error> {
-        let spec = |key: &ApiKey, tier: Tier| KeySpec {
-            id: *key.id(),
-            fingerprint: key.fingerprint().to_string(),
-            tier,
-            quota: Quota::requests_per_window(
-                match tier {
-                    Tier::Free => config.free_rate_limit,
-                    Tier::Paid => config.paid_rate_limit,
-                },
-                config.window_ms,
-            ),
-            max_inflight_ms: config.timeout_ms,
-            limit_setting: config.setting_name(match tier {
-                Tier::Free => "free_rate_limit",
-                Tier::Paid => "paid_rate_limit",
-            }),
-            window_setting: config.setting_name("window_ms"),
-        };
         let pool_key = |key: &ApiKey, tier: Tier| -> Result<PoolKey, Error> {
-            let handle = store.key(&spec(key, tier))?;
+            let group = config.group_id(key);
+            let handle = store.key(&KeySpec {
+                id: *key.id(),
+                fingerprint: key.fingerprint().to_string(),
+                tier,
+                group: group.digest(),
+            })?;
             Ok(PoolKey {
                 record: handle.record,
                 _in_use: handle.in_use,
                 key: key.clone(),
                 tier,
+                group,
             })
         };
         let free = config
@@ -250,6 +261,8 @@ impl Pool {
             .as_ref()
             .map(|key| pool_key(key, Tier::Paid))
             .transpose()?;
+        let keys: Vec<&PoolKey> = free.iter().chain(paid.iter()).collect();
+        let default = ModelState::open(&config, &*store, &keys, &config.model)?;
         let record = store.pool(&pool_id(&config))?;
         if let Some(level) = config.log {
             log::set_level(level);
@@ -258,8 +271,12 @@ impl Pool {
             .map_err(|message| Error::Transport { message })?;
         let n = free.len() + paid.is_some() as usize;
         Ok(Pool {
-            hints: (0..n).map(|_| AtomicU64::new(0)).collect(),
             seen_disabled: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            models: Models {
+                default,
+                others: Default::default(),
+            },
+            day: AtomicU64::new(0),
             free,
             paid,
             record,
@@ -280,9 +297,37 @@ impl Pool {
         &self.store_name
     }
 
+    /// The store itself.
+    pub fn store_handle(&self) -> &dyn Store {
+        &*self.store
+    }
+
     /// The store's time now, which admissions, cooldowns and statistics count on.
     pub fn now(&self) -> u64 {
         self.store.now()
+    }
+
+    /// `now` (a store time) with the Pacific day it falls in. The day is worked out from the
+    /// wall clock only when the last one known has ended, so admission reads one word for it.
+    #[inline]
+    pub fn moment(&self, now: u64) -> Moment {
+        let word = self.day.load(Relaxed);
+        let day_ends = word >> DAY_BITS;
+        if now < day_ends {
+            return Moment {
+                now,
+                day: word & ((1 << DAY_BITS) - 1),
+                day_ends,
+            };
+        }
+        self.new_day(now)
+    }
+
+    #[cold]
+    fn new_day(&self, now: u64) -> Moment {
+        let at = Moment::of(now, self.clock.unix_secs());
+        self.day.store(at.day_ends << DAY_BITS | at.day, Relaxed);
+        at
     }
 
     /// Every key of the pool, free keys first.
@@ -313,13 +358,24 @@ impl Pool {
         counted.map(|()| response)
     }
 
-    /// The attempt loop of one call.
-    fn call(&self, request_json: &str, options: &CallOptions) -> Result<Response, Error> {
-        let body = request_body(request_json)?;
+    /// The model a call asks for and its fallbacks, in order.
+    fn model_chain(&self, options: &CallOptions) -> Result<Vec<ModelRef<'_>>, Error> {
         let model = match &options.model {
             None => self.config.model.clone(),
             Some(m) => validate_model(m).map_err(|r| Error::invalid("model", r))?,
         };
+        let mut chain = vec![self.model_state(&model)?];
+        for fallback in self.config.fallbacks(&model) {
+            chain.push(self.model_state(fallback)?);
+        }
+        Ok(chain)
+    }
+
+    /// The attempt loop of one call.
+    fn call(&self, request_json: &str, options: &CallOptions) -> Result<Response, Error> {
+        let body = request_body(request_json)?;
+        let chain = self.model_chain(options)?;
+        let tokens = estimate_tokens(&body);
         let budget = options
             .timeout_ms
             .unwrap_or(self.config.timeout_ms)
@@ -333,8 +389,12 @@ impl Pool {
                     .last_failure
                     .unwrap_or(Error::Timeout { after_ms: budget }));
             }
-            let lease =
-                self.acquire_waiting(progress.wait_until, progress.last_failure.as_ref())?;
+            let lease = self.acquire_waiting(
+                &chain,
+                tokens,
+                progress.wait_until,
+                progress.last_failure.as_ref(),
+            )?;
             let now = self.store.now();
             let remaining = progress.deadline.saturating_sub(now);
             if remaining == 0 {
@@ -345,28 +405,55 @@ impl Pool {
             }
             progress.attempts += 1;
             let key = lease.pool_key();
-            let happened = self.attempt(lease, &model, &body, remaining, progress.retries > 0)?;
+            let (index, served) = (lease.index, lease.model().to_string());
+            if served != chain[0].model {
+                lease.quota().count_fallback()?;
+                self.record.add(PoolCounter::ModelFallbacks, 1)?;
+                log::event(
+                    Level::Info,
+                    "model_fallback",
+                    &[("model", Str(&chain[0].model)), ("served_by", Str(&served))],
+                );
+            }
+            let happened = self.attempt(lease, &served, &body, remaining, progress.retries > 0)?;
             let now = self.store.now();
+            let state = self.model_state(&served)?;
+            let quota = &state.quotas[index];
+            let capacity = happened.is_capacity_429();
+            let streak = if capacity {
+                quota.capacity_streak(true)?
+            } else {
+                0
+            };
             let next = decide::next(
                 &happened,
                 &progress,
                 now,
                 self.clock.unix_secs(),
                 random_draw(),
+                streak,
                 &policy,
             );
             let result = self.result_of(happened, key, now.saturating_sub(progress.started));
             match next {
                 Next::Return | Next::Fail => {
+                    if matches!(next, Next::Return) {
+                        quota.reset_capacity()?;
+                    }
                     return result.map(|body| Response {
                         body,
                         key_fingerprint: key.key.fingerprint().to_string(),
                         attempts: progress.attempts,
-                    })
+                        model: served,
+                    });
                 }
                 Next::MoveOn(penalty) => {
                     match penalty {
-                        Penalty::CoolDown { until, cause } => key.cool_down(until, cause, now)?,
+                        Penalty::Quota(hits) => {
+                            for hit in &hits {
+                                self.apply(key, index, &served, hit, now)?;
+                            }
+                        }
                         Penalty::Disable(reason) => key.disable(reason)?,
                     }
                     progress.last_failure = result.err();
@@ -392,6 +479,65 @@ impl Pool {
             }
         }
     }
+
+    /// Applies what a 429 said about one model of key `index`'s group (`served`: the model
+    /// the request was for, when the violation names none), and says so in the log.
+    fn apply(
+        &self,
+        key: &PoolKey,
+        index: usize,
+        served: &str,
+        hit: &QuotaHit,
+        now: u64,
+    ) -> Result<(), Error> {
+        let model = hit.model.as_deref().unwrap_or(served);
+        let state = self.model_state(model)?;
+        let quota = &state.quotas[index];
+        let (event, cause, until) = match hit.wait {
+            Wait::CoolDown { until, cause } => {
+                quota.cool_down(until, cause)?;
+                ("quota_cooldown", cause.as_str(), until)
+            }
+            Wait::Unavailable { until } => {
+                quota.mark_unavailable(until)?;
+                ("model_unavailable", "limit_0", until)
+            }
+        };
+        log::event(
+            Level::Warn,
+            event,
+            &[
+                ("key", Str(key.key.fingerprint())),
+                ("group", Str(key.group.as_str())),
+                ("model", Str(model)),
+                ("cause", Str(cause)),
+                ("cooldown_ms", Num(until.saturating_sub(now))),
+            ],
+        );
+        for &(kind, value) in &hit.lower {
+            if quota.lower_limit(kind, value)? {
+                log::event(
+                    Level::Warn,
+                    "limit_lowered",
+                    &[
+                        ("group", Str(key.group.as_str())),
+                        ("model", Str(model)),
+                        ("limit", Str(kind.as_str())),
+                        ("value", Num(value)),
+                    ],
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The input tokens a request is counted as before it is sent: its bytes / 2, rounded up. A
+/// token is about four characters of text and an image part's base64 is far more bytes than
+/// its tokens, so this over-estimates (which is safe: the reservation is corrected to the
+/// answer's `promptTokenCount`, and an over-estimate only holds room back until then).
+pub fn estimate_tokens(body: &[u8]) -> u64 {
+    (body.len() as u64).div_ceil(2).max(1)
 }
 
 /// The request as the bytes every attempt sends, made once: it must be a JSON object, and it

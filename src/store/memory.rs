@@ -1,9 +1,10 @@
 //! State for this process only, in heap memory.
 
-use super::layout::{KeyCell, PoolCell, Words, POOL_WORDS};
+use super::group::QuotaCell;
+use super::layout::{KeyCell, PoolCell, Words, KEY_WORDS, POOL_WORDS};
 use super::{
-    conflict, in_use_token, same_quota, Enabled, InUse, KeyHandle, KeySpec, PoolRecord, Store,
-    StoredKey,
+    conflict, in_use_token, same_limits, Enabled, InUse, KeyHandle, KeySpec, Moment, PoolRecord,
+    QuotaHandle, QuotaSnapshot, QuotaSpec, Store, StoredKey,
 };
 use crate::clock::Clock;
 use crate::error::Error;
@@ -26,20 +27,21 @@ fn block_words(len: usize) -> Words {
     unsafe { Words::new(ptr, len, block) }
 }
 
-/// A key's record and whether a pool still uses it.
+/// A quota record and whether a pool still uses it.
 struct Entry {
-    cell: KeyCell,
+    cell: QuotaCell,
     users: Weak<InUse>,
 }
 
-/// Every key and pool record of this process, so that pools sharing a key share its state.
-/// Records outlive their pools, so a pool made again later still sees the key's window.
-/// A mutex, because records are looked up only when a pool is created, never per request.
-static KEYS: Lazy<Mutex<HashMap<KeyId, Entry>>> = Lazy::new(Default::default);
+/// Every record of this process, so that pools sharing a key share its state. Records outlive
+/// their pools, so a pool made again later still sees the windows. A mutex, because records
+/// are looked up only when a pool is created or first uses a model, never per request.
+static KEYS: Lazy<Mutex<HashMap<KeyId, KeyCell>>> = Lazy::new(Default::default);
+static QUOTAS: Lazy<Mutex<HashMap<[u8; 16], Entry>>> = Lazy::new(Default::default);
 static POOLS: Lazy<Mutex<HashMap<[u8; 16], PoolCell>>> = Lazy::new(Default::default);
 
-fn keys() -> std::sync::MutexGuard<'static, HashMap<KeyId, Entry>> {
-    KEYS.lock().unwrap_or_else(|e| e.into_inner())
+fn locked<T>(m: &'static Mutex<T>) -> std::sync::MutexGuard<'static, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The in-process store; its time is the clock it is given.
@@ -56,11 +58,26 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn key(&self, spec: &KeySpec) -> Result<KeyHandle, Error> {
-        let mut keys = keys();
-        if let Some(entry) = keys.get_mut(&spec.id) {
-            if same_quota(entry.cell.quota(), spec) {
+        let cell = locked(&KEYS)
+            .entry(spec.id)
+            .or_insert_with(|| {
+                let cell = KeyCell(block_words(KEY_WORDS));
+                cell.init(spec.tier, &spec.group);
+                cell
+            })
+            .clone();
+        Ok(KeyHandle {
+            record: Arc::new(cell),
+            in_use: Arc::new(InUse),
+        })
+    }
+
+    fn quota(&self, spec: &QuotaSpec) -> Result<QuotaHandle, Error> {
+        let mut quotas = locked(&QUOTAS);
+        if let Some(entry) = quotas.get_mut(&spec.id) {
+            if same_limits(entry.cell.configured(), spec) {
                 entry.cell.cover_timeout(spec.max_inflight_ms);
-                return Ok(KeyHandle {
+                return Ok(QuotaHandle {
                     record: Arc::new(entry.cell.clone()),
                     in_use: in_use_token(&mut entry.users),
                 });
@@ -68,37 +85,36 @@ impl Store for MemoryStore {
             if entry.users.upgrade().is_some() {
                 return Err(conflict(
                     spec,
-                    entry.cell.quota(),
+                    entry.cell.configured(),
                     "another pool of this process",
                 ));
             }
         }
-        let cell = KeyCell(block_words(KeyCell::words_for(spec.quota.limit)));
-        cell.init(spec.quota, spec.tier);
-        if let Some(old) = keys.get(&spec.id) {
-            // A new quota for a key no pool uses any more: carry its window on.
+        let cell = QuotaCell(block_words(QuotaCell::words_for(&spec.limits)));
+        cell.init(&spec.limits, spec.tier, &spec.group, &spec.model);
+        cell.cover_timeout(spec.max_inflight_ms);
+        if let Some(old) = quotas.get(&spec.id) {
+            // New limits for a record no pool uses any more: carry its state on.
             cell.carry_over(&old.cell, self.now());
         }
-        cell.cover_timeout(spec.max_inflight_ms);
         let mut users = Weak::new();
         let in_use = in_use_token(&mut users);
-        keys.insert(
+        quotas.insert(
             spec.id,
             Entry {
                 cell: cell.clone(),
                 users,
             },
         );
-        Ok(KeyHandle {
+        Ok(QuotaHandle {
             record: Arc::new(cell),
             in_use,
         })
     }
 
     fn pool(&self, id: &[u8; 16]) -> Result<Arc<dyn PoolRecord>, Error> {
-        let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
         Ok(Arc::new(
-            pools
+            locked(&POOLS)
                 .entry(*id)
                 .or_insert_with(|| PoolCell(block_words(POOL_WORDS)))
                 .clone(),
@@ -110,29 +126,39 @@ impl Store for MemoryStore {
     }
 
     fn all_keys(&self) -> Result<Vec<StoredKey>, Error> {
-        let now = self.now();
-        Ok(keys()
+        Ok(locked(&KEYS)
             .iter()
-            .map(|(id, entry)| StoredKey {
+            .map(|(id, cell)| StoredKey {
                 id: *id,
                 fingerprint: fingerprint_of_id(id),
-                snapshot: entry.cell.snapshot(now),
+                snapshot: cell.snapshot(),
             })
             .collect())
     }
 
+    fn all_quotas(&self, at: &Moment) -> Result<Vec<QuotaSnapshot>, Error> {
+        Ok(locked(&QUOTAS)
+            .values()
+            .map(|e| e.cell.snapshot(at))
+            .collect())
+    }
+
     fn enable(&self, fingerprint: &str) -> Result<Enabled, Error> {
-        Ok(keys()
+        Ok(locked(&KEYS)
             .iter()
             .find(|(id, _)| fingerprint_of_id(id) == fingerprint)
-            .map_or(Enabled::NoSuchKey, |(_, entry)| Enabled::Enabled {
-                was: entry.cell.enable(),
+            .map_or(Enabled::NoSuchKey, |(_, cell)| Enabled::Enabled {
+                was: cell.enable(),
             }))
     }
 
     fn used_bytes(&self) -> Option<u64> {
-        let words: usize = keys().values().map(|e| e.cell.0.as_slice().len()).sum();
-        Some(words as u64 * 8)
+        let keys = locked(&KEYS).len() * KEY_WORDS;
+        let quotas: usize = locked(&QUOTAS)
+            .values()
+            .map(|e| e.cell.0.as_slice().len())
+            .sum();
+        Some((keys + quotas) as u64 * 8)
     }
 
     fn describe(&self) -> String {

@@ -5,8 +5,8 @@
 //!
 //! - a header of `HEADER_WORDS` words: magic, layout version, file size, the boot it was made in,
 //!   the arena's fill mark, and the number of entries in each table;
-//! - the key table (`KEY_CAPACITY` entries of [id, id, location]) and the pool table, where a
-//!   location packs a record's offset and length into one word, so that a reader never pairs
+//! - the key table (`KEY_CAPACITY` entries of [id, id, location]), the pool table and the
+//!   quota table (one record per quota group and model, `group`), where a location packs a record's offset and length into one word, so that a reader never pairs
 //!   one record's offset with another's length;
 //! - the arena, where the records live (see `layout`).
 //!
@@ -23,10 +23,11 @@
 //! size or contents it cannot trust is an error that says what to do, never undefined
 //! behaviour: every offset read from the file is checked against the mapping before use.
 
-use super::layout::{KeyCell, PoolCell, Words, KEY_HEADER_WORDS, POOL_WORDS};
+use super::group::{QuotaCell, QUOTA_HEADER_WORDS};
+use super::layout::{KeyCell, PoolCell, Words, KEY_WORDS, POOL_WORDS};
 use super::{
-    conflict, in_use_token, same_quota, Enabled, InUse, KeyHandle, KeySpec, PoolRecord, Store,
-    StoredKey,
+    conflict, in_use_token, same_limits, Enabled, InUse, KeyHandle, KeySpec, Moment, PoolRecord,
+    QuotaHandle, QuotaSnapshot, QuotaSpec, Store, StoredKey,
 };
 use crate::clock::Clock;
 use crate::error::Error;
@@ -44,8 +45,8 @@ use std::time::{Duration, Instant};
 
 /// "GRSTATE1" read as a little-endian u64.
 const MAGIC: u64 = u64::from_le_bytes(*b"GRSTATE1");
-/// Bumped whenever the meaning of any word changes.
-pub const LAYOUT_VERSION: u64 = 1;
+/// Bumped whenever the meaning of any word changes (2: quotas per quota group and model).
+pub const LAYOUT_VERSION: u64 = 2;
 
 const HEADER_WORDS: usize = 512; // 4 KiB
 const H_MAGIC: usize = 0;
@@ -55,15 +56,19 @@ const H_BOOT_ID: usize = 3; // two words
 const H_ARENA_NEXT: usize = 5;
 const H_KEY_COUNT: usize = 6;
 const H_POOL_COUNT: usize = 7;
+const H_QUOTA_COUNT: usize = 8;
 
 const ENTRY_WORDS: usize = 4; // id, id, location (offset | length << 32), reserved
 const KEY_CAPACITY: usize = 65_536;
 const POOL_CAPACITY: usize = 4_096;
+const QUOTA_CAPACITY: usize = 65_536;
 const KEY_TABLE: usize = HEADER_WORDS;
 const POOL_TABLE: usize = KEY_TABLE + KEY_CAPACITY * ENTRY_WORDS;
-const ARENA: usize = POOL_TABLE + POOL_CAPACITY * ENTRY_WORDS;
-/// The file's size. It is sparse: only the pages records touch take memory (about 8 bytes per
-/// unit of a key's limit plus 160 bytes per key).
+const QUOTA_TABLE: usize = POOL_TABLE + POOL_CAPACITY * ENTRY_WORDS;
+const ARENA: usize = QUOTA_TABLE + QUOTA_CAPACITY * ENTRY_WORDS;
+/// The file's size. It is sparse: only the pages records touch take memory (about 130 bytes
+/// per key, and per quota group and model 300 bytes plus 8 per unit of its rate limit and per
+/// slot of its token window).
 const FILE_BYTES: u64 = 256 << 20;
 const FILE_WORDS: usize = (FILE_BYTES / 8) as usize;
 
@@ -492,7 +497,18 @@ impl ShmFile {
             .filter_map(|i| {
                 let entry = KEY_TABLE + i * ENTRY_WORDS;
                 let cell = KeyCell(self.entry_words(entry, KEYS.min_len)?);
-                cell.fits().then(|| (self.entry_id(entry), cell))
+                Some((self.entry_id(entry), cell))
+            })
+            .collect()
+    }
+
+    /// Every quota record in the file that fits its limits.
+    pub fn quotas(self: &Arc<Self>) -> Vec<QuotaCell> {
+        (0..self.count(H_QUOTA_COUNT, QUOTA_CAPACITY))
+            .filter_map(|i| {
+                let entry = QUOTA_TABLE + i * ENTRY_WORDS;
+                let cell = QuotaCell(self.entry_words(entry, QUOTAS.min_len)?);
+                cell.fits().then_some(cell)
             })
             .collect()
     }
@@ -569,8 +585,15 @@ const KEYS: Table = Table {
     start: KEY_TABLE,
     capacity: KEY_CAPACITY,
     count_word: H_KEY_COUNT,
-    min_len: KEY_HEADER_WORDS + 1,
+    min_len: KEY_WORDS,
     what: "key",
+};
+const QUOTAS: Table = Table {
+    start: QUOTA_TABLE,
+    capacity: QUOTA_CAPACITY,
+    count_word: H_QUOTA_COUNT,
+    min_len: QUOTA_HEADER_WORDS + 1,
+    what: "quota group and model",
 };
 const POOLS: Table = Table {
     start: POOL_TABLE,
@@ -611,49 +634,73 @@ impl ShmStore {
 }
 
 impl Store for ShmStore {
-    /// Every process that registers a key holds a read lock on the key's byte for as long as
-    /// it runs (the kernel drops it when the process ends, however it ends). A changed limit
-    /// can therefore be adopted exactly when no other live process registered the key, which a
-    /// non-blocking write lock tells; the record is then made again under that write lock,
-    /// carrying the old window on.
     fn key(&self, spec: &KeySpec) -> Result<KeyHandle, Error> {
+        let f = &self.file;
+        let found = match f.find(KEYS, &spec.id) {
+            Some((_, words)) => words,
+            None => {
+                let file_lock = FileLock::take(&f.path)?;
+                match f.find(KEYS, &spec.id) {
+                    Some((_, words)) => words,
+                    None => f.create(&file_lock.0, KEYS, &spec.id, KEY_WORDS, |w| {
+                        KeyCell(w.clone()).init(spec.tier, &spec.group)
+                    })?,
+                }
+            }
+        };
+        Ok(KeyHandle {
+            record: Arc::new(KeyCell(found)),
+            in_use: Arc::new(InUse),
+        })
+    }
+
+    /// Every process that registers a quota record holds a read lock on the record's byte for
+    /// as long as it runs (the kernel drops it when the process ends, however it ends). Changed
+    /// limits can therefore be adopted exactly when no other live process registered the
+    /// record, which a non-blocking write lock tells; the record is then made again under that
+    /// write lock, carrying the old state on.
+    fn quota(&self, spec: &QuotaSpec) -> Result<QuotaHandle, Error> {
         let f = &self.file;
         let mut registry = f.registry.lock().unwrap_or_else(|e| e.into_inner());
         // Waits only while another process is making this key's record again.
         registry.key_lock(&f.path, libc::F_RDLCK, &spec.id, true)?;
         let usable = |w: &Words| {
-            let cell = KeyCell(w.clone());
+            let cell = QuotaCell(w.clone());
             cell.fits().then_some(cell)
         };
-        if let Some(cell) = f.find(KEYS, &spec.id).and_then(|(_, w)| usable(&w)) {
-            if same_quota(cell.quota(), spec) {
+        if let Some(cell) = f.find(QUOTAS, &spec.id).and_then(|(_, w)| usable(&w)) {
+            if same_limits(cell.configured(), spec) {
                 cell.cover_timeout(spec.max_inflight_ms);
                 let in_use = in_use_token(registry.users.entry(spec.id).or_default());
-                return Ok(KeyHandle {
+                return Ok(QuotaHandle {
                     record: Arc::new(cell),
                     in_use,
                 });
             }
         }
         let file_lock = FileLock::take(&f.path)?;
-        let len = KeyCell::words_for(spec.quota.limit);
-        let init = |w: &Words| KeyCell(w.clone()).init(spec.quota, spec.tier);
-        let cell = match f.find(KEYS, &spec.id) {
-            None => KeyCell(f.create(&file_lock.0, KEYS, &spec.id, len, init)?),
+        let len = QuotaCell::words_for(&spec.limits);
+        let init = |w: &Words| {
+            let cell = QuotaCell(w.clone());
+            cell.init(&spec.limits, spec.tier, &spec.group, &spec.model);
+            cell.cover_timeout(spec.max_inflight_ms);
+        };
+        let cell = match f.find(QUOTAS, &spec.id) {
+            None => QuotaCell(f.create(&file_lock.0, QUOTAS, &spec.id, len, init)?),
             Some((entry, words)) => {
                 let old = usable(&words).ok_or_else(|| {
                     state_error(
                         &f.path,
                         format!(
-                            "is corrupt: the record of key {} does not fit its limit; remove it",
-                            spec.fingerprint
+                            "is corrupt: the record of quota group {} and model {} does not fit its limits; remove it",
+                            spec.group_name, spec.model
                         ),
                     )
                 })?;
-                if same_quota(old.quota(), spec) {
+                if same_limits(old.configured(), spec) {
                     old
                 } else {
-                    let existing = old.quota();
+                    let existing = old.configured();
                     let in_use_here = registry
                         .users
                         .get(&spec.id)
@@ -670,9 +717,9 @@ impl Store for ShmStore {
                     }
                     let made = f.allocate(&file_lock.0, len).map(|(offset, words)| {
                         init(&words);
-                        KeyCell(words.clone()).carry_over(&old, self.now());
+                        QuotaCell(words.clone()).carry_over(&old, self.now());
                         f.publish(entry, &spec.id, offset, len);
-                        KeyCell(words)
+                        QuotaCell(words)
                     });
                     registry.key_lock(&f.path, libc::F_RDLCK, &spec.id, true)?; // back to a read lock
                     made?
@@ -681,7 +728,7 @@ impl Store for ShmStore {
         };
         cell.cover_timeout(spec.max_inflight_ms);
         let in_use = in_use_token(registry.users.entry(spec.id).or_default());
-        Ok(KeyHandle {
+        Ok(QuotaHandle {
             record: Arc::new(cell),
             in_use,
         })
@@ -705,7 +752,6 @@ impl Store for ShmStore {
     }
 
     fn all_keys(&self) -> Result<Vec<StoredKey>, Error> {
-        let now = self.now();
         Ok(self
             .file
             .keys()
@@ -713,8 +759,17 @@ impl Store for ShmStore {
             .map(|(id, cell)| StoredKey {
                 id,
                 fingerprint: fingerprint_of_id(&id),
-                snapshot: cell.snapshot(now),
+                snapshot: cell.snapshot(),
             })
+            .collect())
+    }
+
+    fn all_quotas(&self, at: &Moment) -> Result<Vec<QuotaSnapshot>, Error> {
+        Ok(self
+            .file
+            .quotas()
+            .iter()
+            .map(|cell| cell.snapshot(at))
             .collect())
     }
 
