@@ -1,5 +1,6 @@
 //! Admission alone: one selection and admission decision (`Pool::try_lease` plus completing the
-//! lease), in-process and shared-memory stores, 1 and 2 threads on one key, and 10 / 1,000 /
+//! lease), in-process and shared-memory stores, 1 and 2 threads on one key, one key with all
+//! three limits on (requests per window, per day, input tokens per window), and 10 / 1,000 /
 //! 10,000 keys of which 99% are full; next to `governor`'s check in the same run.
 //!
 //! Time is a fake clock advanced by the benchmark, so that the window never fills where the
@@ -7,7 +8,7 @@
 
 mod common;
 
-use common::{cleanup, keys, pool, State};
+use common::{cleanup, keys, pool, pool_with, State};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::hint::black_box;
 use std::num::NonZeroU32;
@@ -41,6 +42,25 @@ fn one_key(c: &mut Criterion) {
         // Fake time must never go back, across criterion's warm-up and measurement calls.
         let mut i = 0u64;
         group.bench_function(BenchmarkId::new("1_thread", state.name()), |b| {
+            b.iter(|| {
+                i += 1;
+                let now = 1 + i / PER_TICK;
+                let lease = p.try_lease(black_box(now)).expect("admitted");
+                lease.complete(now).expect("completed");
+            })
+        });
+        // The same with a daily limit (never reached in a run) and a token limit (each
+        // admission reserves one token; the window holds at most ~600 of 4,096).
+        let p = pool_with(
+            &keys(&format!("three-{}", state.name()), 1),
+            LIMIT,
+            WINDOW,
+            state,
+            NO_HTTP,
+            serde_json::json!({"free_daily_limit": 1_000_000_000u64, "free_token_limit": LIMIT}),
+        );
+        let mut i = 0u64;
+        group.bench_function(BenchmarkId::new("1_thread_three_limits", state.name()), |b| {
             b.iter(|| {
                 i += 1;
                 let now = 1 + i / PER_TICK;

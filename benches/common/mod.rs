@@ -45,9 +45,24 @@ pub fn keys(tag: &str, n: usize) -> Vec<String> {
 
 /// A pool of `keys` free keys; nothing is sent over HTTP by the admission benchmarks.
 pub fn pool(keys: &[String], limit: u64, window_ms: u64, state: State, base_url: &str) -> Pool {
-    let config = json!({
+    pool_with(keys, limit, window_ms, state, base_url, json!({}))
+}
+
+/// As [`pool`], with more settings (`extra`, JSON configuration fields) merged in.
+pub fn pool_with(
+    keys: &[String],
+    limit: u64,
+    window_ms: u64,
+    state: State,
+    base_url: &str,
+    extra: serde_json::Value,
+) -> Pool {
+    let mut config = json!({
         "free_keys": keys, "free_rate_limit": limit, "window_ms": window_ms,
         "base_url": base_url, "state": state.config(), "timeout_ms": 10_000,
     });
+    for (k, v) in extra.as_object().expect("an object") {
+        config[k] = v.clone();
+    }
     Pool::new(Config::from_json(&config.to_string()).expect("config")).expect("pool")
 }

@@ -44,6 +44,14 @@ void test_safety_block(void);
 void test_close(void);
 void test_timeout(void);
 
+/* test_quotas.c: quotas per (project, model), per day, per token; fallback */
+void test_quota_per_model(void);
+void test_daily_limit(void);
+void test_project_groups(void);
+void test_model_unavailable(void);
+void test_model_fallback(void);
+void test_capacity_429(void);
+
 /* test_observability.c: logging and Prometheus metrics */
 void test_log_level(void);
 void test_log_callback(void);
