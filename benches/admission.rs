@@ -60,14 +60,17 @@ fn one_key(c: &mut Criterion) {
             serde_json::json!({"free_daily_limit": 1_000_000_000u64, "free_token_limit": LIMIT}),
         );
         let mut i = 0u64;
-        group.bench_function(BenchmarkId::new("1_thread_three_limits", state.name()), |b| {
-            b.iter(|| {
-                i += 1;
-                let now = 1 + i / PER_TICK;
-                let lease = p.try_lease(black_box(now)).expect("admitted");
-                lease.complete(now).expect("completed");
-            })
-        });
+        group.bench_function(
+            BenchmarkId::new("1_thread_three_limits", state.name()),
+            |b| {
+                b.iter(|| {
+                    i += 1;
+                    let now = 1 + i / PER_TICK;
+                    let lease = p.try_lease(black_box(now)).expect("admitted");
+                    lease.complete(now).expect("completed");
+                })
+            },
+        );
         let p = Arc::new(pool(
             &keys(&format!("two-{}", state.name()), 1),
             LIMIT_2T,

@@ -69,10 +69,12 @@ impl QuotaCell {
         QUOTA_HEADER_WORDS + limits.rate.limit as usize + tokens as usize
     }
 
+    #[inline]
     fn w(&self, i: usize) -> &AtomicU64 {
         self.0.word(i)
     }
 
+    #[inline]
     fn load(&self, i: usize) -> u64 {
         self.w(i).load(Relaxed)
     }
@@ -161,6 +163,7 @@ impl QuotaCell {
     }
 
     /// The rate ring, as long as the rate in force (a lowered rate uses the first slots).
+    #[inline]
     fn rate_window(&self) -> Window<'_> {
         let words = self.0.as_slice();
         let ring = self.load(Q_CONF_RATE) as usize;
@@ -174,6 +177,7 @@ impl QuotaCell {
     }
 
     /// The token ring (empty without a token limit) and the tokens a slot stands for.
+    #[inline]
     fn token_window(&self) -> (Window<'_>, u64) {
         let words = self.0.as_slice();
         let start = QUOTA_HEADER_WORDS + self.load(Q_CONF_RATE) as usize;
@@ -193,6 +197,7 @@ impl QuotaCell {
         )
     }
 
+    #[inline]
     pub fn cooldown(&self) -> (u64, CooldownCause) {
         let w = self.load(Q_COOLDOWN);
         (
@@ -215,6 +220,7 @@ impl QuotaCell {
     }
 
     /// Requests counted on `day`.
+    #[inline]
     fn count_on(&self, day: u64) -> u64 {
         let w = self.w(Q_DAY).load(Acquire);
         if w >> DAY_SHIFT == day {
@@ -225,6 +231,7 @@ impl QuotaCell {
     }
 
     /// Counts one request on the day of `at`, unless the day's limit is reached.
+    #[inline]
     fn count_day(&self, at: &Moment, limit: u64) -> Result<(), u64> {
         let word = self.w(Q_DAY);
         let mut current = word.load(Acquire);
@@ -316,6 +323,7 @@ impl QuotaCell {
 
     /// Stamps the admission's slots with `now`, and corrects its token reservation to
     /// `prompt_tokens` when known: slots above it are freed, and missing ones taken if free.
+    #[inline]
     pub fn complete(&self, ticket: QuotaTicket, now: u64, prompt_tokens: Option<u64>) {
         self.rate_window().complete(ticket.rate, now);
         let held = ticket.tokens.as_slice();
@@ -413,6 +421,7 @@ impl super::QuotaRecord for QuotaCell {
         QuotaCell::try_admit(self, at, tokens)
     }
 
+    #[inline]
     fn complete(
         &self,
         ticket: QuotaTicket,

@@ -56,11 +56,13 @@ impl Words {
         }
     }
 
+    #[inline]
     pub fn as_slice(&self) -> &[AtomicU64] {
         // SAFETY: guaranteed by the constructor's contract.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
+    #[inline]
     pub fn word(&self, i: usize) -> &AtomicU64 {
         &self.as_slice()[i]
     }
