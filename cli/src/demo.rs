@@ -149,12 +149,13 @@ pub fn stats_table(stats: &Stats) -> String {
     out.push_str(&key_table(&stats.keys));
     let p = &stats.pool;
     out.push_str(&format!(
-        "Pool: {} requests, {} succeeded, {} failed, {} paid fallbacks, {} refused as exhausted; \
-         upstream latency mean {:.2} ms over {} attempts\n",
+        "Pool: {} requests, {} succeeded, {} failed, {} paid fallbacks, {} model fallbacks, {} \
+         refused as exhausted; upstream latency mean {:.2} ms over {} attempts\n",
         p.requests,
         p.succeeded,
         p.failed,
         p.paid_fallbacks,
+        p.model_fallbacks,
         p.exhausted,
         if p.latency.count > 0 {
             p.latency.sum_seconds * 1e3 / p.latency.count as f64
@@ -163,11 +164,56 @@ pub fn stats_table(stats: &Stats) -> String {
         },
         p.latency.count
     ));
+    for m in &stats.models {
+        let left = m
+            .requests_left_today
+            .map_or("no daily limit".to_string(), |n| {
+                format!("{n} requests left today")
+            });
+        out.push_str(&format!(
+            "Model {}: {left}, {} calls served as a fallback\n",
+            m.model, m.fallbacks
+        ));
+    }
     out
 }
 
-/// One line per key.
+/// One line per key (its default model's window), then one per key and model it has used:
+/// requests in the window, today, tokens, cooldown, availability.
 pub fn key_table(keys: &[KeyStats]) -> String {
+    let mut out = key_lines(keys);
+    if keys.iter().all(|k| k.models.is_empty()) {
+        return out;
+    }
+    out.push_str(
+        "  key           model                      window       today         tokens            cooldown            available\n",
+    );
+    for k in keys {
+        for m in &k.models {
+            let of = |n: Option<u64>| n.map_or("-".to_string(), |n| n.to_string());
+            let cooldown = match (m.cooldown_remaining_ms, m.cooldown_cause) {
+                (0, _) => "-".to_string(),
+                (ms, cause) => format!("{}.{:03}s {}", ms / 1000, ms % 1000, cause.unwrap_or("")),
+            };
+            out.push_str(&format!(
+                "  {:<12}  {:<25}  {:>5}/{:<5}  {:>5}/{:<6}  {:>7}/{:<8}  {:<18}  {}\n",
+                k.fingerprint,
+                m.model,
+                m.in_window,
+                m.rate_limit,
+                m.today,
+                of(m.daily_limit),
+                m.tokens_in_window,
+                of(m.token_limit),
+                cooldown,
+                if m.unavailable { "no (limit 0)" } else { "yes" },
+            ));
+        }
+    }
+    out
+}
+
+fn key_lines(keys: &[KeyStats]) -> String {
     let mut out = String::from(
         "  key           tier  limit/window    in window  admitted  ok    refused  429  5xx  retries  cooldown            disabled\n",
     );

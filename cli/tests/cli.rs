@@ -145,3 +145,42 @@ fn enable_takes_a_disabled_key_back_host_wide() {
     assert!(text(&out).1.contains("no key with fingerprint"));
     let _ = std::fs::remove_file(&state);
 }
+
+#[test]
+fn stats_show_each_key_and_model_of_the_shared_state() {
+    use gemini_emulator::{Emulator, EmulatorConfig, KeySpec};
+
+    let pid = std::process::id();
+    let key = format!("cli-stats-{pid}");
+    let emu = Emulator::start(EmulatorConfig::with_keys(vec![KeySpec::new(
+        key.clone(),
+        "k",
+    )]))
+    .unwrap();
+    let state = std::env::temp_dir().join(format!("gemini-rotator-cli-table-{pid}.state"));
+    let state = format!("shm:{}", state.display());
+    let base_url = emu.base_url();
+    let env = [
+        ("GEMINI_FREE_KEYS", key.as_str()),
+        ("GEMINI_FREE_DAILY_LIMIT", "20"),
+        ("GEMINI_ROTATOR_STATE", state.as_str()),
+        ("GEMINI_BASE_URL", base_url.as_str()),
+    ];
+    let out = run(&["generate", "hello"], &env);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = run(&["stats"], &env);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let fp = gemini_rotator::key::fingerprint(&key);
+    let row = stdout
+        .lines()
+        .find(|l| l.contains(&fp) && l.contains("gemini-3.6-flash"))
+        .unwrap_or_else(|| panic!("no model row in\n{stdout}"));
+    assert!(row.contains("1/20"), "one of 20 today: {row}");
+    assert!(
+        stdout.contains("Model gemini-3.6-flash: 19 requests left today"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&key));
+    let _ = std::fs::remove_file(state.trim_start_matches("shm:"));
+}

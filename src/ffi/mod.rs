@@ -161,9 +161,13 @@ pub unsafe extern "C" fn gr_generate(
     })
 }
 
-/// A JSON snapshot of the pool's statistics: per key (by fingerprint) its limit, current use of
-/// the window, cooldown, disabled reason and counters; pool-wide counters and the latency
-/// histogram. On `GR_OK`, `*out_json` receives it; free it with `gr_free`.
+/// A JSON snapshot of the pool's statistics: per key (by fingerprint) its quota group, disabled
+/// reason and counters, and per model the pool has used its group's requests in the window /
+/// limit, requests today / daily limit, tokens in the window / token limit, cooldown and cause,
+/// and whether the model is unavailable to it; per model the requests left today across all
+/// keys and the fallbacks it served; pool-wide counters and the latency histogram. The schema
+/// is in the README ("Observability"). On `GR_OK`, `*out_json` receives it; free it with
+/// `gr_free`.
 ///
 /// # Safety
 /// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
