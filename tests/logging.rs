@@ -28,7 +28,7 @@ fn log_events_name_keys_by_fingerprint_only() {
         assert!(!all.contains(key.as_str()));
     }
     let count = |name: &str| events.iter().filter(|e| e["event"] == name).count();
-    assert_eq!(count("quota_cooldown"), 1, "{all}");
+    assert_eq!(count("key_cooldown"), 1, "{all}");
     assert_eq!(count("key_disabled"), 1);
     assert_eq!(count("retry"), 1);
     assert_eq!(count("paid_fallback"), 2);

@@ -496,7 +496,8 @@ impl Pool {
         let (event, cause, until) = match hit.wait {
             Wait::CoolDown { until, cause } => {
                 quota.cool_down(until, cause)?;
-                ("quota_cooldown", cause.as_str(), until)
+                // The name it had when cooldowns were per key: what the key's answer did.
+                ("key_cooldown", cause.as_str(), until)
             }
             Wait::Unavailable { until } => {
                 quota.mark_unavailable(until)?;
@@ -508,6 +509,7 @@ impl Pool {
             event,
             &[
                 ("key", Str(key.key.fingerprint())),
+                ("tier", Str(key.tier.as_str())),
                 ("group", Str(key.group.as_str())),
                 ("model", Str(model)),
                 ("cause", Str(cause)),
@@ -516,8 +518,9 @@ impl Pool {
         );
         for &(kind, value) in &hit.lower {
             if quota.lower_limit(kind, value)? {
+                // Info: the pool adapts by itself; the service's figure is now in force.
                 log::event(
-                    Level::Warn,
+                    Level::Info,
                     "limit_lowered",
                     &[
                         ("group", Str(key.group.as_str())),

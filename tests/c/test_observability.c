@@ -139,9 +139,9 @@ void test_log_callback(void) {
     CHECK_STATUS(h_generate(fx.pool, NULL, 2, 0, 0, NULL, &err), GR_ERR_ALL_KEYS_RATE_LIMITED, err);
     gr_error_free(err);
 
-    CHECK_EVENT("quota_cooldown", 2, "key", fx.fps[0]);
-    CHECK_EVENT("quota_cooldown", 2, "cause", "per_minute");
-    CHECK_EVENT("quota_cooldown", 2, "model", "gemini-3.6-flash");
+    CHECK_EVENT("key_cooldown", 2, "key", fx.fps[0]);
+    CHECK_EVENT("key_cooldown", 2, "cause", "per_minute");
+    CHECK_EVENT("key_cooldown", 2, "model", "gemini-3.6-flash");
     CHECK_EVENT("paid_fallback", 3, "key", fx.fps[2]);
     CHECK_EVENT("retry", 3, (const char *)NULL, "");
     CHECK_EVENT("key_disabled", 1, "key", fx.fps[2]);
