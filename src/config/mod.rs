@@ -75,6 +75,10 @@ pub struct Config {
     /// Backoff before the first retry; it doubles up to `retry_max_ms`, with full jitter.
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
+    /// How long a stream may take to send its first event before it is retried elsewhere.
+    pub stream_first_event_timeout_ms: u64,
+    /// The longest gap between two events of a stream.
+    pub stream_idle_timeout_ms: u64,
     pub state: StateLocation,
     /// The log level to set when the pool is created (`None`: leave it as it is; `Some(None)`:
     /// off).
@@ -213,6 +217,8 @@ impl Config {
             max_retries: small(src, &MAX_RETRIES)?,
             retry_base_ms,
             retry_max_ms,
+            stream_first_event_timeout_ms: parse::count(src, &STREAM_FIRST_EVENT_TIMEOUT)?,
+            stream_idle_timeout_ms: parse::count(src, &STREAM_IDLE_TIMEOUT)?,
             state: parse::state(src, &STATE)?,
             log: parse::log_level(src, &LOG)?,
             free_daily_limit: parse::count_or_unset(src, &FREE_DAILY_LIMIT)?,

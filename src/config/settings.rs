@@ -210,6 +210,27 @@ pub const RETRY_MAX: Setting = Setting {
     default: DefaultValue::Count(16_000),
     doc: "Backoff cap in milliseconds, at least the first ceiling",
 };
+pub const STREAM_FIRST_EVENT_TIMEOUT: Setting = Setting {
+    env: Some("GEMINI_STREAM_FIRST_EVENT_TIMEOUT_MS"),
+    json: Some("stream_first_event_timeout_ms"),
+    kind: Kind::Count {
+        min: 1,
+        max: 3_600_000,
+    },
+    // Thinking models can think for tens of seconds before their first event.
+    default: DefaultValue::Count(60_000),
+    doc: "A stream that sends no event within this many milliseconds is abandoned and retried on another key (within the call's budget)",
+};
+pub const STREAM_IDLE_TIMEOUT: Setting = Setting {
+    env: Some("GEMINI_STREAM_IDLE_TIMEOUT_MS"),
+    json: Some("stream_idle_timeout_ms"),
+    kind: Kind::Count {
+        min: 1,
+        max: 3_600_000,
+    },
+    default: DefaultValue::Count(60_000),
+    doc: "A gap between two events of a stream longer than this many milliseconds ends it with a timeout error",
+};
 pub const STATE: Setting = Setting {
     env: Some("GEMINI_ROTATOR_STATE"),
     json: Some("state"),
@@ -258,6 +279,8 @@ pub static SETTINGS: &[&Setting] = &[
     &MAX_RETRIES,
     &RETRY_BASE,
     &RETRY_MAX,
+    &STREAM_FIRST_EVENT_TIMEOUT,
+    &STREAM_IDLE_TIMEOUT,
     &STATE,
     &LOG,
     &MODELS,

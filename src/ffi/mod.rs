@@ -340,13 +340,13 @@ mod tests {
                 .unwrap()
                 .to_string()
         };
-        assert_eq!(gr_status::ALL.len(), 13);
+        assert_eq!(gr_status::ALL.len(), 16);
         for status in gr_status::ALL {
             // Debug prints the identifier on its own: an independent derivation.
             assert_eq!(name(*status as i32), format!("{status:?}"));
             assert_eq!(gr_status::from_number(*status as i32), Some(*status));
         }
-        for unknown in [-1, 12, 99, 101, i32::MIN, i32::MAX] {
+        for unknown in [-1, 15, 99, 101, i32::MIN, i32::MAX] {
             assert_eq!(name(unknown), "GR_UNKNOWN_STATUS");
         }
     }

@@ -16,13 +16,18 @@
 //! the pool's [`Clock`], so tests run the whole loop on a [`crate::clock::FakeClock`].
 
 mod attempt;
+mod call;
 mod decide;
 mod select;
+mod stream;
 
 pub use select::NoKey;
+pub use stream::{Stream, Usage};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{validate_model, Config};
+use crate::method::Method;
+use call::{Done, Tried};
 use crate::error::Error;
 use crate::health::{CooldownCause, DisabledReason};
 use crate::http::Http;
@@ -297,10 +302,13 @@ impl Pool {
     /// Sends one `generateContent` request (`request_json`, passed through untouched) through
     /// the pool. When the call fails, its own error is returned even if counting it failed too.
     pub fn generate(&self, request_json: &str, options: &CallOptions) -> Result<Response, Error> {
-        self.record.add(PoolCounter::Requests, 1)?;
-        let result = self.call(request_json, options);
-        let counted = match &result {
-            Ok(_) => self.record.add(PoolCounter::Succeeded, 1),
+        self.call(Method::GenerateContent, request_json, options, None)
+    }
+
+    /// Counts a call's outcome on the pool (requests were counted when it started).
+    fn count_outcome(&self, result: Result<(), &Error>) -> Result<(), Error> {
+        match result {
+            Ok(()) => self.record.add(PoolCounter::Succeeded, 1),
             Err(e) => self.record.add(PoolCounter::Failed, 1).and_then(|()| {
                 if matches!(e, Error::AllKeysRateLimited { .. }) {
                     self.record.add(PoolCounter::Exhausted, 1)
@@ -308,18 +316,25 @@ impl Pool {
                     Ok(())
                 }
             }),
-        };
-        let response = result?;
-        counted.map(|()| response)
+        }
     }
 
-    /// The attempt loop of one call.
-    fn call(&self, request_json: &str, options: &CallOptions) -> Result<Response, Error> {
-        let body = request_body(request_json)?;
-        let model = match &options.model {
-            None => self.config.model.clone(),
-            Some(m) => validate_model(m).map_err(|r| Error::invalid("model", r))?,
-        };
+    /// The call's model: the options' (checked), else the pool's default.
+    fn model_of(&self, options: &CallOptions) -> Result<String, Error> {
+        match &options.model {
+            None => Ok(self.config.model.clone()),
+            Some(m) => validate_model(m).map_err(|r| Error::invalid("model", r)),
+        }
+    }
+
+    /// The attempt loop of one call. `attempt` sends one attempt on the lease it is given,
+    /// with the call's remaining time and whether it retries a transient failure; the loop
+    /// decides what next and applies it.
+    fn run<'p, T>(
+        &'p self,
+        options: &CallOptions,
+        mut attempt: impl FnMut(Lease<'p>, u64, bool) -> Result<Tried<T>, Error>,
+    ) -> Result<Done<'p, T>, Error> {
         let budget = options
             .timeout_ms
             .unwrap_or(self.config.timeout_ms)
@@ -345,7 +360,15 @@ impl Pool {
             }
             progress.attempts += 1;
             let key = lease.pool_key();
-            let happened = self.attempt(lease, &model, &body, remaining, progress.retries > 0)?;
+            let (happened, value) = match attempt(lease, remaining, progress.retries > 0)? {
+                Tried::Happened(happened, value) => (happened, value),
+                Tried::Abandoned(failure) => {
+                    // Abandoned without an answer to judge the key by (a stream that sent
+                    // nothing in time): another key at once.
+                    progress.last_failure = Some(failure);
+                    continue;
+                }
+            };
             let now = self.store.now();
             let next = decide::next(
                 &happened,
@@ -358,9 +381,10 @@ impl Pool {
             let result = self.result_of(happened, key, now.saturating_sub(progress.started));
             match next {
                 Next::Return | Next::Fail => {
-                    return result.map(|body| Response {
+                    return result.map(|body| Done {
                         body,
-                        key_fingerprint: key.key.fingerprint().to_string(),
+                        value,
+                        key,
                         attempts: progress.attempts,
                     })
                 }
