@@ -10,7 +10,7 @@
 //!   `GR_ERR_PANIC`.
 //! - Strings the library returns through `char **` out-params are freed with `gr_free`;
 //!   `gr_pool` with `gr_pool_free`; `gr_response` with `gr_response_free`; `gr_error` with
-//!   `gr_error_free`. Freeing NULL does nothing. `const char *` results are borrowed or static,
+//!   `gr_error_free`; `gr_stream` with `gr_stream_free`; `gr_cancel` with `gr_cancel_free`. Freeing NULL does nothing. `const char *` results are borrowed or static,
 //!   as each function says: do not free them.
 //! - Raw pointers are handled only in `ptr.rs`; the bodies here get references and out slots.
 //!
@@ -18,10 +18,12 @@
 //! threads at once (it is shared state by design); it must not be freed while a call on it is
 //! running. A `gr_error` is immutable once returned.
 
+pub mod call;
 pub mod error;
 mod guard;
 mod ptr;
 pub mod response;
+pub mod stream;
 
 use crate::pool::{CallOptions, Pool};
 use crate::{metrics, Config};
