@@ -55,7 +55,10 @@ impl Method {
                 let names: Vec<_> = Method::ALL.iter().map(|m| m.as_str()).collect();
                 Error::invalid(
                     "method",
-                    format!("unknown method {name:?}; expected one of {}", names.join(", ")),
+                    format!(
+                        "unknown method {name:?}; expected one of {}",
+                        names.join(", ")
+                    ),
                 )
             })
     }
@@ -72,7 +75,10 @@ mod tests {
             assert!(m.url_suffix().starts_with(&format!(":{}", m.as_str())));
         }
         let e = Method::parse("generatecontent").unwrap_err().to_string();
-        assert!(e.contains("`method`") && e.contains("\"generatecontent\""), "{e}");
+        assert!(
+            e.contains("`method`") && e.contains("\"generatecontent\""),
+            "{e}"
+        );
         assert!(Method::parse("").is_err());
     }
 }

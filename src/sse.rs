@@ -71,7 +71,9 @@ impl Parser {
     /// The next complete item in what was pushed, if any.
     pub fn next_item(&mut self) -> Option<Item> {
         loop {
-            let end = self.pending[self.scanned..].iter().position(|&b| b == b'\n');
+            let end = self.pending[self.scanned..]
+                .iter()
+                .position(|&b| b == b'\n');
             let Some(end) = end else {
                 self.scanned = self.pending.len();
                 return None;
@@ -192,7 +194,9 @@ mod tests {
         let items = all(&[body]);
         assert_eq!(items.len(), 2);
         assert_eq!(items[0], ev("{\"a\":1}"));
-        let Item::Bare(text) = &items[1] else { panic!("{items:?}") };
+        let Item::Bare(text) = &items[1] else {
+            panic!("{items:?}")
+        };
         let v: serde_json::Value = serde_json::from_slice(text).unwrap();
         assert_eq!(v["error"]["code"], 503);
     }
@@ -201,13 +205,19 @@ mod tests {
     fn the_end_of_the_body_completes_what_is_left() {
         assert_eq!(all(&[b"data: {\"a\":1}"]), vec![ev("{\"a\":1}")]);
         assert_eq!(all(&[b"data: {\"a\":1}\n"]), vec![ev("{\"a\":1}")]);
-        assert_eq!(all(&[b"{\"error\": {"]), vec![Item::Bare(b"{\"error\": {".to_vec())]);
+        assert_eq!(
+            all(&[b"{\"error\": {"]),
+            vec![Item::Bare(b"{\"error\": {".to_vec())]
+        );
         assert_eq!(all(&[b""]), vec![]);
         assert_eq!(all(&[b": comment\nevent: x\n\n"]), vec![]);
     }
 
     #[test]
     fn multi_line_data_is_joined_with_newlines() {
-        assert_eq!(all(&[b"data: {\"a\":\ndata: 1}\n\n"]), vec![ev("{\"a\":\n1}")]);
+        assert_eq!(
+            all(&[b"data: {\"a\":\ndata: 1}\n\n"]),
+            vec![ev("{\"a\":\n1}")]
+        );
     }
 }

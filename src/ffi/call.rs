@@ -2,10 +2,10 @@
 //! (`gr_list_models`), and the cancel token that stops a call or a stream from another thread.
 
 use super::error::{gr_error, gr_status};
+use super::gr_pool;
 use super::guard::{guard, guard_void};
 use super::ptr::{c_str, free_handle, into_handle, opt_c_str, opt_ref, try_ref, Out};
 use super::response::gr_response;
-use super::gr_pool;
 use crate::cancel::Cancel;
 use crate::method::Method;
 use crate::pool::CallOptions;

@@ -4,10 +4,10 @@
 
 use super::call::{call_options, gr_cancel};
 use super::error::{gr_error, gr_status};
+use super::gr_pool;
 use super::guard::{guard, guard_void};
 use super::ptr::{c_str, free_handle, into_handle, opt_c_str, opt_ref, try_ref, Out};
 use super::response::gr_response;
-use super::gr_pool;
 use crate::pool::{Response, Stream};
 use std::ffi::{c_char, CString};
 

@@ -8,8 +8,8 @@ use super::{request_body, CallOptions, Lease, Pool, PoolKey, Response};
 use crate::cancel::Cancel;
 use crate::error::Error;
 use crate::gemini::Verdict;
-use crate::metrics::counters::PoolCounter;
 use crate::method::Method;
+use crate::metrics::counters::PoolCounter;
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 

@@ -23,8 +23,8 @@ use crate::gemini::ErrorBody;
 use crate::http::{Answer, Failure};
 use crate::key::redact;
 use crate::log::{self, Level, Value::Num, Value::Str};
-use crate::metrics::counters::{KeyCounter, PoolCounter};
 use crate::method::Method;
+use crate::metrics::counters::{KeyCounter, PoolCounter};
 use crate::sse::{Item, Parser};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -172,7 +172,10 @@ impl Pool {
         let deadline = sent + Duration::from_millis(remaining_ms);
         let first_ms = self.config.stream_first_event_timeout_ms;
         let first_deadline = deadline.min(sent + Duration::from_millis(first_ms));
-        let outcome = |answer| self.observed(key, sent, answer).map(|h| Tried::Happened(h, None));
+        let outcome = |answer| {
+            self.observed(key, sent, answer)
+                .map(|h| Tried::Happened(h, None))
+        };
         let mut answer = match self.send(key, request, deadline) {
             Ok(answer) => answer,
             Err(failure) => {
@@ -226,7 +229,11 @@ impl Pool {
                 drop(answer);
                 drop(lease);
                 let status = ErrorBody::parse(&text).map_or(0, |e| e.code);
-                let status = if (400..600).contains(&status) { status } else { 500 };
+                let status = if (400..600).contains(&status) {
+                    status
+                } else {
+                    500
+                };
                 return outcome(Ok((status, Bytes::from(text))));
             }
             None => {
