@@ -16,9 +16,11 @@ with ``enable_logging()`` / ``set_log_handler()``).
 from ._errors import (
     AllKeysRateLimitedError,
     APIError,
+    CancelledError,
     ConfigError,
     GeminiError,
     GeminiTimeoutError,
+    IncompleteStreamError,
     InternalError,
     InvalidArgumentError,
     NoUsableKeysError,
@@ -31,6 +33,7 @@ from ._pool import KeyPool, ModelLimits, fingerprint, library_version
 from ._client import GeminiClient
 from ._options import GenerateOptions
 from ._response import GenerateContentResponse, UsageMetadata
+from ._stream import AsyncGenerateContentStream, GenerateContentStream
 from ._stats import KeyStats, LatencyHistogram, PoolCounters, PoolStats
 
 __version__ = "0.1.0"
@@ -38,12 +41,16 @@ __version__ = "0.1.0"
 __all__ = [
     "APIError",
     "AllKeysRateLimitedError",
+    "AsyncGenerateContentStream",
+    "CancelledError",
     "ConfigError",
     "GeminiClient",
     "GeminiError",
     "GeminiTimeoutError",
     "GenerateContentResponse",
+    "GenerateContentStream",
     "GenerateOptions",
+    "IncompleteStreamError",
     "InternalError",
     "InvalidArgumentError",
     "KeyPool",

@@ -109,6 +109,15 @@ class InternalError(GeminiError):
     """A bug in the library (a panic was caught at the C boundary). Please report it."""
 
 
+class CancelledError(GeminiError):
+    """The call or stream was cancelled (its stream closed from another thread) while it ran."""
+
+
+class IncompleteStreamError(GeminiError):
+    """A stream ended without ``finishReason``: the events delivered are an incomplete answer,
+    not a success."""
+
+
 class PoolClosedError(GeminiError, ValueError):
     """The :class:`KeyPool` was closed; create a new one."""
 
@@ -125,6 +134,8 @@ _SIMPLE = {
     _ffi.GR_ERR_TRANSPORT: TransportError,
     _ffi.GR_ERR_TIMEOUT: GeminiTimeoutError,
     _ffi.GR_ERR_STATE: StateError,
+    _ffi.GR_ERR_CANCELLED: CancelledError,
+    _ffi.GR_ERR_INCOMPLETE_STREAM: IncompleteStreamError,
     _ffi.GR_ERR_PANIC: InternalError,
 }
 
