@@ -60,6 +60,12 @@ type Config struct {
 	RetryBase time.Duration
 	// RetryMax caps the backoff; default 16s. (GEMINI_RETRY_MAX_MS)
 	RetryMax time.Duration
+	// StreamFirstEventTimeout: a stream that sends no event this long is abandoned and retried
+	// on another key, within the call's budget; default 1m. (GEMINI_STREAM_FIRST_EVENT_TIMEOUT_MS)
+	StreamFirstEventTimeout time.Duration
+	// StreamIdleTimeout: a longer gap between two events of a stream ends it with ErrTimeout;
+	// default 1m. (GEMINI_STREAM_IDLE_TIMEOUT_MS)
+	StreamIdleTimeout time.Duration
 	// State is where key state lives: "shm" (a shared-memory file in /dev/shm, so that every
 	// process on the host shares each key's limit), "shm:/absolute/path" (another file), or
 	// "memory" (this process only). "" is GEMINI_ROTATOR_STATE when set, else the library's
@@ -109,6 +115,8 @@ type configJSON struct {
 	MaxRetries    *int                   `json:"max_retries,omitempty"`
 	RetryBaseMS   int64                  `json:"retry_base_ms,omitempty"`
 	RetryMaxMS    int64                  `json:"retry_max_ms,omitempty"`
+	StreamFirstMS int64                  `json:"stream_first_event_timeout_ms,omitempty"`
+	StreamIdleMS  int64                  `json:"stream_idle_timeout_ms,omitempty"`
 	State         string                 `json:"state,omitempty"`
 	Log           string                 `json:"log,omitempty"`
 	Models        map[string]ModelLimits `json:"models,omitempty"`
@@ -116,25 +124,27 @@ type configJSON struct {
 
 // configFieldNames maps the library's field names to the Config fields, for error messages.
 var configFieldNames = map[string]string{
-	"free_keys":        "FreeKeys",
-	"paid_key":         "PaidKey",
-	"free_rate_limit":  "FreeRateLimit",
-	"paid_rate_limit":  "PaidRateLimit",
-	"free_daily_limit": "FreeDailyLimit",
-	"paid_daily_limit": "PaidDailyLimit",
-	"free_token_limit": "FreeTokenLimit",
-	"paid_token_limit": "PaidTokenLimit",
-	"window_ms":        "Window",
-	"base_url":         "BaseURL",
-	"model":            "Model",
-	"timeout_ms":       "Timeout",
-	"max_attempts":     "MaxAttempts",
-	"max_retries":      "MaxRetries",
-	"retry_base_ms":    "RetryBase",
-	"retry_max_ms":     "RetryMax",
-	"state":            "State",
-	"log":              "Log",
-	"models":           "Models",
+	"free_keys":                     "FreeKeys",
+	"paid_key":                      "PaidKey",
+	"free_rate_limit":               "FreeRateLimit",
+	"paid_rate_limit":               "PaidRateLimit",
+	"free_daily_limit":              "FreeDailyLimit",
+	"paid_daily_limit":              "PaidDailyLimit",
+	"free_token_limit":              "FreeTokenLimit",
+	"paid_token_limit":              "PaidTokenLimit",
+	"window_ms":                     "Window",
+	"base_url":                      "BaseURL",
+	"model":                         "Model",
+	"timeout_ms":                    "Timeout",
+	"max_attempts":                  "MaxAttempts",
+	"max_retries":                   "MaxRetries",
+	"retry_base_ms":                 "RetryBase",
+	"retry_max_ms":                  "RetryMax",
+	"stream_first_event_timeout_ms": "StreamFirstEventTimeout",
+	"stream_idle_timeout_ms":        "StreamIdleTimeout",
+	"state":                         "State",
+	"log":                           "Log",
+	"models":                        "Models",
 }
 
 // modelFieldNames maps the fields of a model's entry to the ModelLimits fields.
@@ -171,6 +181,8 @@ func (c Config) marshal() ([]byte, error) {
 		MaxAttempts:   c.MaxAttempts,
 		RetryBaseMS:   millis(c.RetryBase),
 		RetryMaxMS:    millis(c.RetryMax),
+		StreamFirstMS: millis(c.StreamFirstEventTimeout),
+		StreamIdleMS:  millis(c.StreamIdleTimeout),
 		State:         c.State,
 		Log:           c.Log,
 		Models:        c.Models,

@@ -40,6 +40,14 @@ var (
 	// ErrState: the shared key-state store is unusable.
 	ErrState = errors.New("rotator: key state store is unusable")
 
+	// ErrIncompleteStream: a stream ended without finishReason after the events already
+	// delivered; they are an incomplete answer, not a success.
+	ErrIncompleteStream = errors.New("rotator: the stream ended without finishReason")
+
+	// ErrCancelled: the call or stream was cancelled while it ran (by its context, which
+	// then also matches: errors.Is(err, context.Canceled)).
+	ErrCancelled = errors.New("rotator: cancelled")
+
 	// ErrInternal: a bug in the library (a panic caught at its boundary). Please report it.
 	ErrInternal = errors.New("rotator: internal error")
 )
