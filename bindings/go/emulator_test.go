@@ -179,10 +179,10 @@ type emuKeyStats struct {
 }
 
 type emuStats struct {
-	OpenStreams int                   `json:"open_streams"`
-	Total      int                    `json:"total"`
-	UnknownKey int                    `json:"unknown_key"`
-	Keys       map[string]emuKeyStats `json:"keys"`
+	OpenStreams int                    `json:"open_streams"`
+	Total       int                    `json:"total"`
+	UnknownKey  int                    `json:"unknown_key"`
+	Keys        map[string]emuKeyStats `json:"keys"`
 }
 
 func (e *emulator) post(path string, body any) error {
