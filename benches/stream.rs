@@ -21,7 +21,8 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 const MODEL: &str = "gemini-3.6-flash";
-const BODY: &str = r#"{"contents":[{"role":"user","parts":[{"text":"benchmark prompt of six words"}]}]}"#;
+const BODY: &str =
+    r#"{"contents":[{"role":"user","parts":[{"text":"benchmark prompt of six words"}]}]}"#;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).map_or(default, |v| {
@@ -122,7 +123,9 @@ fn main() {
     println!(
         "Time to first event, {rounds} rounds of {calls} streams each (6 events per stream):\n"
     );
-    println!("| variant | median time to first event (µs) | ratio to bare reqwest: median (p25–p75) |");
+    println!(
+        "| variant | median time to first event (µs) | ratio to bare reqwest: median (p25–p75) |"
+    );
     println!("| --- | --- | --- |");
     for (index, (name, _)) in variants.iter().enumerate() {
         let mut ratios: Vec<f64> = (0..rounds)

@@ -131,8 +131,10 @@ fn forks() -> u64 {
 
 pub struct Http {
     base_url: String,
-    /// The `generateContent` URL of the pool's default model, parsed once (most calls use it).
-    default_url: (String, reqwest::Url),
+    /// The pool's default model, and the URL of each method of it (in `Method::ALL`'s
+    /// order), parsed once: most calls use them.
+    default_model: String,
+    default_urls: Vec<reqwest::Url>,
     slot: AtomicPtr<Slot>,
 }
 
@@ -177,11 +179,22 @@ fn parse_url(url: &str) -> Result<reqwest::Url, String> {
     reqwest::Url::parse(url).map_err(|e| format!("cannot build the request URL: {e}"))
 }
 
+fn model_url(base_url: &str, model: &str, method: Method) -> Result<reqwest::Url, String> {
+    parse_url(&format!(
+        "{base_url}/v1beta/models/{model}{}",
+        method.url_suffix()
+    ))
+}
+
 impl Http {
     pub fn new(base_url: &str, default_model: &str) -> Result<Http, String> {
-        let url = format!("{base_url}/v1beta/models/{default_model}:generateContent");
+        let default_urls = Method::ALL
+            .iter()
+            .map(|m| model_url(base_url, default_model, *m))
+            .collect::<Result<_, _>>()?;
         Ok(Http {
-            default_url: (default_model.to_string(), parse_url(&url)?),
+            default_model: default_model.to_string(),
+            default_urls,
             base_url: base_url.to_string(),
             slot: AtomicPtr::new(Box::into_raw(build_slot()?)),
         })
@@ -208,14 +221,12 @@ impl Http {
 
     /// The URL of `method` of `model`.
     pub fn model_url(&self, model: &str, method: Method) -> Result<reqwest::Url, String> {
-        if method == Method::GenerateContent && model == self.default_url.0 {
-            return Ok(self.default_url.1.clone());
+        if model == self.default_model {
+            if let Some(i) = Method::ALL.iter().position(|m| *m == method) {
+                return Ok(self.default_urls[i].clone());
+            }
         }
-        parse_url(&format!(
-            "{}/v1beta/models/{model}{}",
-            self.base_url,
-            method.url_suffix()
-        ))
+        model_url(&self.base_url, model, method)
     }
 
     /// The URL of one page of the models list.

@@ -101,8 +101,8 @@ struct Live<'p> {
     _lease: Lease<'p>,
     answer: Answer,
     parser: Parser,
-    /// The first event, read while opening, not yet delivered.
-    first: Option<Vec<u8>>,
+    /// The first event, read (and read into its facts) while opening, not yet delivered.
+    first: Option<(Vec<u8>, EventFacts)>,
     body_ended: bool,
     events: u64,
     /// The last event delivered was the final one.
@@ -222,10 +222,15 @@ impl Pool {
                 }
             }
         };
-        let first = match item {
-            Some(Item::Event(data)) if !is_error_event(&data) => data,
-            // An error as the first thing in the body: the answer is that error.
-            Some(Item::Event(text) | Item::Bare(text)) => {
+        let facts = match &item {
+            Some(Item::Event(data)) => serde_json::from_slice::<EventFacts>(data).ok(),
+            _ => None,
+        };
+        let first = match (item, facts) {
+            (Some(Item::Event(data)), Some(facts)) if facts.error.is_none() => (data, facts),
+            // An error as the first thing in the body (or an event that is not JSON): the
+            // answer is that error.
+            (Some(Item::Event(text) | Item::Bare(text)), _) => {
                 drop(answer);
                 drop(lease);
                 let status = ErrorBody::parse(&text).map_or(0, |e| e.code);
@@ -236,7 +241,7 @@ impl Pool {
                 };
                 return outcome(Ok((status, Bytes::from(text))));
             }
-            None => {
+            (None, _) => {
                 drop(answer);
                 drop(lease);
                 return outcome(Err(Failure::Transport(
@@ -257,10 +262,6 @@ impl Pool {
         };
         Ok(Tried::Happened(happened, Some(Box::new(live))))
     }
-}
-
-fn is_error_event(data: &[u8]) -> bool {
-    serde_json::from_slice::<EventFacts>(data).is_ok_and(|f| f.error.is_some())
 }
 
 impl Stream<'_> {
@@ -342,8 +343,8 @@ impl Live<'_> {
         usage: &Mutex<Option<Usage>>,
         pool: &Pool,
     ) -> Result<Option<Bytes>, Error> {
-        if let Some(first) = self.first.take() {
-            return self.deliver(first, usage, pool);
+        if let Some((data, facts)) = self.first.take() {
+            return Ok(Some(self.delivered(data, facts, usage)));
         }
         loop {
             if let Some(item) = self.parser.next_item() {
@@ -403,12 +404,22 @@ impl Live<'_> {
         if facts.error.is_some() {
             return Err(mid_stream_error(&data, pool));
         }
+        Ok(Some(self.delivered(data, facts, usage)))
+    }
+
+    /// Takes note of an event on its way to the caller.
+    fn delivered(
+        &mut self,
+        data: Vec<u8>,
+        facts: EventFacts,
+        usage: &Mutex<Option<Usage>>,
+    ) -> Bytes {
         if let Some(u) = facts.usage_metadata {
             *lock(usage) = Some(u);
         }
         self.finished = facts.is_final();
         self.events += 1;
-        Ok(Some(Bytes::from(data)))
+        Bytes::from(data)
     }
 }
 
