@@ -205,7 +205,7 @@ def test_go_quickstart_outside_the_checkout_through_pkg_config(clone, prefix, wo
     app.mkdir(parents=True)
     shutil.copy(clone / "examples/go/main.go", app / "main.go")
     (app / "go.mod").write_text(
-        "module example.com/app\n\ngo 1.22\n\n"
+        "module example.com/app\n\ngo 1.23\n\n"
         "require gemini-rotator/bindings/go v0.0.0\n\n"
         f"replace gemini-rotator/bindings/go => {clone / 'bindings' / 'go'}\n"
     )
