@@ -441,3 +441,35 @@ fn mid_stream_error(text: &[u8], pool: &Pool) -> Error {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_may_be_closed_from_another_thread() {
+        fn shared_across_threads<T: Send + Sync>() {}
+        shared_across_threads::<Stream<'static>>();
+    }
+
+    #[test]
+    fn the_last_event_is_a_finished_candidate_or_a_blocked_prompt() {
+        let facts = |json: &str| serde_json::from_str::<EventFacts>(json).unwrap();
+        assert!(!facts(
+            r#"{"candidates":[{"content":{}}],"usageMetadata":{"promptTokenCount":3}}"#
+        )
+        .is_final());
+        assert!(facts(r#"{"candidates":[{"finishReason":"STOP"}]}"#).is_final());
+        assert!(facts(r#"{"promptFeedback":{"blockReason":"SAFETY"}}"#).is_final());
+        let usage = facts(r#"{"usageMetadata":{"promptTokenCount":3,"totalTokenCount":9}}"#);
+        assert_eq!(
+            usage.usage_metadata,
+            Some(Usage {
+                prompt_token_count: Some(3),
+                candidates_token_count: None,
+                total_token_count: Some(9)
+            })
+        );
+        assert!(facts(r#"{"error":{"code":503}}"#).error.is_some());
+    }
+}
