@@ -49,6 +49,16 @@ impl Happened {
         }
     }
 
+    /// What an exchange came to. A cancelled one is the call's end: the caller asked for it.
+    pub(super) fn of(answer: Result<(u16, Bytes), Failure>) -> Result<Happened, Error> {
+        Ok(match answer {
+            Ok((status, body)) => Happened::answered(status, body),
+            Err(Failure::Timeout) => Happened::TimedOut,
+            Err(Failure::Transport(message)) => Happened::Transport(message),
+            Err(Failure::Cancelled) => return Err(Error::Cancelled),
+        })
+    }
+
     /// The key counter this outcome adds to.
     fn counter(&self) -> KeyCounter {
         match self {
@@ -116,8 +126,7 @@ impl Pool {
             .send(&key.key, url, Some(request.body.clone()), deadline, &cancel)
     }
 
-    /// What an attempt sent at `sent` on `key` came to, counted on the key and the pool. A
-    /// cancelled attempt is the call's end: the caller asked for it.
+    /// What an attempt sent at `sent` on `key` came to, counted on the key and the pool.
     pub(super) fn observed(
         &self,
         key: &PoolKey,
@@ -126,12 +135,7 @@ impl Pool {
     ) -> Result<Happened, Error> {
         self.record
             .observe_latency(sent.elapsed().as_micros() as u64)?;
-        let happened = match answer {
-            Ok((status, body)) => Happened::answered(status, body),
-            Err(Failure::Timeout) => Happened::TimedOut,
-            Err(Failure::Transport(message)) => Happened::Transport(message),
-            Err(Failure::Cancelled) => return Err(Error::Cancelled),
-        };
+        let happened = Happened::of(answer)?;
         key.record.count(happened.counter())?;
         Ok(happened)
     }

@@ -110,8 +110,7 @@ impl Pool {
                 continue;
             }
             attempts += 1;
-            let sent = Instant::now();
-            let deadline = sent + Duration::from_millis(self.config.timeout_ms);
+            let deadline = Instant::now() + Duration::from_millis(self.config.timeout_ms);
             let answer = self
                 .http
                 .send(&key.key, url.clone(), None, deadline, &cancel)
@@ -119,7 +118,8 @@ impl Pool {
                     let status = answer.status;
                     answer.read_body(deadline).map(|body| (status, body))
                 });
-            let happened = self.observed(key, sent, answer)?;
+            // Not counted on the key: the list is no admitted request of it.
+            let happened = super::attempt::Happened::of(answer)?;
             let move_on = matches!(
                 &happened,
                 super::attempt::Happened::Answered {
