@@ -124,27 +124,29 @@ type configJSON struct {
 
 // configFieldNames maps the library's field names to the Config fields, for error messages.
 var configFieldNames = map[string]string{
-	"free_keys":                     "FreeKeys",
-	"paid_key":                      "PaidKey",
-	"free_rate_limit":               "FreeRateLimit",
-	"paid_rate_limit":               "PaidRateLimit",
-	"free_daily_limit":              "FreeDailyLimit",
-	"paid_daily_limit":              "PaidDailyLimit",
-	"free_token_limit":              "FreeTokenLimit",
-	"paid_token_limit":              "PaidTokenLimit",
-	"window_ms":                     "Window",
-	"base_url":                      "BaseURL",
-	"model":                         "Model",
-	"timeout_ms":                    "Timeout",
-	"max_attempts":                  "MaxAttempts",
-	"max_retries":                   "MaxRetries",
-	"retry_base_ms":                 "RetryBase",
-	"retry_max_ms":                  "RetryMax",
+	"free_keys":        "FreeKeys",
+	"paid_key":         "PaidKey",
+	"free_rate_limit":  "FreeRateLimit",
+	"paid_rate_limit":  "PaidRateLimit",
+	"free_daily_limit": "FreeDailyLimit",
+	"paid_daily_limit": "PaidDailyLimit",
+	"free_token_limit": "FreeTokenLimit",
+	"paid_token_limit": "PaidTokenLimit",
+	"window_ms":        "Window",
+	"base_url":         "BaseURL",
+	"model":            "Model",
+	"timeout_ms":       "Timeout",
+	"max_attempts":     "MaxAttempts",
+	"max_retries":      "MaxRetries",
+	"retry_base_ms":    "RetryBase",
+	"retry_max_ms":     "RetryMax",
+	"state":            "State",
+	"log":              "Log",
+	"models":           "Models",
+
+	// The stream timeouts.
 	"stream_first_event_timeout_ms": "StreamFirstEventTimeout",
 	"stream_idle_timeout_ms":        "StreamIdleTimeout",
-	"state":                         "State",
-	"log":                           "Log",
-	"models":                        "Models",
 }
 
 // modelFieldNames maps the fields of a model's entry to the ModelLimits fields.
