@@ -33,7 +33,7 @@ from ._options import GenerateOptions
 from ._response import GenerateContentResponse, UsageMetadata
 from ._stats import KeyStats, LatencyHistogram, PoolCounters, PoolStats
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "APIError",
