@@ -36,7 +36,7 @@
 #define GR_VERSION_MAJOR 0
 
 // The library's minor version.
-#define GR_VERSION_MINOR 1
+#define GR_VERSION_MINOR 2
 
 // The library's patch version.
 #define GR_VERSION_PATCH 0
@@ -128,7 +128,7 @@ typedef void (*gr_log_fn)(void *user_data, int32_t level, const char *event_json
 extern "C" {
 #endif // __cplusplus
 
-// The library version, e.g. "0.1.0". Static: do not free.
+// The library version, e.g. "0.2.0". Static: do not free.
 const char *gr_version(void);
 
 // Creates a key pool.

@@ -112,7 +112,7 @@ func takeError(status C.gr_status, cerr *C.gr_error, deadlineBudget bool) error 
 	}
 }
 
-// Version is the version of the linked gemini-rotator library, e.g. "0.1.0".
+// Version is the version of the linked gemini-rotator library, e.g. "0.2.0".
 func Version() string {
 	return C.GoString(C.gr_version())
 }

@@ -36,7 +36,7 @@ use std::ffi::{c_char, c_void, CString};
 /// The library's major version (Cargo package version).
 pub const GR_VERSION_MAJOR: u32 = 0;
 /// The library's minor version.
-pub const GR_VERSION_MINOR: u32 = 1;
+pub const GR_VERSION_MINOR: u32 = 2;
 /// The library's patch version.
 pub const GR_VERSION_PATCH: u32 = 0;
 
@@ -49,7 +49,7 @@ pub struct gr_pool {
     pool: Pool,
 }
 
-/// The library version, e.g. "0.1.0". Static: do not free.
+/// The library version, e.g. "0.2.0". Static: do not free.
 #[no_mangle]
 pub extern "C" fn gr_version() -> *const c_char {
     static VERSION: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(

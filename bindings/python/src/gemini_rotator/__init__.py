@@ -36,7 +36,7 @@ from ._response import GenerateContentResponse, UsageMetadata
 from ._stream import AsyncGenerateContentStream, GenerateContentStream
 from ._stats import KeyStats, LatencyHistogram, PoolCounters, PoolStats
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "APIError",

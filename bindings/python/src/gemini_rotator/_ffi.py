@@ -39,7 +39,7 @@ LIB_ENV = "GEMINI_ROTATOR_LIB"
 
 #: The library's (major, minor) this package was written against. For a 0.x library a minor
 #: release may change the ABI, so both must match; from 1.0 on, only the major.
-ABI_VERSION = (0, 1)
+ABI_VERSION = (0, 2)
 
 
 def library_file_name() -> str:

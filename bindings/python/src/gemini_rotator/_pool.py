@@ -210,5 +210,5 @@ def fingerprint(key: str) -> str:
 
 
 def library_version() -> str:
-    """The version of the loaded libgemini_rotator (e.g. "0.1.0")."""
+    """The version of the loaded libgemini_rotator (e.g. "0.2.0")."""
     return _ffi.version()
