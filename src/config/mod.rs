@@ -43,6 +43,8 @@ pub enum StateLocation {
     Memory,
     /// Shared by every process on the host through this memory-mapped file.
     Shm(std::path::PathBuf),
+    /// Shared by every host through a Redis server (its password never in `Debug`).
+    Redis(crate::store::redis::Target),
 }
 
 /// Where a configuration came from: it decides how errors name a setting.

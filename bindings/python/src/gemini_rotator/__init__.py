@@ -24,6 +24,7 @@ from ._errors import (
     NoUsableKeysError,
     PoolClosedError,
     StateError,
+    StateUnavailableError,
     TransportError,
 )
 from ._log import enable_logging, set_log_handler, set_log_level
@@ -55,6 +56,7 @@ __all__ = [
     "PoolCounters",
     "PoolStats",
     "StateError",
+    "StateUnavailableError",
     "TransportError",
     "UsageMetadata",
     "enable_logging",
