@@ -343,3 +343,55 @@ fn every_redis_key_is_under_the_prefix_and_no_value_holds_an_api_key() {
         }
     }
 }
+
+/// Sets the record's high-water mark: the scripts' time is then at least `t`, which drives
+/// the server's clock forward exactly, to test the boundaries to the millisecond.
+fn set_hwm(server: &Server, secret: &str, t: u64) {
+    let hex: String = key_id(secret).iter().map(|b| format!("{b:02x}")).collect();
+    let mut c = server.client(None);
+    let _: () = redis::cmd("HSET")
+        .arg(format!("gemini-rotator:key:{{{hex}}}"))
+        .arg("hwm")
+        .arg(t)
+        .query(&mut c)
+        .unwrap();
+}
+
+#[test]
+fn boundaries_are_exact_to_the_millisecond_and_a_clock_behind_the_mark_frees_nothing() {
+    let server = Server::start(&[]);
+    established(&server);
+    let store = open(&server.url());
+    let secret = "AIza-test-boundaries";
+    let key = store.key(&spec(secret, 1, 1000, 500)).unwrap().record;
+    // Far ahead of the server's clock: the server's own time is behind the mark from here on.
+    let base = 4_000_000_000_000u64;
+    set_hwm(&server, secret, base);
+    let t = key.try_admit(store.now()).unwrap();
+    assert_eq!(
+        t.record, base,
+        "admitted at the mark, not at the (earlier) server time"
+    );
+    set_hwm(&server, secret, base + 10);
+    key.complete(t, store.now()).unwrap();
+    set_hwm(&server, secret, base + 1010);
+    assert!(
+        matches!(key.try_admit(store.now()), Err(Refusal::Until(_))),
+        "exactly one window after the completion is still inside"
+    );
+    set_hwm(&server, secret, base + 1011);
+    let t = key
+        .try_admit(store.now())
+        .expect("one millisecond later it is free");
+    assert_eq!(t.record, base + 1011);
+    // Left in flight: it holds its slot until admission + timeout + window.
+    set_hwm(&server, secret, base + 1011 + 1500);
+    assert!(matches!(key.try_admit(store.now()), Err(Refusal::Until(_))));
+    set_hwm(&server, secret, base + 1011 + 1501);
+    let t = key
+        .try_admit(store.now())
+        .expect("the abandoned slot frees");
+    // The server's clock (far behind the mark) never moves the record's time back.
+    key.complete(t, store.now()).unwrap();
+    assert!(matches!(key.try_admit(store.now()), Err(Refusal::Until(_))));
+}

@@ -299,9 +299,8 @@ impl Store for RedisStore {
         });
         // Register now if Redis answers (a conflicting quota is an error now); if it does not,
         // on first use.
-        match record.register(false) {
-            Err(e @ Error::Config { .. }) => return Err(e),
-            _ => {}
+        if let Err(e @ Error::Config { .. }) = record.register(false) {
+            return Err(e);
         }
         Ok(KeyHandle {
             record,
