@@ -8,6 +8,7 @@
 //! microseconds, far above a loop's overhead.
 
 #[path = "../tests/redis_support/mod.rs"]
+#[allow(dead_code)]
 mod redis_support;
 
 use gemini_rotator::clock::SystemClock;
@@ -81,6 +82,35 @@ fn main() {
         "completion (EVALSHA of complete.lua): {:.1} µs, {:.2}x",
         micros(complete, N),
         complete.as_secs_f64() / bare.as_secs_f64()
+    );
+
+    // Where the time goes: the server's own time per script, from its statistics.
+    let server_us = |conn: &mut redis::Connection| -> f64 {
+        let info: String = redis::cmd("INFO").arg("commandstats").query(conn).unwrap();
+        info.lines()
+            .find(|l| l.starts_with("cmdstat_evalsha:"))
+            .and_then(|l| l.split("usec_per_call=").nth(1))
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let reset = |conn: &mut redis::Connection| {
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(conn).unwrap();
+    };
+    reset(&mut conn);
+    for _ in 0..4000 {
+        let _: i64 = trivial.invoke(&mut conn).unwrap();
+    }
+    let trivial_us = server_us(&mut conn);
+    reset(&mut conn);
+    for _ in 0..4000 {
+        // The key of the loop above: its ring is full size, every slot free (as in service).
+        key.try_admit(store.now()).expect("4,096 slots");
+    }
+    println!(
+        "inside the server: {:.1} µs per admission script, {:.1} µs per trivial script",
+        server_us(&mut conn),
+        trivial_us
     );
 
     let eight = store.key(&spec("bench-eight")).unwrap().record;
