@@ -106,6 +106,12 @@ impl Config {
         Config::build(&ProcessEnv)
     }
 
+    /// The host's state location alone, from the process environment (`GEMINI_ROTATOR_STATE`
+    /// and, for Redis, its settings), for tools that work on every key of the shared state.
+    pub fn state_from_env() -> Result<StateLocation, Error> {
+        parse::state(&ProcessEnv, &STATE)
+    }
+
     /// Reads settings through `lookup` (an environment stand-in, for tests and embedding),
     /// with the config file it names, as [`Config::from_env`] does.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {

@@ -6,13 +6,15 @@ SIGKILLed mid-run and restarted empty on the same port."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from crosslib import KeySet, arrivals_by_label, max_in_window, now_ms, read_result, summary
+from crosslib import KeySet, arrivals_by_label, clean_env, max_in_window, now_ms, read_result, summary
 from gemini_rotator import KeyPool
 from redislib import IsolatedFleet, RedisServer
 
@@ -46,7 +48,7 @@ def no_secret_in_redis(server: RedisServer, keys: KeySet) -> int:
 
 
 def test_isolated_processes_share_exact_limits_through_redis(
-    tmp_path: Path, monkeypatch, redis_server, start_emulator, c_worker, go_worker
+    tmp_path: Path, monkeypatch, redis_server, start_emulator, c_worker, go_worker, cli
 ):
     established(redis_server)
     keys = KeySet(free_limit=LIMIT, paid_limit=LIMIT, window_ms=WINDOW_MS)
@@ -110,6 +112,19 @@ def test_isolated_processes_share_exact_limits_through_redis(
         assert stats.pool.requests == calls
         assert stats.pool.succeeded == ok
     assert set(label_of) == set(fp.values())
+
+    # The CLI reads every key from Redis, and enables a key there for every host.
+    cli_env = clean_env(GEMINI_ROTATOR_STATE=redis_server.url)
+    done = subprocess.run([str(cli), "stats", "--all", "--json"], env=cli_env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    listed = {k["fingerprint"]: k for k in json.loads(done.stdout)}
+    assert set(fp.values()) <= set(listed), listed
+    assert listed[fp["free0"]]["admitted"] == emu["keys"]["free0"]["requests"]
+    done = subprocess.run([str(cli), "enable", fp["free1"]], env=cli_env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and fp["free1"] in done.stdout, done.stdout + done.stderr
+    keys.assert_no_key(done.stdout + done.stderr, "gemini-rotator enable")
 
     names = no_secret_in_redis(redis_server, keys)
     summary(
