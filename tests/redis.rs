@@ -395,3 +395,52 @@ fn boundaries_are_exact_to_the_millisecond_and_a_clock_behind_the_mark_frees_not
     key.complete(t, store.now()).unwrap();
     assert!(matches!(key.try_admit(store.now()), Err(Refusal::Until(_))));
 }
+
+#[test]
+fn a_server_that_does_not_answer_fails_within_the_timeout_and_recovers() {
+    let server = Server::start(&[]);
+    established(&server);
+    let mut t = target(&server.url());
+    t.timeout_ms = 300;
+    let store = RedisStore::open(&t, Arc::new(SystemClock)).unwrap();
+    let key = store
+        .key(&spec("AIza-test-stopped", 5, 100, 100))
+        .unwrap()
+        .record;
+    key.try_admit(store.now()).unwrap();
+    server.signal("-STOP");
+    let started = Instant::now();
+    let e = match key.try_admit(store.now()) {
+        Err(Refusal::Store(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    let took = started.elapsed();
+    server.signal("-CONT");
+    assert!(e.to_string().contains("no answer within 300 ms"), "{e}");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    // The broken connection was dropped: the next call connects afresh.
+    key.try_admit(store.now())
+        .expect("works again once the server answers");
+}
+
+#[test]
+fn the_local_fallback_holds_each_process_to_its_share_while_redis_is_down() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut t = target(&format!("redis://127.0.0.1:{port}/0"));
+    t.on_failure = gemini_rotator::store::redis::OnFailure::Local { share: 3 };
+    let store = RedisStore::open(&t, Arc::new(SystemClock)).unwrap();
+    let key = store
+        .key(&spec("AIza-test-local", 7, 10_000, 1000))
+        .unwrap()
+        .record;
+    // 7 / 3: two admissions in this process, then refusals naming a time.
+    let a = key.try_admit(store.now()).expect("local share");
+    let b = key.try_admit(store.now()).expect("local share");
+    assert!(matches!(key.try_admit(store.now()), Err(Refusal::Until(_))));
+    key.complete(a, store.now()).unwrap();
+    key.complete(b, store.now()).unwrap();
+}

@@ -71,6 +71,17 @@ impl Server {
         }
     }
 
+    /// SIGSTOP or SIGCONT: a server that accepts connections but does not answer.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+
     /// Starts again, empty, on the same port.
     pub fn restart_empty(&mut self) {
         self.kill();
