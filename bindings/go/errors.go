@@ -39,6 +39,11 @@ var (
 
 	// ErrState: the shared key-state store is unusable.
 	ErrState = errors.New("rotator: key state store is unusable")
+	// ErrStateUnavailable: the same sentinel, by the name the Redis documentation uses: a
+	// Redis server that is unreachable or did not answer in time (GR_ERR_STATE; the message
+	// names its address, never its password). errors.Is(err, ErrStateUnavailable) holds for
+	// every unusable store.
+	ErrStateUnavailable = ErrState
 
 	// ErrIncompleteStream: a stream ended without finishReason after the events already
 	// delivered; they are an incomplete answer, not a success.

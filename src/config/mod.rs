@@ -43,6 +43,8 @@ pub enum StateLocation {
     Memory,
     /// Shared by every process on the host through this memory-mapped file.
     Shm(std::path::PathBuf),
+    /// Shared by every host through a Redis server (its password never in `Debug`).
+    Redis(crate::store::redis::Target),
 }
 
 /// Where a configuration came from: it decides how errors name a setting.
@@ -106,6 +108,12 @@ impl Config {
     /// any: a variable that is set (even to an empty value) overrides the file's field.
     pub fn from_env() -> Result<Config, Error> {
         Config::build(&ProcessEnv)
+    }
+
+    /// The host's state location alone, from the process environment (`GEMINI_ROTATOR_STATE`
+    /// and, for Redis, its settings), for tools that work on every key of the shared state.
+    pub fn state_from_env() -> Result<StateLocation, Error> {
+        parse::state(&ProcessEnv, &STATE)
     }
 
     /// Reads settings through `lookup` (an environment stand-in, for tests and embedding),

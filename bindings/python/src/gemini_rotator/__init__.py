@@ -26,6 +26,7 @@ from ._errors import (
     NoUsableKeysError,
     PoolClosedError,
     StateError,
+    StateUnavailableError,
     TransportError,
 )
 from ._log import enable_logging, set_log_handler, set_log_level
@@ -62,6 +63,7 @@ __all__ = [
     "PoolCounters",
     "PoolStats",
     "StateError",
+    "StateUnavailableError",
     "TransportError",
     "UsageMetadata",
     "enable_logging",

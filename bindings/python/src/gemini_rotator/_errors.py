@@ -102,7 +102,13 @@ class GeminiTimeoutError(GeminiError, builtins.TimeoutError):
 
 
 class StateError(GeminiError):
-    """The shared key-state store is unusable."""
+    """The shared key-state store is unusable: its file, or a Redis server that is unreachable
+    or did not answer in time (the message names its address, never its password)."""
+
+
+#: The name the Redis documentation uses: the same class (the library has one status for an
+#: unusable store, ``GR_ERR_STATE``), so ``except StateUnavailableError`` catches every one.
+StateUnavailableError = StateError
 
 
 class InternalError(GeminiError):
