@@ -36,7 +36,7 @@
 #define GR_VERSION_MAJOR 0
 
 // The library's minor version.
-#define GR_VERSION_MINOR 1
+#define GR_VERSION_MINOR 2
 
 // The library's patch version.
 #define GR_VERSION_PATCH 0
@@ -69,13 +69,32 @@ typedef enum {
   GR_ERR_TIMEOUT = 10,
   // The shared state store is unusable.
   GR_ERR_STATE = 11,
+<<<<<<< HEAD
   // No key of the pool has the model (nor any of its configured fallbacks): the service
   // answered "limit: 0", the model is not on their tier. Not a rate limit: waiting does not
   // help; the message names the model.
   GR_ERR_MODEL_UNAVAILABLE = 12,
+=======
+  // Not an error: `gr_stream_next` reached the normal end of the stream (its last event,
+  // with `finishReason`, was delivered before).
+  GR_STREAM_END = 12,
+  // The call was cancelled (`gr_cancel_trigger`) or its stream closed (`gr_stream_close`)
+  // while it was running.
+  GR_ERR_CANCELLED = 13,
+  // A stream ended without `finishReason`: the events delivered are an incomplete answer.
+  GR_ERR_INCOMPLETE_STREAM = 14,
+>>>>>>> main
   // A bug in the library: a panic was caught at the boundary.
   GR_ERR_PANIC = 100,
 } gr_status;
+
+// A cancel token. Create with `gr_cancel_new`, pass to `gr_call`, `gr_list_models` or
+// `gr_stream_open`, trigger with `gr_cancel_trigger`, free with `gr_cancel_free`.
+//
+// Thread safety: trigger it from any thread, while the calls it was given to run on others;
+// free it only when no call that was given it is running (a stream keeps its own reference:
+// the token may be freed while the stream is open).
+typedef struct gr_cancel gr_cancel;
 
 // The details of a failure. Created by the library, read with the `gr_error_*` functions,
 // freed with `gr_error_free`.
@@ -98,6 +117,14 @@ typedef struct gr_pool gr_pool;
 // Thread safety: a response is immutable; it may be read from any thread.
 typedef struct gr_response gr_response;
 
+// An open `streamGenerateContent` stream. Created by `gr_stream_open`, read with
+// `gr_stream_next`, ended early with `gr_stream_close`, freed with `gr_stream_free`. It holds
+// its key's window slot until it ends; the pool must outlive it.
+//
+// Thread safety: `gr_stream_next` from one thread at a time; `gr_stream_close` and the
+// accessors from any thread, at any time, also while `gr_stream_next` runs on another.
+typedef struct gr_stream gr_stream;
+
 // Receives log events: `level` is 1 (error), 2 (warn), 3 (info) or 4 (debug); `event_json` is
 // one JSON object (`{"level":"warn","event":"key_cooldown","key":"<fingerprint>",...}`),
 // borrowed for the duration of the call. Called on the thread that caused the event, possibly
@@ -108,7 +135,7 @@ typedef void (*gr_log_fn)(void *user_data, int32_t level, const char *event_json
 extern "C" {
 #endif // __cplusplus
 
-// The library version, e.g. "0.1.0". Static: do not free.
+// The library version, e.g. "0.2.0". Static: do not free.
 const char *gr_version(void);
 
 // Creates a key pool.
@@ -232,6 +259,77 @@ gr_status gr_set_log_level(int32_t level, gr_error **out_error);
 // handles and out-params from this library or the caller's own live memory.
 void gr_free(char *s);
 
+// Creates a cancel token, not triggered. On `GR_OK`, `*out_cancel` receives it (free it with
+// `gr_cancel_free`). Errors: `GR_ERR_NULL_ARGUMENT` (`out_cancel`).
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above.
+gr_status gr_cancel_new(gr_cancel **out_cancel, gr_error **out_error);
+
+// Triggers the token, from any thread: every call and stream it was given stops at once with
+// `GR_ERR_CANCELLED`, the HTTP request itself closed and the key's slot released; calls given
+// it later fail at once. Triggering twice, or a NULL token, does nothing.
+//
+// # Safety
+// `cancel` is NULL or a live token from `gr_cancel_new`.
+void gr_cancel_trigger(const gr_cancel *cancel);
+
+// Frees a cancel token. Freeing NULL does nothing. No call given it may be running.
+//
+// # Safety
+// `cancel` is NULL or a token from `gr_cancel_new` not yet freed.
+void gr_cancel_free(gr_cancel *cancel);
+
+// Sends one request of a model method through the pool, on the key the pool chooses, like
+// `gr_generate`: the same rotation, limits, retries and reactions, under `model`'s limits
+// (embedding models are models like the others).
+//
+// - `model`: the model name, or NULL for the pool's default.
+// - `method`: "generateContent", "countTokens", "embedContent" or "batchEmbedContents"
+//   (exactly; anything else, and "streamGenerateContent", which is `gr_stream_open`'s, is
+//   `GR_ERR_INVALID_ARGUMENT` naming `method`).
+// - `request_json`: the method's request JSON object, sent untouched.
+// - `max_wait_ms`, `timeout_ms`: as for `gr_generate`.
+// - `cancel`: NULL, or a token that stops the call from another thread (`GR_ERR_CANCELLED`).
+//
+// On `GR_OK`, `*out_response` receives a `gr_response` (free it with `gr_response_free`)
+// whose body is the service's answer JSON (`{"totalTokens": N}` for countTokens, ...).
+// Errors: those of `gr_generate`, and `GR_ERR_CANCELLED`.
+//
+// Thread safety: call it from as many threads as you like on one pool.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
+gr_status gr_call(const gr_pool *pool,
+                  const char *model,
+                  const char *method,
+                  const char *request_json,
+                  uint64_t max_wait_ms,
+                  uint64_t timeout_ms,
+                  const gr_cancel *cancel,
+                  gr_response **out_response,
+                  gr_error **out_error);
+
+// One page of the models list: `GET models?pageSize=&pageToken=`, asked of a key that is not
+// disabled (the list uses no quota, so no window slot). `page_size` 0: the service's default;
+// `page_token` NULL or "": the first page. `cancel`: NULL or a token, as for `gr_call`.
+//
+// On `GR_OK`, `*out_response` receives a `gr_response` whose body is
+// `{"models": [...], "nextPageToken": "..."}` (no token on the last page). Errors:
+// `GR_ERR_API`, `GR_ERR_TRANSPORT`, `GR_ERR_TIMEOUT`, `GR_ERR_NO_USABLE_KEYS`,
+// `GR_ERR_CANCELLED`, `GR_ERR_NULL_ARGUMENT`, `GR_ERR_INVALID_UTF8`.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory.
+gr_status gr_list_models(const gr_pool *pool,
+                         uint32_t page_size,
+                         const char *page_token,
+                         const gr_cancel *cancel,
+                         gr_response **out_response,
+                         gr_error **out_error);
+
 // The status of an error (`GR_ERR_PANIC` for a NULL `error`).
 //
 // # Safety
@@ -338,6 +436,92 @@ const char *gr_response_model(const gr_response *response);
 // # Safety
 // `response` is NULL or a response from this library not yet freed.
 void gr_response_free(gr_response *response);
+
+// Opens a `streamGenerateContent` stream (sent with `alt=sse`) through the pool, and returns
+// once its first event is in. Until then, every failure is retried on another key, unseen: a
+// 429, a dead key, a 5xx, a transport error, an error as the first thing in the body, and a
+// stream that sends no event within `GEMINI_STREAM_FIRST_EVENT_TIMEOUT_MS` (abandoned), within
+// the call's budget. After it, nothing is retried: no output is ever repeated or spliced.
+//
+// Arguments as for `gr_generate` (`request_json`: a GenerateContentRequest), and `cancel`:
+// NULL, or a token that stops the stream from another thread, opening or reading
+// (`GR_ERR_CANCELLED`).
+//
+// On `GR_OK`, `*out_stream` receives the stream (free it with `gr_stream_free`). Errors: those
+// of `gr_generate`, and `GR_ERR_CANCELLED`.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated,
+// handles and out-params from this library or the caller's own live memory. The pool stays
+// alive until the stream is freed.
+gr_status gr_stream_open(const gr_pool *pool,
+                         const char *model,
+                         const char *request_json,
+                         uint64_t max_wait_ms,
+                         uint64_t timeout_ms,
+                         const gr_cancel *cancel,
+                         gr_stream **out_stream,
+                         gr_error **out_error);
+
+// The next event. On `GR_OK`, `*out_event` receives it as a `gr_response` (free it with
+// `gr_response_free`): its body is one GenerateContentResponse JSON as received, its key
+// fingerprint the stream's key. `GR_STREAM_END` (not an error: nothing is written, not even
+// `*out_error`): the stream ended normally, after the event with `finishReason`; calling again
+// answers `GR_STREAM_END` again.
+//
+// Errors end the stream (the events delivered before are all there is): `GR_ERR_TIMEOUT` (no
+// event within `GEMINI_STREAM_IDLE_TIMEOUT_MS`), `GR_ERR_API` (the service's error in the
+// middle of the stream), `GR_ERR_INCOMPLETE_STREAM` (the body ended without `finishReason`),
+// `GR_ERR_TRANSPORT` (the connection broke), `GR_ERR_CANCELLED` (closed or cancelled while
+// waiting). After an error or `gr_stream_close`: `GR_ERR_INVALID_ARGUMENT` naming `stream`.
+// `GR_ERR_NULL_ARGUMENT`: `stream` or `out_event` is NULL.
+//
+// # Safety
+// `stream` is NULL or a live stream; `out_event`, `out_error` NULL or writable.
+gr_status gr_stream_next(const gr_stream *stream, gr_response **out_event, gr_error **out_error);
+
+// Ends the stream now, from any thread: a `gr_stream_next` waiting on another thread returns
+// `GR_ERR_CANCELLED`, and before this returns the connection is closed and the key's window
+// slot released. Closing twice, after the end, or a NULL stream does nothing. The handle
+// stays valid until `gr_stream_free`.
+//
+// # Safety
+// `stream` is NULL or a live stream.
+void gr_stream_close(const gr_stream *stream);
+
+// Closes (as `gr_stream_close`) and frees the stream. Freeing NULL does nothing. No other
+// call on the stream may be running.
+//
+// # Safety
+// `stream` is NULL or a stream from `gr_stream_open` not yet freed.
+void gr_stream_free(gr_stream *stream);
+
+// The fingerprint of the key serving the stream. Borrowed: valid until `gr_stream_free`; do
+// not free it. "" for a NULL `stream`.
+//
+// # Safety
+// `stream` is NULL or a live stream.
+const char *gr_stream_key_fingerprint(const gr_stream *stream);
+
+// The HTTP attempts opening the stream took (1 when nothing went wrong). 0 for NULL.
+//
+// # Safety
+// `stream` is NULL or a live stream.
+uint32_t gr_stream_attempts(const gr_stream *stream);
+
+// The `usageMetadata.promptTokenCount` of the last event delivered that carried one (the
+// request's input tokens, for token limits); -1 before any, or for a NULL `stream`.
+//
+// # Safety
+// `stream` is NULL or a live stream.
+int64_t gr_stream_prompt_token_count(const gr_stream *stream);
+
+// The `usageMetadata.totalTokenCount` of the last event delivered that carried one; -1
+// before any, or for a NULL `stream`.
+//
+// # Safety
+// `stream` is NULL or a live stream.
+int64_t gr_stream_total_token_count(const gr_stream *stream);
 
 #ifdef __cplusplus
 }  // extern "C"

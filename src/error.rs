@@ -50,6 +50,11 @@ pub enum Error {
     Timeout { after_ms: u64 },
     /// The state store could not be opened or is unusable.
     State { message: String },
+    /// The caller cancelled the call (or closed the stream) while it was running.
+    Cancelled,
+    /// A stream ended without a last event (no `finishReason`) after `events` events: the
+    /// answer is incomplete, not a success.
+    IncompleteStream { events: u64 },
 }
 
 impl Error {
@@ -154,6 +159,11 @@ impl fmt::Display for Error {
             Error::Transport { message } => write!(f, "transport error: {message}"),
             Error::Timeout { after_ms } => write!(f, "request timed out after {after_ms} ms"),
             Error::State { message } => write!(f, "state store: {message}"),
+            Error::Cancelled => write!(f, "cancelled by the caller"),
+            Error::IncompleteStream { events } => write!(
+                f,
+                "the stream ended without finishReason after {events} events: the answer is incomplete"
+            ),
         }
     }
 }

@@ -1,17 +1,26 @@
-//! The HTTP client: one reused, keep-alive reqwest blocking client per pool, rustls TLS, the key
-//! in the `x-goog-api-key` header and never in the URL.
+//! The HTTP client: one reused, keep-alive reqwest client per pool, rustls TLS, the key in the
+//! `x-goog-api-key` header and never in the URL.
 //!
-//! A reqwest blocking client runs its connections on a runtime thread, and threads do not
-//! survive `fork`. So the client remembers the fork generation that built it; a forked child
-//! builds its own on first use, and never drops the parent's (dropping it would wait for a
-//! thread that does not exist in the child).
+//! It is reqwest's async client on a small runtime the library owns, driven from the caller's
+//! thread (`Handle::block_on`). Not the blocking client: a blocking read cannot be interrupted
+//! from another thread, and a stream closed by its caller, a cancelled Go context or a
+//! cancelled asyncio task must stop the HTTP request itself, at once (see `cancel.rs`). Every
+//! wait here races the response against the call's deadline and the caller's cancel tokens.
+//!
+//! Runtime threads do not survive `fork`. So the runtime and client remember the fork
+//! generation that built them; a forked child builds its own on first use, and never drops
+//! the parent's (dropping it would wait for threads that do not exist in the child).
 
+use crate::cancel::{self, Cancel};
 use crate::key::ApiKey;
+use crate::method::Method;
 use bytes::Bytes;
+use std::future::Future;
 use std::sync::atomic::{
     AtomicPtr, AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
 };
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
 
 /// Why an HTTP exchange brought no answer.
 #[derive(Debug)]
@@ -20,22 +29,74 @@ pub enum Failure {
     Timeout,
     /// Connecting, sending or reading failed.
     Transport(String),
+    /// A cancel token of the exchange was triggered; the connection is closed.
+    Cancelled,
 }
 
 /// The service's answer once its status is in: the body is read separately
-/// ([`Answer::read_body`]), so that a caller can look at the status first (and a stream can
-/// be read as it comes).
+/// ([`Answer::read_body`], or a chunk at a time with [`Answer::next_chunk`]), so that a caller
+/// can look at the status first and a stream can be read as it comes. Dropping it closes the
+/// connection if the body was not read to its end.
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
-    response: reqwest::blocking::Response,
+    response: reqwest::Response,
+    runtime: Handle,
+    cancel: Vec<Cancel>,
 }
 
 impl Answer {
-    /// The whole body, as the service sent it (no decoding).
-    pub fn read_body(self) -> Result<Bytes, Failure> {
-        self.response.bytes().map_err(|e| failure(&e))
+    /// The whole body, as the service sent it (no decoding), by `deadline`.
+    pub fn read_body(self, deadline: Instant) -> Result<Bytes, Failure> {
+        let Answer {
+            response,
+            runtime,
+            cancel,
+            ..
+        } = self;
+        wait(&runtime, response.bytes(), deadline, &cancel, None)
     }
+
+    /// The next piece of the body as it arrives (`None` at its end), by `deadline`, or
+    /// cancelled by any of the answer's tokens or `also`.
+    pub fn next_chunk(
+        &mut self,
+        deadline: Instant,
+        also: Option<&Cancel>,
+    ) -> Result<Option<Bytes>, Failure> {
+        let runtime = self.runtime.clone();
+        wait(
+            &runtime,
+            self.response.chunk(),
+            deadline,
+            &self.cancel,
+            also,
+        )
+    }
+}
+
+/// Runs `exchange` on the caller's thread until it is done, `deadline` passes, or a token is
+/// triggered; in the last two cases it is dropped, which closes its connection.
+fn wait<T>(
+    runtime: &Handle,
+    exchange: impl Future<Output = Result<T, reqwest::Error>>,
+    deadline: Instant,
+    cancel: &[Cancel],
+    also: Option<&Cancel>,
+) -> Result<T, Failure> {
+    let mut tokens: Vec<&Cancel> = cancel.iter().collect();
+    tokens.extend(also);
+    if tokens.iter().any(|t| t.is_triggered()) {
+        return Err(Failure::Cancelled);
+    }
+    runtime.block_on(async {
+        tokio::select! {
+            biased;
+            () = cancel::any(&tokens) => Err(Failure::Cancelled),
+            result = exchange => result.map_err(|e| failure(&e)),
+            () = tokio::time::sleep_until(deadline.into()) => Err(Failure::Timeout),
+        }
+    })
 }
 
 fn failure(e: &reqwest::Error) -> Failure {
@@ -47,9 +108,10 @@ fn failure(e: &reqwest::Error) -> Failure {
 }
 
 struct Slot {
-    /// The fork generation (see `forks`) of the process that built the client.
+    /// The fork generation (see `forks`) of the process that built the runtime and client.
     generation: u64,
-    client: reqwest::blocking::Client,
+    runtime: tokio::runtime::Runtime,
+    client: reqwest::Client,
 }
 
 /// How many times this process's line has forked: bumped in every child by a `pthread_atfork`
@@ -69,22 +131,31 @@ fn forks() -> u64 {
 
 pub struct Http {
     base_url: String,
-    /// The URL for the pool's default model, parsed once (most calls use it).
-    default_url: (String, reqwest::Url),
+    /// The pool's default model, and the URL of each method of it (in `Method::ALL`'s
+    /// order), parsed once: most calls use them.
+    default_model: String,
+    default_urls: Vec<reqwest::Url>,
     slot: AtomicPtr<Slot>,
 }
 
 fn build_slot() -> Result<Box<Slot>, String> {
-    let client = reqwest::blocking::Client::builder()
+    // One worker runs the connections (as the blocking client's one thread did); each
+    // caller's thread drives its own request and waits on it.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("gemini-rotator-http")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
+    let client = reqwest::Client::builder()
         .user_agent(concat!("gemini-rotator/", env!("CARGO_PKG_VERSION")))
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
-        // Per-request timeouts are set on each request from the call's remaining budget.
-        .timeout(None)
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {}", chain(&e)))?;
     Ok(Box::new(Slot {
         generation: forks(),
+        runtime,
         client,
     }))
 }
@@ -104,55 +175,88 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+fn parse_url(url: &str) -> Result<reqwest::Url, String> {
+    reqwest::Url::parse(url).map_err(|e| format!("cannot build the request URL: {e}"))
+}
+
+fn model_url(base_url: &str, model: &str, method: Method) -> Result<reqwest::Url, String> {
+    parse_url(&format!(
+        "{base_url}/v1beta/models/{model}{}",
+        method.url_suffix()
+    ))
+}
+
 impl Http {
     pub fn new(base_url: &str, default_model: &str) -> Result<Http, String> {
-        let url = format!("{base_url}/v1beta/models/{default_model}:generateContent");
-        let parsed =
-            reqwest::Url::parse(&url).map_err(|e| format!("cannot build the request URL: {e}"))?;
+        let default_urls = Method::ALL
+            .iter()
+            .map(|m| model_url(base_url, default_model, *m))
+            .collect::<Result<_, _>>()?;
         Ok(Http {
-            default_url: (default_model.to_string(), parsed),
+            default_model: default_model.to_string(),
+            default_urls,
             base_url: base_url.to_string(),
             slot: AtomicPtr::new(Box::into_raw(build_slot()?)),
         })
     }
 
-    fn client(&self) -> Result<&reqwest::blocking::Client, String> {
+    fn slot(&self) -> Result<&Slot, String> {
         let current = self.slot.load(Acquire);
         // SAFETY: slots are only ever freed by `drop`, in the process that built them.
         if unsafe { (*current).generation } == forks() {
-            return Ok(unsafe { &(*current).client });
+            return Ok(unsafe { &*current });
         }
-        // A forked child: build a client of its own. The parent's slot is left alone (leaked).
+        // A forked child: build a runtime and client of its own. The parent's are left
+        // alone (leaked).
         let fresh = Box::into_raw(build_slot()?);
         match self.slot.compare_exchange(current, fresh, AcqRel, Acquire) {
-            Ok(_) => Ok(unsafe { &(*fresh).client }),
+            Ok(_) => Ok(unsafe { &*fresh }),
             Err(winner) => {
                 // Another thread of this child won; ours is this process's own, so drop it.
                 drop(unsafe { Box::from_raw(fresh) });
-                Ok(unsafe { &(*winner).client })
+                Ok(unsafe { &*winner })
             }
         }
     }
 
-    /// The `generateContent` URL for a model.
-    pub fn generate_url(&self, model: &str) -> Result<reqwest::Url, String> {
-        if model == self.default_url.0 {
-            return Ok(self.default_url.1.clone());
+    /// The URL of `method` of `model`.
+    pub fn model_url(&self, model: &str, method: Method) -> Result<reqwest::Url, String> {
+        if model == self.default_model {
+            if let Some(i) = Method::ALL.iter().position(|m| *m == method) {
+                return Ok(self.default_urls[i].clone());
+            }
         }
-        let url = format!("{}/v1beta/models/{model}:generateContent", self.base_url);
-        reqwest::Url::parse(&url).map_err(|e| format!("cannot build the request URL: {e}"))
+        model_url(&self.base_url, model, method)
     }
 
-    /// POSTs `body` (the caller's JSON, untouched; shared, not copied) to `model`'s
-    /// `generateContent` with `key`, and waits for the answer's status.
+    /// The URL of one page of the models list.
+    pub fn models_url(&self, page_size: u32, page_token: &str) -> Result<reqwest::Url, String> {
+        let mut url = parse_url(&format!("{}/v1beta/models", self.base_url))?;
+        {
+            let mut query = url.query_pairs_mut();
+            if page_size > 0 {
+                query.append_pair("pageSize", &page_size.to_string());
+            }
+            if !page_token.is_empty() {
+                query.append_pair("pageToken", page_token);
+            }
+        }
+        Ok(url)
+    }
+
+    /// Sends a request to `url` with `key`: a POST of `body` (the caller's JSON, untouched;
+    /// shared, not copied), or a GET without one, and waits for the answer's status, until
+    /// `deadline` or until one of `cancel` is triggered (the answer keeps the tokens for its
+    /// body).
     pub fn send(
         &self,
         key: &ApiKey,
-        model: &str,
-        body: Bytes,
-        timeout: Duration,
+        url: reqwest::Url,
+        body: Option<Bytes>,
+        deadline: Instant,
+        cancel: &[&Cancel],
     ) -> Result<Answer, Failure> {
-        let client = self.client().map_err(Failure::Transport)?;
+        let slot = self.slot().map_err(Failure::Transport)?;
         let Ok(mut secret) = reqwest::header::HeaderValue::from_str(key.secret()) else {
             // Configuration checks keys for header-safe characters; this cannot happen.
             return Err(Failure::Transport(
@@ -161,18 +265,27 @@ impl Http {
         };
         // Marked sensitive: never printed by the HTTP stack's debug output.
         secret.set_sensitive(true);
-        let url = self.generate_url(model).map_err(Failure::Transport)?;
-        let response = client
-            .post(url)
-            .header("x-goog-api-key", secret)
-            .header("content-type", "application/json")
-            .timeout(timeout)
-            .body(body)
-            .send()
-            .map_err(|e| failure(&e))?;
+        let request = match body {
+            Some(body) => slot
+                .client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body),
+            None => slot.client.get(url),
+        };
+        let cancel: Vec<Cancel> = cancel.iter().map(|c| (*c).clone()).collect();
+        let response = wait(
+            slot.runtime.handle(),
+            request.header("x-goog-api-key", secret).send(),
+            deadline,
+            &cancel,
+            None,
+        )?;
         Ok(Answer {
             status: response.status().as_u16(),
             response,
+            runtime: slot.runtime.handle().clone(),
+            cancel,
         })
     }
 }
@@ -182,7 +295,13 @@ impl Drop for Http {
         let slot = *self.slot.get_mut();
         // SAFETY: we own the slot; it is freed only in the process that built it.
         if unsafe { (*slot).generation } == forks() {
-            drop(unsafe { Box::from_raw(slot) });
+            let Slot {
+                runtime, client, ..
+            } = *unsafe { Box::from_raw(slot) };
+            drop(client);
+            // Without waiting for the connections' tasks: a pool may be freed from a thread
+            // that is itself inside a runtime (a Rust test's), where a blocking shutdown panics.
+            runtime.shutdown_background();
         }
     }
 }

@@ -9,11 +9,14 @@
 //!   on the host).
 //! - [`pool`]: key selection, one attempt at a time, and the decision of what next.
 //! - [`gemini`]: the Gemini wire format (error bodies, response text).
-//! - [`http`]: the reused, fork-aware HTTP client.
+//! - [`http`]: the reused, fork-aware HTTP client, on a runtime the library owns;
+//!   [`cancel`]: a token that stops an HTTP exchange from another thread.
+//! - [`method`]: the model methods; [`sse`]: the stream's event framing.
 //! - [`metrics`]: counters, statistics snapshots and the Prometheus exposition.
 //! - [`log`]: structured log events.
 //! - `ffi`: the C ABI (`include/gemini_rotator.h`).
 
+pub mod cancel;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -24,11 +27,13 @@ pub mod http;
 pub mod key;
 pub mod limiter;
 pub mod log;
+pub mod method;
 pub mod metrics;
 pub mod pool;
 pub mod quota;
+pub mod sse;
 pub mod store;
 
 pub use config::Config;
 pub use error::{ApiError, Error};
-pub use pool::{CallOptions, Lease, NoKey, Pool, Response};
+pub use pool::{CallOptions, Lease, NoKey, Pool, Response, Stream, Usage};

@@ -55,7 +55,7 @@ func (c *GeminiClient) SimpleTextQuery(ctx context.Context, prompt string) (stri
 // KeyFingerprint names the key that served it.
 //
 // The context's deadline becomes the call's time budget (retries included); cancelling the
-// context returns ctx.Err() at once, even while the HTTP request is in flight. Errors match
+// context stops the HTTP request itself and returns ctx.Err() at once. Errors match
 // the package's sentinels (ErrAllKeysRateLimited, ErrNoUsableKeys, ErrTimeout, ...) with
 // errors.Is, or are an [*APIError].
 func (c *GeminiClient) GenerateContent(ctx context.Context, req *GeminiRequest) (*GeminiResponse, error) {
@@ -91,5 +91,5 @@ func (c *GeminiClient) GenerateContentJSON(ctx context.Context, model string, bo
 	if c != nil {
 		maxWait = c.MaxWait
 	}
-	return c.pool().generate(ctx, model, body, maxWait)
+	return c.pool().call(ctx, "generateContent", model, body, maxWait)
 }

@@ -60,6 +60,12 @@ type Config struct {
 	RetryBase time.Duration
 	// RetryMax caps the backoff; default 16s. (GEMINI_RETRY_MAX_MS)
 	RetryMax time.Duration
+	// StreamFirstEventTimeout: a stream that sends no event this long is abandoned and retried
+	// on another key, within the call's budget; default 1m. (GEMINI_STREAM_FIRST_EVENT_TIMEOUT_MS)
+	StreamFirstEventTimeout time.Duration
+	// StreamIdleTimeout: a longer gap between two events of a stream ends it with ErrTimeout;
+	// default 1m. (GEMINI_STREAM_IDLE_TIMEOUT_MS)
+	StreamIdleTimeout time.Duration
 	// State is where key state lives: "shm" (a shared-memory file in /dev/shm, so that every
 	// process on the host shares each key's limit), "shm:/absolute/path" (another file), or
 	// "memory" (this process only). "" is GEMINI_ROTATOR_STATE when set, else the library's
@@ -109,6 +115,8 @@ type configJSON struct {
 	MaxRetries    *int                   `json:"max_retries,omitempty"`
 	RetryBaseMS   int64                  `json:"retry_base_ms,omitempty"`
 	RetryMaxMS    int64                  `json:"retry_max_ms,omitempty"`
+	StreamFirstMS int64                  `json:"stream_first_event_timeout_ms,omitempty"`
+	StreamIdleMS  int64                  `json:"stream_idle_timeout_ms,omitempty"`
 	State         string                 `json:"state,omitempty"`
 	Log           string                 `json:"log,omitempty"`
 	Models        map[string]ModelLimits `json:"models,omitempty"`
@@ -135,6 +143,10 @@ var configFieldNames = map[string]string{
 	"state":            "State",
 	"log":              "Log",
 	"models":           "Models",
+
+	// The stream timeouts.
+	"stream_first_event_timeout_ms": "StreamFirstEventTimeout",
+	"stream_idle_timeout_ms":        "StreamIdleTimeout",
 }
 
 // modelFieldNames maps the fields of a model's entry to the ModelLimits fields.
@@ -171,6 +183,8 @@ func (c Config) marshal() ([]byte, error) {
 		MaxAttempts:   c.MaxAttempts,
 		RetryBaseMS:   millis(c.RetryBase),
 		RetryMaxMS:    millis(c.RetryMax),
+		StreamFirstMS: millis(c.StreamFirstEventTimeout),
+		StreamIdleMS:  millis(c.StreamIdleTimeout),
 		State:         c.State,
 		Log:           c.Log,
 		Models:        c.Models,

@@ -162,6 +162,12 @@ type emuFault struct {
 	Skip       int    `json:"skip,omitempty"`
 	LatencyMS  int    `json:"latency_ms,omitempty"`
 	RetryDelay string `json:"retry_delay,omitempty"`
+	// Streams and other methods (see emulator/README.md, Faults).
+	Method      string `json:"method,omitempty"`
+	GapMS       int    `json:"gap_ms,omitempty"`
+	AfterEvents *int   `json:"after_events,omitempty"`
+	StallMS     int    `json:"stall_ms,omitempty"`
+	Error       string `json:"error,omitempty"`
 }
 
 type emuKeyStats struct {
@@ -173,9 +179,10 @@ type emuKeyStats struct {
 }
 
 type emuStats struct {
-	Total      int                    `json:"total"`
-	UnknownKey int                    `json:"unknown_key"`
-	Keys       map[string]emuKeyStats `json:"keys"`
+	OpenStreams int                    `json:"open_streams"`
+	Total       int                    `json:"total"`
+	UnknownKey  int                    `json:"unknown_key"`
+	Keys        map[string]emuKeyStats `json:"keys"`
 }
 
 func (e *emulator) post(path string, body any) error {

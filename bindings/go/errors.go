@@ -39,6 +39,19 @@ var (
 
 	// ErrState: the shared key-state store is unusable.
 	ErrState = errors.New("rotator: key state store is unusable")
+	// ErrStateUnavailable: the same sentinel, by the name the Redis documentation uses: a
+	// Redis server that is unreachable or did not answer in time (GR_ERR_STATE; the message
+	// names its address, never its password). errors.Is(err, ErrStateUnavailable) holds for
+	// every unusable store.
+	ErrStateUnavailable = ErrState
+
+	// ErrIncompleteStream: a stream ended without finishReason after the events already
+	// delivered; they are an incomplete answer, not a success.
+	ErrIncompleteStream = errors.New("rotator: the stream ended without finishReason")
+
+	// ErrCancelled: the call or stream was cancelled while it ran (by its context, which
+	// then also matches: errors.Is(err, context.Canceled)).
+	ErrCancelled = errors.New("rotator: cancelled")
 
 	// ErrInternal: a bug in the library (a panic caught at its boundary). Please report it.
 	ErrInternal = errors.New("rotator: internal error")

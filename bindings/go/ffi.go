@@ -101,6 +101,10 @@ func takeError(status C.gr_status, cerr *C.gr_error, deadlineBudget bool) error 
 		return &statusError{sentinel: ErrTransport, msg: msg}
 	case C.GR_ERR_STATE:
 		return &statusError{sentinel: ErrState, msg: msg}
+	case C.GR_ERR_INCOMPLETE_STREAM:
+		return &statusError{sentinel: ErrIncompleteStream, msg: msg}
+	case C.GR_ERR_CANCELLED:
+		return &statusError{sentinel: ErrCancelled, msg: msg}
 	case C.GR_ERR_NULL_ARGUMENT, C.GR_ERR_INVALID_UTF8, C.GR_ERR_INVALID_JSON, C.GR_ERR_INVALID_ARGUMENT:
 		return &statusError{sentinel: ErrInvalidArgument, msg: msg}
 	default: // GR_ERR_PANIC, or a status this binding does not know yet.
@@ -108,7 +112,7 @@ func takeError(status C.gr_status, cerr *C.gr_error, deadlineBudget bool) error 
 	}
 }
 
-// Version is the version of the linked gemini-rotator library, e.g. "0.1.0".
+// Version is the version of the linked gemini-rotator library, e.g. "0.2.0".
 func Version() string {
 	return C.GoString(C.gr_version())
 }

@@ -1,3 +1,3 @@
 module gemini-rotator/bindings/go
 
-go 1.22
+go 1.23

@@ -8,7 +8,6 @@ import (
 	"context"
 	"runtime"
 	"sync"
-	"time"
 	"unsafe"
 )
 
@@ -128,62 +127,6 @@ func (p *KeyPool) takeIfIdleLocked() *C.gr_pool {
 	return ptr
 }
 
-// generateResult is what one gr_generate call produced, already copied into Go memory.
-type generateResult struct {
-	body        []byte
-	fingerprint string
-	err         error
-}
-
-// generate runs one gr_generate call under ctx. See [GeminiClient.GenerateContentJSON].
-func (p *KeyPool) generate(ctx context.Context, model string, body []byte, maxWait time.Duration) ([]byte, string, error) {
-	if err := contextError(ctx); err != nil {
-		return nil, "", err
-	}
-	var timeoutMS uint64
-	deadline, hasDeadline := ctx.Deadline()
-	if hasDeadline {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return nil, "", timeoutError()
-		}
-		timeoutMS = uint64(millis(left))
-	}
-	var maxWaitMS uint64
-	if maxWait > 0 {
-		maxWaitMS = uint64(millis(maxWait))
-	}
-	ptr, err := p.acquire()
-	if err != nil {
-		return nil, "", err
-	}
-	call := func() generateResult {
-		defer p.release()
-		r := callGenerate(ptr, model, body, maxWaitMS, timeoutMS, hasDeadline)
-		runtime.KeepAlive(p)
-		return r
-	}
-	if ctx.Done() == nil { // the context can never be cancelled: no goroutine needed
-		r := call()
-		return r.body, r.fingerprint, r.err
-	}
-	// The C call blocks until the service answers; run it aside so that a cancelled context
-	// returns at once. The goroutine copies and frees the C results whenever C returns.
-	done := make(chan generateResult, 1)
-	go func() { done <- call() }()
-	select {
-	case r := <-done:
-		return r.body, r.fingerprint, r.err
-	case <-ctx.Done():
-		select {
-		case r := <-done: // finished meanwhile: do not throw a served answer away
-			return r.body, r.fingerprint, r.err
-		default:
-		}
-		return nil, "", contextError(ctx)
-	}
-}
-
 // contextError is ctx.Err(), except that a passed deadline is an error that matches both
 // context.DeadlineExceeded and ErrTimeout, as a timeout of the library itself does.
 func contextError(ctx context.Context) error {
@@ -197,32 +140,6 @@ func contextError(ctx context.Context) error {
 // timeoutError is the error of a call whose context deadline passed.
 func timeoutError() error {
 	return &statusError{sentinel: ErrTimeout, msg: "request timed out: the context deadline passed", cause: context.DeadlineExceeded}
-}
-
-// callGenerate is the gr_generate call itself. C copies nothing of Go's: the model and body
-// are copied into C memory, freed when the call returns.
-func callGenerate(ptr *C.gr_pool, model string, body []byte, maxWaitMS, timeoutMS uint64, deadlineBudget bool) generateResult {
-	var cmodel *C.char
-	if model != "" {
-		var err error
-		if cmodel, err = cString(model, "the model name"); err != nil {
-			return generateResult{err: err}
-		}
-		defer C.free(unsafe.Pointer(cmodel))
-	}
-	cbody, err := cBytes(body, "the request body")
-	if err != nil {
-		return generateResult{err: err}
-	}
-	defer C.free(unsafe.Pointer(cbody))
-	var resp *C.gr_response
-	var cerr *C.gr_error
-	status := C.gr_generate(ptr, cmodel, cbody, C.uint64_t(maxWaitMS), C.uint64_t(timeoutMS), &resp, &cerr)
-	if status != C.GR_OK {
-		return generateResult{err: takeError(status, cerr, deadlineBudget)}
-	}
-	body, fingerprint := takeResponse(resp)
-	return generateResult{body: body, fingerprint: fingerprint}
 }
 
 // Stats returns a snapshot of the pool's statistics: every key (by fingerprint) with its

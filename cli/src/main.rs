@@ -9,7 +9,6 @@
 mod demo;
 
 use gemini_rotator::clock::SystemClock;
-use gemini_rotator::store::shm::ShmStore;
 use gemini_rotator::store::{Enabled, Store};
 use gemini_rotator::{gemini, metrics, CallOptions, Pool};
 use std::io::Write;
@@ -260,7 +259,7 @@ fn stats_all(json: bool) -> Result<(), Usage> {
         println!("{}", serde_json::to_string(&keys).unwrap_or_default());
     } else {
         println!(
-            "State file {} ({} keys, {} KiB of records)",
+            "State {} ({} keys, {} KiB of records)",
             store.describe().trim_start_matches("shm:"),
             keys.len(),
             store.used_bytes().unwrap_or(0) / 1024
@@ -270,25 +269,19 @@ fn stats_all(json: bool) -> Result<(), Usage> {
     Ok(())
 }
 
-/// The host's shared state, in the file GEMINI_ROTATOR_STATE names, for commands that work on
-/// every key in it rather than on one pool's.
-fn shared_store(what: &str) -> Result<ShmStore, Usage> {
-    let path = match std::env::var("GEMINI_ROTATOR_STATE")
-        .ok()
-        .as_deref()
-        .map(str::trim)
-    {
-        None | Some("") | Some("shm") => gemini_rotator::store::shm::default_path(),
-        Some(v) => match v.strip_prefix("shm:") {
-            Some(p) => p.into(),
-            None => {
-                return Err(Usage(format!(
-                    "{what} works on a shared state file; GEMINI_ROTATOR_STATE is {v:?}"
-                )))
-            }
-        },
-    };
-    Ok(ShmStore::open(&path, Arc::new(SystemClock))?)
+/// The host's shared state, where GEMINI_ROTATOR_STATE names it (a file, or Redis), for
+/// commands that work on every key in it rather than on one pool's.
+fn shared_store(what: &str) -> Result<Arc<dyn Store>, Usage> {
+    let location = gemini_rotator::Config::state_from_env()?;
+    if location == gemini_rotator::config::StateLocation::Memory {
+        return Err(Usage(format!(
+            "{what} works on shared state (a file or Redis); GEMINI_ROTATOR_STATE is \"memory\""
+        )));
+    }
+    Ok(gemini_rotator::store::open(
+        &location,
+        Arc::new(SystemClock),
+    )?)
 }
 
 /// Takes a disabled (or cooling) key back into service, host-wide.

@@ -1,6 +1,6 @@
 module gemini-rotator/examples/go
 
-go 1.22
+go 1.23
 
 require gemini-rotator/bindings/go v0.0.0
 

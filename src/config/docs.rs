@@ -57,6 +57,8 @@ fn row_json(s: &Setting) -> Value {
         Kind::Url => ("url", None, None),
         Kind::Model => ("model", None, None),
         Kind::State => ("state", None, None),
+        Kind::RedisPrefix => ("redis_prefix", None, None),
+        Kind::OnFailure => ("on_failure", None, None),
         Kind::LogLevel => ("log_level", None, None),
         Kind::File => ("file", None, None),
         Kind::Models => ("models", None, None),

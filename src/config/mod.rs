@@ -43,6 +43,8 @@ pub enum StateLocation {
     Memory,
     /// Shared by every process on the host through this memory-mapped file.
     Shm(std::path::PathBuf),
+    /// Shared by every host through a Redis server (its password never in `Debug`).
+    Redis(crate::store::redis::Target),
 }
 
 /// Where a configuration came from: it decides how errors name a setting.
@@ -75,6 +77,10 @@ pub struct Config {
     /// Backoff before the first retry; it doubles up to `retry_max_ms`, with full jitter.
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
+    /// How long a stream may take to send its first event before it is retried elsewhere.
+    pub stream_first_event_timeout_ms: u64,
+    /// The longest gap between two events of a stream.
+    pub stream_idle_timeout_ms: u64,
     pub state: StateLocation,
     /// The log level to set when the pool is created (`None`: leave it as it is; `Some(None)`:
     /// off).
@@ -102,6 +108,12 @@ impl Config {
     /// any: a variable that is set (even to an empty value) overrides the file's field.
     pub fn from_env() -> Result<Config, Error> {
         Config::build(&ProcessEnv)
+    }
+
+    /// The host's state location alone, from the process environment (`GEMINI_ROTATOR_STATE`
+    /// and, for Redis, its settings), for tools that work on every key of the shared state.
+    pub fn state_from_env() -> Result<StateLocation, Error> {
+        parse::state(&ProcessEnv, &STATE)
     }
 
     /// Reads settings through `lookup` (an environment stand-in, for tests and embedding),
@@ -213,6 +225,8 @@ impl Config {
             max_retries: small(src, &MAX_RETRIES)?,
             retry_base_ms,
             retry_max_ms,
+            stream_first_event_timeout_ms: parse::count(src, &STREAM_FIRST_EVENT_TIMEOUT)?,
+            stream_idle_timeout_ms: parse::count(src, &STREAM_IDLE_TIMEOUT)?,
             state: parse::state(src, &STATE)?,
             log: parse::log_level(src, &LOG)?,
             free_daily_limit: parse::count_or_unset(src, &FREE_DAILY_LIMIT)?,

@@ -265,6 +265,8 @@ pub(super) fn log_level(
 /// environment variable, so that every pool of every process on the host agrees on it.
 pub(super) fn state(src: &dyn Source, s: &Setting) -> Result<StateLocation, Error> {
     let default = || Ok(StateLocation::Shm(crate::store::shm::default_path()));
+    // Read (and checked) whatever the location, so that a typo shows before Redis is used.
+    let redis = redis_settings(src)?;
     if s.kind != Kind::State || s.default != DefaultValue::Text("shm") {
         return Err(table_mistake(src, s));
     }
@@ -276,6 +278,11 @@ pub(super) fn state(src: &dyn Source, s: &Setting) -> Result<StateLocation, Erro
         },
         (None, _) => return default(),
     };
+    if value.starts_with("redis://") || value.starts_with("rediss://") {
+        let mut target = crate::store::redis::Target::parse(&value, &name)?;
+        redis.apply(&mut target);
+        return Ok(StateLocation::Redis(target));
+    }
     match value.as_str() {
         "memory" => Ok(StateLocation::Memory),
         "shm" => default(),
@@ -289,8 +296,102 @@ pub(super) fn state(src: &dyn Source, s: &Setting) -> Result<StateLocation, Erro
             )),
             None => Err(Error::config(
                 name,
-                format!("unknown state location {v:?} (use shm, shm:/absolute/path or memory)"),
+                format!(
+                    "unknown state location {v:?} (use shm, shm:/absolute/path, memory, \
+                     redis://host:port or rediss://host:port)"
+                ),
             )),
         },
     }
+}
+
+/// The Redis settings that are set (each `None` leaves the table's default).
+#[derive(Default)]
+struct RedisSettings {
+    prefix: Option<String>,
+    on_failure: Option<crate::store::redis::OnFailure>,
+    timeout_ms: Option<u64>,
+}
+
+impl RedisSettings {
+    fn apply(self, target: &mut crate::store::redis::Target) {
+        if let Some(p) = self.prefix {
+            target.prefix = p;
+        }
+        if let Some(f) = self.on_failure {
+            target.on_failure = f;
+        }
+        if let Some(t) = self.timeout_ms {
+            target.timeout_ms = t;
+        }
+    }
+}
+
+/// The Redis settings (the host's, like the location: read from the environment whatever
+/// the configuration's origin).
+fn redis_settings(src: &dyn Source) -> Result<RedisSettings, Error> {
+    use super::settings::{REDIS_ON_FAILURE, REDIS_PREFIX, REDIS_TIMEOUT};
+    let mut target = RedisSettings::default();
+    let host_text = |s: &Setting| -> Result<Option<(String, String)>, Error> {
+        let env = s.env.ok_or_else(|| table_mistake(src, s))?;
+        let raw = if src.origin() == Origin::Environment {
+            src.get(s)?
+        } else {
+            env_text(env)?
+        };
+        match raw {
+            None => Ok(None),
+            Some(Raw::Text(t)) if t.trim().is_empty() => {
+                Err(Error::config(env, "is set but empty"))
+            }
+            Some(Raw::Text(t)) => Ok(Some((t.trim().to_string(), env.to_string()))),
+            Some(_) => Err(Error::config(env, "must be a string")),
+        }
+    };
+    if REDIS_PREFIX.kind != Kind::RedisPrefix || REDIS_ON_FAILURE.kind != Kind::OnFailure {
+        return Err(table_mistake(src, &REDIS_PREFIX));
+    }
+    if let Some((prefix, name)) = host_text(&REDIS_PREFIX)? {
+        let ok = prefix.len() <= 64
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"{}*?[]\\".contains(&b));
+        if !ok {
+            return Err(Error::config(
+                name,
+                format!("{prefix:?} is not a key prefix (1 to 64 printable ASCII characters, no spaces, braces or *?[])"),
+            ));
+        }
+        target.prefix = Some(prefix);
+    }
+    if let Some((mode, name)) = host_text(&REDIS_ON_FAILURE)? {
+        use crate::store::redis::OnFailure;
+        target.on_failure = Some(match mode.as_str() {
+            "fail" => OnFailure::Fail,
+            m => match m.strip_prefix("local:").map(str::parse::<u64>) {
+                Some(Ok(share)) if (1..=1000).contains(&share) => OnFailure::Local { share },
+                _ => {
+                    return Err(Error::config(
+                        name,
+                        format!("{m:?} is not a failure mode (use fail, or local:N with N from 1 to 1000: each process held to 1/N of every limit)"),
+                    ))
+                }
+            },
+        });
+    }
+    if let Some((ms, name)) = host_text(&REDIS_TIMEOUT)? {
+        let Kind::Count { min, max } = REDIS_TIMEOUT.kind else {
+            return Err(table_mistake(src, &REDIS_TIMEOUT));
+        };
+        target.timeout_ms = Some(match ms.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => n,
+            _ => {
+                return Err(Error::config(
+                    name,
+                    format!("must be a whole number from {min} to {max}, got {ms:?}"),
+                ))
+            }
+        });
+    }
+    Ok(target)
 }

@@ -45,8 +45,12 @@ pub enum Kind {
     Url,
     /// A model name, with or without `models/`.
     Model,
-    /// `shm`, `shm:/absolute/path` or `memory`.
+    /// `shm`, `shm:/absolute/path`, `memory`, or a `redis://` or `rediss://` URL.
     State,
+    /// A Redis key prefix: printable ASCII without spaces, braces or `*?[]` (1 to 64 bytes).
+    RedisPrefix,
+    /// `fail` or `local:N`.
+    OnFailure,
     /// `off`, `error`, `warn`, `info` or `debug`.
     LogLevel,
     /// A file path (the config file).
@@ -210,12 +214,58 @@ pub const RETRY_MAX: Setting = Setting {
     default: DefaultValue::Count(16_000),
     doc: "Backoff cap in milliseconds, at least the first ceiling",
 };
+pub const STREAM_FIRST_EVENT_TIMEOUT: Setting = Setting {
+    env: Some("GEMINI_STREAM_FIRST_EVENT_TIMEOUT_MS"),
+    json: Some("stream_first_event_timeout_ms"),
+    kind: Kind::Count {
+        min: 1,
+        max: 3_600_000,
+    },
+    // Thinking models can think for tens of seconds before their first event.
+    default: DefaultValue::Count(60_000),
+    doc: "A stream that sends no event within this many milliseconds is abandoned and retried on another key (within the call's budget)",
+};
+pub const STREAM_IDLE_TIMEOUT: Setting = Setting {
+    env: Some("GEMINI_STREAM_IDLE_TIMEOUT_MS"),
+    json: Some("stream_idle_timeout_ms"),
+    kind: Kind::Count {
+        min: 1,
+        max: 3_600_000,
+    },
+    default: DefaultValue::Count(60_000),
+    doc: "A gap between two events of a stream longer than this many milliseconds ends it with a timeout error",
+};
 pub const STATE: Setting = Setting {
     env: Some("GEMINI_ROTATOR_STATE"),
     json: Some("state"),
     kind: Kind::State,
     default: DefaultValue::Text("shm"),
-    doc: "Where key state lives: `shm` (shared by every process on the host, in `/dev/shm/gemini-rotator-<uid>.state`), another file, or this process only",
+    doc: "Where key state lives: `shm` (shared by every process on the host, in `/dev/shm/gemini-rotator-<uid>.state`), another file, this process only, or a Redis server shared by every host (see [Many hosts](#many-hosts))",
+};
+// The Redis settings are the host's, like the state location: only the environment gives them.
+pub const REDIS_PREFIX: Setting = Setting {
+    env: Some("GEMINI_ROTATOR_REDIS_PREFIX"),
+    json: None,
+    kind: Kind::RedisPrefix,
+    default: DefaultValue::Text("gemini-rotator:"),
+    doc: "With Redis state: the start of every Redis key the library writes (pools that share keys must share it)",
+};
+pub const REDIS_ON_FAILURE: Setting = Setting {
+    env: Some("GEMINI_ROTATOR_REDIS_ON_FAILURE"),
+    json: None,
+    kind: Kind::OnFailure,
+    default: DefaultValue::Text("fail"),
+    doc: "With Redis state, when Redis cannot answer: `fail` the call (a state error), or `local:N` (each process counts alone, held to 1/N of every limit, until Redis answers)",
+};
+pub const REDIS_TIMEOUT: Setting = Setting {
+    env: Some("GEMINI_ROTATOR_REDIS_TIMEOUT_MS"),
+    json: None,
+    kind: Kind::Count {
+        min: 1,
+        max: 60_000,
+    },
+    default: DefaultValue::Count(2000),
+    doc: "With Redis state: the bound of one connect and of one command's wait for its answer, in milliseconds",
 };
 
 pub const MODELS: Setting = Setting {
@@ -258,7 +308,12 @@ pub static SETTINGS: &[&Setting] = &[
     &MAX_RETRIES,
     &RETRY_BASE,
     &RETRY_MAX,
+    &STREAM_FIRST_EVENT_TIMEOUT,
+    &STREAM_IDLE_TIMEOUT,
     &STATE,
+    &REDIS_PREFIX,
+    &REDIS_ON_FAILURE,
+    &REDIS_TIMEOUT,
     &LOG,
     &MODELS,
     &CONFIG_FILE,
@@ -284,7 +339,9 @@ impl Kind {
             Kind::Count { min, max } => format!("{min} to {max}"),
             Kind::Url => "an `http://` or `https://` URL with a host, no query".into(),
             Kind::Model => "a model name (`models/` optional)".into(),
-            Kind::State => "`shm`, `shm:/absolute/path` or `memory`".into(),
+            Kind::State => "`shm`, `shm:/absolute/path`, `memory`, `redis://[user:password@]host:port[/db]` or `rediss://...`".into(),
+            Kind::RedisPrefix => "1 to 64 printable ASCII characters, no spaces, braces or `*?[]`".into(),
+            Kind::OnFailure => "`fail` or `local:N` (N from 1 to 1000)".into(),
             Kind::LogLevel => "`off`, `error`, `warn`, `info` or `debug`".into(),
             Kind::File => "a file path (JSON, or TOML when it ends in `.toml`)".into(),
             Kind::Models => "an object: model name to its limits and `fallback` list".into(),

@@ -67,10 +67,18 @@ pub enum gr_status {
     GR_ERR_TIMEOUT = 10,
     /// The shared state store is unusable.
     GR_ERR_STATE = 11,
+    /// Not an error: `gr_stream_next` reached the normal end of the stream (its last event,
+    /// with `finishReason`, was delivered before).
+    GR_STREAM_END = 12,
+    /// The call was cancelled (`gr_cancel_trigger`) or its stream closed (`gr_stream_close`)
+    /// while it was running.
+    GR_ERR_CANCELLED = 13,
+    /// A stream ended without `finishReason`: the events delivered are an incomplete answer.
+    GR_ERR_INCOMPLETE_STREAM = 14,
     /// No key of the pool has the model (nor any of its configured fallbacks): the service
     /// answered "limit: 0", the model is not on their tier. Not a rate limit: waiting does not
     /// help; the message names the model.
-    GR_ERR_MODEL_UNAVAILABLE = 12,
+    GR_ERR_MODEL_UNAVAILABLE = 15,
     /// A bug in the library: a panic was caught at the boundary.
     GR_ERR_PANIC = 100,
 }
@@ -92,6 +100,9 @@ status_names!(gr_status {
     GR_ERR_TRANSPORT,
     GR_ERR_TIMEOUT,
     GR_ERR_STATE,
+    GR_STREAM_END,
+    GR_ERR_CANCELLED,
+    GR_ERR_INCOMPLETE_STREAM,
     GR_ERR_MODEL_UNAVAILABLE,
     GR_ERR_PANIC,
 });
@@ -140,6 +151,8 @@ impl gr_error {
             Error::Timeout { .. } => gr_status::GR_ERR_TIMEOUT,
             Error::State { .. } => gr_status::GR_ERR_STATE,
             Error::ModelUnavailable { .. } => gr_status::GR_ERR_MODEL_UNAVAILABLE,
+            Error::Cancelled => gr_status::GR_ERR_CANCELLED,
+            Error::IncompleteStream { .. } => gr_status::GR_ERR_INCOMPLETE_STREAM,
         };
         let mut error = gr_error::new(status, e.to_string());
         error.retry_after_ms = e.retry_after_ms().unwrap_or(0);

@@ -10,7 +10,7 @@
 //!   `GR_ERR_PANIC`.
 //! - Strings the library returns through `char **` out-params are freed with `gr_free`;
 //!   `gr_pool` with `gr_pool_free`; `gr_response` with `gr_response_free`; `gr_error` with
-//!   `gr_error_free`. Freeing NULL does nothing. `const char *` results are borrowed or static,
+//!   `gr_error_free`; `gr_stream` with `gr_stream_free`; `gr_cancel` with `gr_cancel_free`. Freeing NULL does nothing. `const char *` results are borrowed or static,
 //!   as each function says: do not free them.
 //! - Raw pointers are handled only in `ptr.rs`; the bodies here get references and out slots.
 //!
@@ -18,10 +18,12 @@
 //! threads at once (it is shared state by design); it must not be freed while a call on it is
 //! running. A `gr_error` is immutable once returned.
 
+pub mod call;
 pub mod error;
 mod guard;
 mod ptr;
 pub mod response;
+pub mod stream;
 
 use crate::pool::{CallOptions, Pool};
 use crate::{metrics, Config};
@@ -34,7 +36,7 @@ use std::ffi::{c_char, c_void, CString};
 /// The library's major version (Cargo package version).
 pub const GR_VERSION_MAJOR: u32 = 0;
 /// The library's minor version.
-pub const GR_VERSION_MINOR: u32 = 1;
+pub const GR_VERSION_MINOR: u32 = 2;
 /// The library's patch version.
 pub const GR_VERSION_PATCH: u32 = 0;
 
@@ -47,7 +49,7 @@ pub struct gr_pool {
     pool: Pool,
 }
 
-/// The library version, e.g. "0.1.0". Static: do not free.
+/// The library version, e.g. "0.2.0". Static: do not free.
 #[no_mangle]
 pub extern "C" fn gr_version() -> *const c_char {
     static VERSION: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
@@ -344,13 +346,13 @@ mod tests {
                 .unwrap()
                 .to_string()
         };
-        assert_eq!(gr_status::ALL.len(), 14);
+        assert_eq!(gr_status::ALL.len(), 17);
         for status in gr_status::ALL {
             // Debug prints the identifier on its own: an independent derivation.
             assert_eq!(name(*status as i32), format!("{status:?}"));
             assert_eq!(gr_status::from_number(*status as i32), Some(*status));
         }
-        for unknown in [-1, 13, 99, 101, i32::MIN, i32::MAX] {
+        for unknown in [-1, 16, 99, 101, i32::MIN, i32::MAX] {
             assert_eq!(name(unknown), "GR_UNKNOWN_STATUS");
         }
     }

@@ -5,11 +5,13 @@
 //! (`Answer::read_body`). A streamed answer takes the seam: it keeps the lease (so that the
 //! key's window counts the request until the stream ends) and reads the body as it comes.
 
+use super::call::Request;
 use super::{Lease, Pool, PoolKey};
+use crate::cancel::Cancel;
 use crate::error::{ApiError, Error};
 use crate::gemini::{classify, ErrorBody, Verdict};
 use crate::health::DisabledReason;
-use crate::http::Failure;
+use crate::http::{Answer, Failure};
 use crate::key::redact;
 use crate::metrics::counters::KeyCounter;
 use bytes::Bytes;
@@ -34,7 +36,7 @@ pub(crate) enum Happened {
 }
 
 impl Happened {
-    fn answered(status: u16, body: Bytes) -> Happened {
+    pub(super) fn answered(status: u16, body: Bytes) -> Happened {
         let error = (!(200..300).contains(&status))
             .then(|| ErrorBody::parse(&body))
             .flatten();
@@ -53,6 +55,16 @@ impl Happened {
             verdict: Verdict::RateLimited { violations, .. },
             ..
         } if violations.is_empty())
+    }
+
+    /// What an exchange came to. A cancelled one is the call's end: the caller asked for it.
+    pub(super) fn of(answer: Result<(u16, Bytes), Failure>) -> Result<Happened, Error> {
+        Ok(match answer {
+            Ok((status, body)) => Happened::answered(status, body),
+            Err(Failure::Timeout) => Happened::TimedOut,
+            Err(Failure::Transport(message)) => Happened::Transport(message),
+            Err(Failure::Cancelled) => return Err(Error::Cancelled),
+        })
     }
 
     /// The key counter this outcome adds to.
@@ -96,49 +108,69 @@ pub(crate) fn prompt_token_count(body: &[u8]) -> Option<u64> {
 }
 
 impl Pool {
-    /// Sends `body` to `model` on the leased key within `remaining_ms`, counts the attempt on
-    /// the key and the pool, and completes the lease once the answer is in. `retry`: the
-    /// attempt retries a transient failure.
+    /// Sends `request` on the leased key within `remaining_ms`, counts the attempt on the key
+    /// and the pool, and completes the lease once the answer is in. `retry`: the attempt
+    /// retries a transient failure.
     pub(super) fn attempt(
         &self,
         mut lease: Lease<'_>,
-        model: &str,
-        body: &Bytes,
+        request: &Request<'_>,
         remaining_ms: u64,
         retry: bool,
     ) -> Result<Happened, Error> {
         let key = lease.pool_key();
-        key.record.count(KeyCounter::Admitted)?;
-        if retry {
-            key.record.count(KeyCounter::Retries)?;
-        }
+        self.count_attempt(key, retry)?;
         let sent = Instant::now();
-        let answer = self
-            .http
-            .send(
-                &key.key,
-                model,
-                body.clone(),
-                Duration::from_millis(remaining_ms),
-            )
-            .and_then(|answer| {
-                // The seam: the status is in, the body not yet read.
-                let status = answer.status;
-                answer.read_body().map(|body| (status, body))
-            });
+        let deadline = sent + Duration::from_millis(remaining_ms);
+        let answer = self.send(key, request, deadline).and_then(|answer| {
+            // The seam: the status is in, the body not yet read.
+            let status = answer.status;
+            answer.read_body(deadline).map(|body| (status, body))
+        });
         // The answer is in: the windows count the request from now, and its tokens as the
         // service counted them.
         if let Ok((200..=299, body)) = &answer {
             lease.set_prompt_tokens(prompt_token_count(body));
         }
         drop(lease);
+        self.observed(key, sent, answer)
+    }
+
+    /// Counts an attempt starting on `key`.
+    pub(super) fn count_attempt(&self, key: &PoolKey, retry: bool) -> Result<(), Error> {
+        key.record.count(KeyCounter::Admitted)?;
+        if retry {
+            key.record.count(KeyCounter::Retries)?;
+        }
+        Ok(())
+    }
+
+    /// Sends `request` with `key` and waits for the answer's status, until `deadline`.
+    pub(super) fn send(
+        &self,
+        key: &PoolKey,
+        request: &Request<'_>,
+        deadline: Instant,
+    ) -> Result<Answer, Failure> {
+        let url = self
+            .http
+            .model_url(request.model, request.method)
+            .map_err(Failure::Transport)?;
+        let cancel: Vec<&Cancel> = request.cancel.into_iter().collect();
+        self.http
+            .send(&key.key, url, Some(request.body.clone()), deadline, &cancel)
+    }
+
+    /// What an attempt sent at `sent` on `key` came to, counted on the key and the pool.
+    pub(super) fn observed(
+        &self,
+        key: &PoolKey,
+        sent: Instant,
+        answer: Result<(u16, Bytes), Failure>,
+    ) -> Result<Happened, Error> {
         self.record
             .observe_latency(sent.elapsed().as_micros() as u64)?;
-        let happened = match answer {
-            Ok((status, body)) => Happened::answered(status, body),
-            Err(Failure::Timeout) => Happened::TimedOut,
-            Err(Failure::Transport(message)) => Happened::Transport(message),
-        };
+        let happened = Happened::of(answer)?;
         key.record.count(happened.counter())?;
         Ok(happened)
     }

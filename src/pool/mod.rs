@@ -21,12 +21,15 @@
 //! the pool's [`Clock`], so tests run the whole loop on a [`crate::clock::FakeClock`].
 
 mod attempt;
+mod call;
 mod decide;
 mod models;
 mod select;
+mod stream;
 
 pub use models::{ModelRef, ModelState};
 pub use select::NoKey;
+pub use stream::{Stream, Usage};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{validate_model, Config, GroupId};
@@ -35,11 +38,13 @@ use crate::health::DisabledReason;
 use crate::http::Http;
 use crate::key::{ApiKey, Tier};
 use crate::log::{self, Level, Value::Num, Value::Str};
+use crate::method::Method;
 use crate::metrics::counters::PoolCounter;
 use crate::store::{
     self, InUse, KeyRecord, KeySpec, Moment, PoolRecord, QuotaRecord, QuotaTicket, Store,
 };
 use bytes::Bytes;
+use call::{Done, Tried};
 use decide::{Next, Penalty, Policy, Progress, QuotaHit, Wait};
 use models::Models;
 use sha2::{Digest, Sha256};
@@ -342,10 +347,13 @@ impl Pool {
     /// Sends one `generateContent` request (`request_json`, passed through untouched) through
     /// the pool. When the call fails, its own error is returned even if counting it failed too.
     pub fn generate(&self, request_json: &str, options: &CallOptions) -> Result<Response, Error> {
-        self.record.add(PoolCounter::Requests, 1)?;
-        let result = self.call(request_json, options);
-        let counted = match &result {
-            Ok(_) => self.record.add(PoolCounter::Succeeded, 1),
+        self.call(Method::GenerateContent, request_json, options, None)
+    }
+
+    /// Counts a call's outcome on the pool (requests were counted when it started).
+    fn count_outcome(&self, result: Result<(), &Error>) -> Result<(), Error> {
+        match result {
+            Ok(()) => self.record.add(PoolCounter::Succeeded, 1),
             Err(e) => self.record.add(PoolCounter::Failed, 1).and_then(|()| {
                 if matches!(e, Error::AllKeysRateLimited { .. }) {
                     self.record.add(PoolCounter::Exhausted, 1)
@@ -353,9 +361,7 @@ impl Pool {
                     Ok(())
                 }
             }),
-        };
-        let response = result?;
-        counted.map(|()| response)
+        }
     }
 
     /// The model a call asks for and its fallbacks, in order.
@@ -371,11 +377,18 @@ impl Pool {
         Ok(chain)
     }
 
-    /// The attempt loop of one call.
-    fn call(&self, request_json: &str, options: &CallOptions) -> Result<Response, Error> {
-        let body = request_body(request_json)?;
-        let chain = self.model_chain(options)?;
-        let tokens = estimate_tokens(&body);
+    /// The attempt loop of one call, over the models of `chain` (the one asked for, then its
+    /// fallbacks), admitting `tokens` input tokens per attempt. `attempt` sends one attempt on
+    /// the lease it is given (whose model is the one to send to), with the call's remaining
+    /// time and whether it retries a transient failure; the loop decides what next and
+    /// applies it.
+    fn run<'p, T>(
+        &'p self,
+        options: &CallOptions,
+        chain: &[ModelRef<'p>],
+        tokens: u64,
+        mut attempt: impl FnMut(Lease<'p>, u64, bool) -> Result<Tried<T>, Error>,
+    ) -> Result<Done<'p, T>, Error> {
         let budget = options
             .timeout_ms
             .unwrap_or(self.config.timeout_ms)
@@ -415,7 +428,15 @@ impl Pool {
                     &[("model", Str(&chain[0].model)), ("served_by", Str(&served))],
                 );
             }
-            let happened = self.attempt(lease, &served, &body, remaining, progress.retries > 0)?;
+            let (happened, value) = match attempt(lease, remaining, progress.retries > 0)? {
+                Tried::Happened(happened, value) => (happened, value),
+                Tried::Abandoned(failure) => {
+                    // Abandoned without an answer to judge the key by (a stream that sent
+                    // nothing in time): another key at once.
+                    progress.last_failure = Some(failure);
+                    continue;
+                }
+            };
             let now = self.store.now();
             let state = self.model_state(&served)?;
             let quota = &state.quotas[index];
@@ -440,9 +461,10 @@ impl Pool {
                     if matches!(next, Next::Return) {
                         quota.reset_capacity()?;
                     }
-                    return result.map(|body| Response {
+                    return result.map(|body| Done {
                         body,
-                        key_fingerprint: key.key.fingerprint().to_string(),
+                        value,
+                        key,
                         attempts: progress.attempts,
                         model: served,
                     });

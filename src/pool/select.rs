@@ -236,7 +236,7 @@ impl Pool {
     }
 
     /// Why no key can serve, when none will ever again (all disabled).
-    fn no_usable_keys(&self, last_failure: Option<&Error>) -> Error {
+    pub(super) fn no_usable_keys(&self, last_failure: Option<&Error>) -> Error {
         let mut list = Vec::new();
         for k in self.keys() {
             let reason = match k.disabled() {

@@ -52,10 +52,12 @@
 //! - [`memory::MemoryStore`]: this process only. Records are process-wide, so two pools that
 //!   share a key share its state.
 //! - [`shm::ShmStore`]: every process on the host, through a memory-mapped file (the default).
+//! - [`redis::RedisStore`]: every process of every host that names one Redis server.
 
 pub mod group;
 pub mod layout;
 pub mod memory;
+pub mod redis;
 pub mod shm;
 
 use crate::clock::Clock;
@@ -356,6 +358,7 @@ pub fn open(location: &StateLocation, clock: Arc<dyn Clock>) -> Result<Arc<dyn S
     Ok(match location {
         StateLocation::Memory => Arc::new(memory::MemoryStore::new(clock)),
         StateLocation::Shm(path) => Arc::new(shm::ShmStore::open(path, clock)?),
+        StateLocation::Redis(target) => Arc::new(redis::RedisStore::open(target, clock)?),
     })
 }
 

@@ -56,6 +56,15 @@ static const test_case TESTS[] = {
     TEST(log_level),
     TEST(log_callback),
     TEST(metrics_prometheus),
+    TEST(stream_events_as_sent),
+    TEST(stream_failover_before_first_event),
+    TEST(stream_no_retry_after_first_event),
+    TEST(stream_stall_moves_on),
+    TEST(stream_close_from_another_thread),
+    TEST(stream_bad_input),
+    TEST(endpoints_rotate),
+    TEST(endpoints_bad_method),
+    TEST(cancel_plain_call),
     TEST(threads),
 };
 

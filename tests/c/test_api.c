@@ -33,6 +33,9 @@ void test_status_names(void) {
         {GR_ERR_TRANSPORT, "GR_ERR_TRANSPORT"},
         {GR_ERR_TIMEOUT, "GR_ERR_TIMEOUT"},
         {GR_ERR_STATE, "GR_ERR_STATE"},
+        {GR_STREAM_END, "GR_STREAM_END"},
+        {GR_ERR_CANCELLED, "GR_ERR_CANCELLED"},
+        {GR_ERR_INCOMPLETE_STREAM, "GR_ERR_INCOMPLETE_STREAM"},
         {GR_ERR_MODEL_UNAVAILABLE, "GR_ERR_MODEL_UNAVAILABLE"},
         {GR_ERR_PANIC, "GR_ERR_PANIC"},
     };
@@ -49,12 +52,15 @@ void test_status_names(void) {
     CHECK_EQ_INT(GR_ERR_TRANSPORT, 9);
     CHECK_EQ_INT(GR_ERR_TIMEOUT, 10);
     CHECK_EQ_INT(GR_ERR_STATE, 11);
-    CHECK_EQ_INT(GR_ERR_MODEL_UNAVAILABLE, 12);
+    CHECK_EQ_INT(GR_STREAM_END, 12);
+    CHECK_EQ_INT(GR_ERR_CANCELLED, 13);
+    CHECK_EQ_INT(GR_ERR_INCOMPLETE_STREAM, 14);
+    CHECK_EQ_INT(GR_ERR_MODEL_UNAVAILABLE, 15);
     CHECK_EQ_INT(GR_ERR_PANIC, 100);
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         CHECK_STREQ(gr_status_name(names[i].status), names[i].name);
     }
-    static const int32_t unknown[] = {13, 14, 99, 101, 255, -1, 1000, INT32_MAX, INT32_MIN};
+    static const int32_t unknown[] = {16, 17, 99, 101, 255, -1, 1000, INT32_MAX, INT32_MIN};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         CHECKF(strcmp(gr_status_name(unknown[i]), "GR_UNKNOWN_STATUS") == 0,
                "gr_status_name(%ld) = \"%s\"", (long)unknown[i], gr_status_name(unknown[i]));

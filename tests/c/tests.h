@@ -57,6 +57,19 @@ void test_log_level(void);
 void test_log_callback(void);
 void test_metrics_prometheus(void);
 
+/* test_stream.c: streams through the pool */
+void test_stream_events_as_sent(void);
+void test_stream_failover_before_first_event(void);
+void test_stream_no_retry_after_first_event(void);
+void test_stream_stall_moves_on(void);
+void test_stream_close_from_another_thread(void);
+void test_stream_bad_input(void);
+
+/* test_endpoints.c: the other model methods, the models list, cancel tokens */
+void test_endpoints_rotate(void);
+void test_endpoints_bad_method(void);
+void test_cancel_plain_call(void);
+
 /* test_threads.c */
 void test_threads(void);
 

@@ -29,8 +29,19 @@ from typing import Dict, Iterator, List
 import pytest
 
 from conftest import REPO
-
 from quickstarts import RUN_TIMEOUT_S, check_c_output, check_prompt_output, run, served
+
+
+def crate_version() -> str:
+    """The library's version, from the [package] table of the repository's Cargo.toml."""
+    in_package = False
+    for line in (REPO / "Cargo.toml").read_text().splitlines():
+        if line.startswith("["):
+            in_package = line.strip() == "[package]"
+        elif in_package and line.startswith("version"):
+            return line.split("=", 1)[1].strip().strip('"')
+    raise AssertionError("Cargo.toml has no [package] version")
+
 
 CLONE_TARGET = REPO / "target" / "fresh-clone"
 
@@ -116,7 +127,7 @@ def test_pip_wheel_is_for_any_python3_and_works_in_a_fresh_venv(clone, workdir, 
     built = sorted(wheels.glob("*.whl"))
     assert len(built) == 1, built
     platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
-    assert built[0].name == f"gemini_rotator-0.1.0-py3-none-{platform}.whl"
+    assert built[0].name == f"gemini_rotator-{crate_version()}-py3-none-{platform}.whl"
 
     venv = workdir / "venv-wheel"
     env = bare_venv(venv, fresh_env)
@@ -152,7 +163,7 @@ def test_make_install_puts_header_libraries_and_pc_file_under_the_prefix(clone, 
         assert (prefix / relative).is_file(), relative
     assert (prefix / "include/gemini_rotator.h").read_bytes() == (
         clone / "include/gemini_rotator.h").read_bytes()
-    assert pkg_config(prefix, "--modversion") == ["0.1.0"]
+    assert pkg_config(prefix, "--modversion") == [crate_version()]
     assert pkg_config(prefix, "--cflags") == [f"-I{prefix / 'include'}"]
     assert pkg_config(prefix, "--libs") == [f"-L{prefix / 'lib'}", "-lgemini_rotator"]
 
@@ -205,7 +216,7 @@ def test_go_quickstart_outside_the_checkout_through_pkg_config(clone, prefix, wo
     app.mkdir(parents=True)
     shutil.copy(clone / "examples/go/main.go", app / "main.go")
     (app / "go.mod").write_text(
-        "module example.com/app\n\ngo 1.22\n\n"
+        "module example.com/app\n\ngo 1.23\n\n"
         "require gemini-rotator/bindings/go v0.0.0\n\n"
         f"replace gemini-rotator/bindings/go => {clone / 'bindings' / 'go'}\n"
     )

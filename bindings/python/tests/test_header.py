@@ -23,6 +23,7 @@ SCALARS: Dict[str, Any] = {
     "uint32_t": ctypes.c_uint32,
     "uint64_t": ctypes.c_uint64,
     "int32_t": ctypes.c_int32,
+    "int64_t": ctypes.c_int64,
     "size_t": ctypes.c_size_t,
     "gr_status": _ffi.gr_status,
     "gr_log_fn": _ffi.LogFn,
@@ -31,6 +32,8 @@ STRUCTS: Dict[str, Any] = {
     "gr_pool": _ffi.gr_pool,
     "gr_error": _ffi.gr_error,
     "gr_response": _ffi.gr_response,
+    "gr_cancel": _ffi.gr_cancel,
+    "gr_stream": _ffi.gr_stream,
 }
 
 

@@ -16,14 +16,17 @@ with ``enable_logging()`` / ``set_log_handler()``).
 from ._errors import (
     AllKeysRateLimitedError,
     APIError,
+    CancelledError,
     ConfigError,
     GeminiError,
     GeminiTimeoutError,
+    IncompleteStreamError,
     InternalError,
     InvalidArgumentError,
     NoUsableKeysError,
     PoolClosedError,
     StateError,
+    StateUnavailableError,
     TransportError,
 )
 from ._log import enable_logging, set_log_handler, set_log_level
@@ -31,19 +34,24 @@ from ._pool import KeyPool, ModelLimits, fingerprint, library_version
 from ._client import GeminiClient
 from ._options import GenerateOptions
 from ._response import GenerateContentResponse, UsageMetadata
+from ._stream import AsyncGenerateContentStream, GenerateContentStream
 from ._stats import KeyStats, LatencyHistogram, PoolCounters, PoolStats
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "APIError",
     "AllKeysRateLimitedError",
+    "AsyncGenerateContentStream",
+    "CancelledError",
     "ConfigError",
     "GeminiClient",
     "GeminiError",
     "GeminiTimeoutError",
     "GenerateContentResponse",
+    "GenerateContentStream",
     "GenerateOptions",
+    "IncompleteStreamError",
     "InternalError",
     "InvalidArgumentError",
     "KeyPool",
@@ -55,6 +63,7 @@ __all__ = [
     "PoolCounters",
     "PoolStats",
     "StateError",
+    "StateUnavailableError",
     "TransportError",
     "UsageMetadata",
     "enable_logging",

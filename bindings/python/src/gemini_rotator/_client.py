@@ -1,16 +1,18 @@
-"""GeminiClient: ``simple_query`` / ``generate_content`` (and async twins) over a KeyPool."""
+"""GeminiClient: ``simple_query`` / ``generate_content`` (and async twins), streams,
+countTokens, embeddings and the models list, over a KeyPool."""
 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from . import _endpoints
 from . import _validate as check
 from ._options import GenerateOptions, checked
 from ._pool import KeyPool
-from ._request import build_request, encode
+from ._request import Content, build_request, encode
 from ._response import GenerateContentResponse
-from ._threads import run_blocking
+from ._stream import AsyncGenerateContentStream, GenerateContentStream, open_stream
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -66,11 +68,26 @@ class _Call:
             0 if timeout is None else check.seconds_to_ms("timeout", timeout, zero_ok=False),
         )
 
-    def send(self, pool: KeyPool) -> GenerateContentResponse:
-        answer, served_by = pool._generate(
-            self.request_json, self.model, self.max_wait_ms, self.timeout_ms
+    def send(
+        self, pool: KeyPool, cancel: Optional[_endpoints.CancelToken] = None
+    ) -> GenerateContentResponse:
+        answer, served_by = _endpoints.call(
+            pool,
+            "generateContent",
+            self.model,
+            self.request_json,
+            self.max_wait_ms,
+            self.timeout_ms,
+            cancel,
         )
         return GenerateContentResponse.from_json(answer, served_by)
+
+    def open_stream(
+        self, pool: KeyPool, cancel: Optional[_endpoints.CancelToken] = None
+    ) -> GenerateContentStream:
+        return open_stream(
+            pool, self.request_json, self.model, self.max_wait_ms, self.timeout_ms, cancel
+        )
 
 
 class GeminiClient:
@@ -125,12 +142,80 @@ class GeminiClient:
         """:meth:`generate_content` in a worker thread (same arguments); the event loop keeps
         running meanwhile.
 
-        Arguments are checked before anything is sent. Cancelling the awaiting task returns at
-        once; the request itself finishes in the background (a C call cannot be interrupted)
-        and its result is discarded.
+        Arguments are checked before anything is sent. Cancelling the awaiting task stops the
+        HTTP request itself at once (and frees the key's slot).
         """
         call = _Call.prepare("agenerate_content", prompt, options)
-        return await run_blocking(call.send, self._pool)
+        pool = self._pool
+        return await _endpoints.run_cancellable(lambda cancel: call.send(pool, cancel))
+
+    def stream_generate_content(
+        self, prompt: Optional[str] = None, **options: Unpack[GenerateOptions]
+    ) -> GenerateContentStream:
+        """Sends one ``streamGenerateContent`` request (same arguments as
+        :meth:`generate_content`) and returns once the first event is in: an iterator of
+        :class:`GenerateContentResponse`, one per event (``.text`` its text).
+
+        Until the first event, failures (429, dead key, 5xx, connection, a stream that sends
+        nothing within ``stream_first_event_timeout_ms``) are retried on another key unseen;
+        after it, never: an error ends the iteration with an exception after the events
+        already given. ``break`` (dropping the stream), ``close()`` or a ``with`` block end it
+        early and free the key's slot at once.
+        """
+        return _Call.prepare("stream_generate_content", prompt, options).open_stream(self._pool)
+
+    def astream_generate_content(
+        self, prompt: Optional[str] = None, **options: Unpack[GenerateOptions]
+    ) -> AsyncGenerateContentStream:
+        """:meth:`stream_generate_content` for ``async for`` (same arguments, checked now; the
+        stream opens on the first ``__anext__``). Cancelling the awaiting task stops the HTTP
+        request itself and frees the key's slot."""
+        call = _Call.prepare("astream_generate_content", prompt, options)
+        pool = self._pool
+        return AsyncGenerateContentStream(lambda cancel: call.open_stream(pool, cancel))
+
+    def count_tokens(
+        self,
+        prompt: Optional[str] = None,
+        *,
+        contents: Optional[Sequence[Content]] = None,
+        model: Optional[str] = None,
+    ) -> int:
+        """The ``totalTokens`` of ``prompt`` (one user turn) or ``contents``, by
+        ``countTokens`` on the key the pool chooses (it counts against the model's limits)."""
+        request = build_request(prompt, checked("count_tokens", {"contents": contents}))
+        return _endpoints.count_tokens(self._pool, request, model)
+
+    def embed_content(
+        self,
+        text: str,
+        *,
+        model: Optional[str] = None,
+        task_type: Optional[str] = None,
+        output_dimensionality: Optional[int] = None,
+    ) -> List[float]:
+        """The embedding of ``text`` (``embedContent``; ``model`` defaults to
+        ``gemini-embedding-001``). ``task_type``: e.g. ``"RETRIEVAL_DOCUMENT"``."""
+        return _endpoints.embed_content(
+            self._pool, text, model, task_type, output_dimensionality
+        )
+
+    def batch_embed_contents(
+        self,
+        texts: Sequence[str],
+        *,
+        model: Optional[str] = None,
+        task_type: Optional[str] = None,
+        output_dimensionality: Optional[int] = None,
+    ) -> List[List[float]]:
+        """The embeddings of ``texts``, in order, in one ``batchEmbedContents`` request."""
+        return _endpoints.batch_embed_contents(
+            self._pool, texts, model, task_type, output_dimensionality
+        )
+
+    def list_models(self) -> List[Dict[str, Any]]:
+        """Every model the service lists (all pages), as its JSON objects."""
+        return _endpoints.list_models(self._pool)
 
     def close(self) -> None:
         """Closes the pool if the client made it (``GeminiClient()``); otherwise nothing."""

@@ -102,11 +102,26 @@ class GeminiTimeoutError(GeminiError, builtins.TimeoutError):
 
 
 class StateError(GeminiError):
-    """The shared key-state store is unusable."""
+    """The shared key-state store is unusable: its file, or a Redis server that is unreachable
+    or did not answer in time (the message names its address, never its password)."""
+
+
+#: The name the Redis documentation uses: the same class (the library has one status for an
+#: unusable store, ``GR_ERR_STATE``), so ``except StateUnavailableError`` catches every one.
+StateUnavailableError = StateError
 
 
 class InternalError(GeminiError):
     """A bug in the library (a panic was caught at the C boundary). Please report it."""
+
+
+class CancelledError(GeminiError):
+    """The call or stream was cancelled (its stream closed from another thread) while it ran."""
+
+
+class IncompleteStreamError(GeminiError):
+    """A stream ended without ``finishReason``: the events delivered are an incomplete answer,
+    not a success."""
 
 
 class PoolClosedError(GeminiError, ValueError):
@@ -125,6 +140,8 @@ _SIMPLE = {
     _ffi.GR_ERR_TRANSPORT: TransportError,
     _ffi.GR_ERR_TIMEOUT: GeminiTimeoutError,
     _ffi.GR_ERR_STATE: StateError,
+    _ffi.GR_ERR_CANCELLED: CancelledError,
+    _ffi.GR_ERR_INCOMPLETE_STREAM: IncompleteStreamError,
     _ffi.GR_ERR_PANIC: InternalError,
 }
 

@@ -24,6 +24,7 @@ from ctypes import (
     POINTER,
     c_char_p,
     c_int32,
+    c_int64,
     c_size_t,
     c_uint16,
     c_uint32,
@@ -38,7 +39,7 @@ LIB_ENV = "GEMINI_ROTATOR_LIB"
 
 #: The library's (major, minor) this package was written against. For a 0.x library a minor
 #: release may change the ABI, so both must match; from 1.0 on, only the major.
-ABI_VERSION = (0, 1)
+ABI_VERSION = (0, 2)
 
 
 def library_file_name() -> str:
@@ -63,6 +64,9 @@ GR_ERR_API = 8
 GR_ERR_TRANSPORT = 9
 GR_ERR_TIMEOUT = 10
 GR_ERR_STATE = 11
+GR_STREAM_END = 12  # not an error: gr_stream_next reached the normal end
+GR_ERR_CANCELLED = 13
+GR_ERR_INCOMPLETE_STREAM = 14
 GR_ERR_PANIC = 100
 
 
@@ -78,9 +82,19 @@ class gr_response(ctypes.Structure):
     """Opaque: a successful call's answer and how it was served (freed with gr_response_free)."""
 
 
+class gr_cancel(ctypes.Structure):
+    """Opaque: a cancel token (freed with gr_cancel_free)."""
+
+
+class gr_stream(ctypes.Structure):
+    """Opaque: an open streamGenerateContent stream (freed with gr_stream_free)."""
+
+
 PoolPtr = POINTER(gr_pool)
 ErrorPtr = POINTER(gr_error)
 ResponsePtr = POINTER(gr_response)
+CancelPtr = POINTER(gr_cancel)
+StreamPtr = POINTER(gr_stream)
 
 # `gr_status` is a C enum; its values fit an int32 and every platform we build for passes it
 # as an int.
@@ -195,6 +209,49 @@ SIGNATURES: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "gr_response_key_fingerprint": (c_char_p, (ResponsePtr,)),
     "gr_response_attempts": (c_uint32, (ResponsePtr,)),
     "gr_response_free": (None, (ResponsePtr,)),
+    "gr_cancel_new": (gr_status, (POINTER(CancelPtr), _OutError)),
+    "gr_cancel_trigger": (None, (CancelPtr,)),
+    "gr_cancel_free": (None, (CancelPtr,)),
+    # (pool, model or NULL, method, request_json, max_wait_ms, timeout_ms, cancel or NULL,
+    #  out_response, out_error)
+    "gr_call": (
+        gr_status,
+        (
+            PoolPtr,
+            c_char_p,
+            c_char_p,
+            c_char_p,
+            c_uint64,
+            c_uint64,
+            CancelPtr,
+            POINTER(ResponsePtr),
+            _OutError,
+        ),
+    ),
+    "gr_list_models": (
+        gr_status,
+        (PoolPtr, c_uint32, c_char_p, CancelPtr, POINTER(ResponsePtr), _OutError),
+    ),
+    "gr_stream_open": (
+        gr_status,
+        (
+            PoolPtr,
+            c_char_p,
+            c_char_p,
+            c_uint64,
+            c_uint64,
+            CancelPtr,
+            POINTER(StreamPtr),
+            _OutError,
+        ),
+    ),
+    "gr_stream_next": (gr_status, (StreamPtr, POINTER(ResponsePtr), _OutError)),
+    "gr_stream_close": (None, (StreamPtr,)),
+    "gr_stream_free": (None, (StreamPtr,)),
+    "gr_stream_key_fingerprint": (c_char_p, (StreamPtr,)),
+    "gr_stream_attempts": (c_uint32, (StreamPtr,)),
+    "gr_stream_prompt_token_count": (c_int64, (StreamPtr,)),
+    "gr_stream_total_token_count": (c_int64, (StreamPtr,)),
 }
 
 

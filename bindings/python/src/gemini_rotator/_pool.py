@@ -77,6 +77,9 @@ class KeyPool(Managed["_ffi.PoolPtr"]):  # type: ignore[valid-type]
     "https://generativelanguage.googleapis.com", ``model`` "gemini-3.6-flash", ``timeout_ms``
     120000, ``max_attempts`` 8, ``max_retries`` 3, ``retry_base_ms`` 500, ``retry_max_ms``
     16000, ``state`` "shm": the host's shared memory, or ``GEMINI_ROTATOR_STATE`` when set).
+    ``stream_first_event_timeout_ms`` 60000: a stream that sends no event this long is
+    abandoned and retried on another key; ``stream_idle_timeout_ms`` 60000: a longer gap
+    between events ends it with :class:`GeminiTimeoutError`.
     ``log`` ("off", "error", "warn", "info" or "debug") sets the process-wide log level when
     the pool is created; ``None`` leaves it as it is. Invalid values raise :class:`TypeError`,
     :class:`ValueError` or :class:`ConfigError`, naming the argument.
@@ -106,6 +109,8 @@ class KeyPool(Managed["_ffi.PoolPtr"]):  # type: ignore[valid-type]
         free_token_limit: Optional[int] = None,
         paid_token_limit: Optional[int] = None,
         models: Optional[Mapping[str, ModelLimits]] = None,
+        stream_first_event_timeout_ms: Optional[int] = None,
+        stream_idle_timeout_ms: Optional[int] = None,
     ) -> None:
         keys = check.string_list("free_keys", free_keys)
 
@@ -132,6 +137,10 @@ class KeyPool(Managed["_ffi.PoolPtr"]):  # type: ignore[valid-type]
             "free_token_limit": limit("free_token_limit", free_token_limit),
             "paid_token_limit": limit("paid_token_limit", paid_token_limit),
             "models": _models(models),
+            "stream_first_event_timeout_ms": limit(
+                "stream_first_event_timeout_ms", stream_first_event_timeout_ms
+            ),
+            "stream_idle_timeout_ms": limit("stream_idle_timeout_ms", stream_idle_timeout_ms),
         }
         # Unset settings are left out, so the library's defaults apply.
         body = {name: value for name, value in config.items() if value is not None}
@@ -147,7 +156,11 @@ class KeyPool(Managed["_ffi.PoolPtr"]):  # type: ignore[valid-type]
         ``GEMINI_MAX_ATTEMPTS``, ``GEMINI_MAX_RETRIES``, ``GEMINI_RETRY_BASE_MS``,
         ``GEMINI_RETRY_MAX_MS``, ``GEMINI_ROTATOR_STATE``, ``GEMINI_ROTATOR_LOG``,
         ``GEMINI_FREE_DAILY_LIMIT``, ``GEMINI_PAID_DAILY_LIMIT``, ``GEMINI_FREE_TOKEN_LIMIT``,
-        ``GEMINI_PAID_TOKEN_LIMIT``, and ``GEMINI_ROTATOR_CONFIG``: a config file (JSON, or TOML
+        ``GEMINI_PAID_TOKEN_LIMIT``, ``GEMINI_STREAM_FIRST_EVENT_TIMEOUT_MS``,
+        ``GEMINI_STREAM_IDLE_TIMEOUT_MS``, the Redis settings of the host
+        (``GEMINI_ROTATOR_REDIS_PREFIX``, ``GEMINI_ROTATOR_REDIS_ON_FAILURE``,
+        ``GEMINI_ROTATOR_REDIS_TIMEOUT_MS``, read from the environment for every pool, like the
+        state), and ``GEMINI_ROTATOR_CONFIG``: a config file (JSON, or TOML
         when its name ends in ``.toml``) with the fields of ``KeyPool(...)``, ``models``
         included, whose fields a variable that is set overrides. Raises :class:`ConfigError`
         naming the variable (or the file and its field) that is missing or wrong."""
@@ -200,5 +213,5 @@ def fingerprint(key: str) -> str:
 
 
 def library_version() -> str:
-    """The version of the loaded libgemini_rotator (e.g. "0.1.0")."""
+    """The version of the loaded libgemini_rotator (e.g. "0.2.0")."""
     return _ffi.version()

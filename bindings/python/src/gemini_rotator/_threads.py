@@ -1,9 +1,9 @@
 """The worker threads that run the blocking C calls of the async methods.
 
 A dedicated executor rather than the event loop's default one: a cancelled call keeps running
-until the library returns (a C call cannot be interrupted), and ``asyncio.run`` waits for the
-default executor's threads when it finishes, which would turn a cancellation into a wait after
-all. The interpreter still waits for running calls at exit (each is bounded by its timeout).
+until the library returns (promptly for the calls given a cancel token, see ``_endpoints``), and
+``asyncio.run`` waits for the default executor's threads when it finishes, which would turn a
+cancellation into a wait after all. The interpreter still waits for running calls at exit (each is bounded by its timeout).
 
 The executor belongs to the process that made it: its threads do not exist in a forked child,
 which makes its own on first use.

@@ -1,0 +1,147 @@
+//! The Redis store's cost, against a redis-server this benchmark starts on a free loopback
+//! port: one admission (`try_admit`, one `EVALSHA` of the admission script) and one
+//! completion, each next to a bare round trip from the same client (an `EVALSHA` of a script
+//! that returns 1); admission + completion from 8 threads; and, when Go is installed,
+//! go-redis/redis_rate (benches/redis_rate) against the same server.
+//!
+//! A plain timing loop (no criterion): the figures are round trips on loopback, tens of
+//! microseconds, far above a loop's overhead.
+
+#[path = "../tests/redis_support/mod.rs"]
+#[allow(dead_code)]
+mod redis_support;
+
+use gemini_rotator::clock::SystemClock;
+use gemini_rotator::key::{fingerprint, key_id, Tier};
+use gemini_rotator::quota::Quota;
+use gemini_rotator::store::redis::{RedisStore, Target};
+use gemini_rotator::store::{KeySpec, Store};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const N: u32 = 20_000;
+
+fn spec(secret: &str) -> KeySpec {
+    KeySpec {
+        id: key_id(secret),
+        fingerprint: fingerprint(secret),
+        tier: Tier::Free,
+        // Never full: a slot frees 1 ms after its completion, and there are 4,096.
+        quota: Quota::requests_per_window(4096, 1),
+        max_inflight_ms: 1000,
+        limit_setting: "limit".into(),
+        window_setting: "window".into(),
+    }
+}
+
+fn micros(d: Duration, n: u32) -> f64 {
+    d.as_secs_f64() * 1e6 / n as f64
+}
+
+fn main() {
+    let server = redis_support::Server::start(&[]);
+    let mut conn = server.client(None);
+    // An established generation: no hold-back for the new records.
+    let _: () = redis::cmd("SET")
+        .arg("gemini-rotator:epoch")
+        .arg(1)
+        .query(&mut conn)
+        .unwrap();
+    let target = Target::parse(&server.url(), "GEMINI_ROTATOR_STATE").unwrap();
+    let store = Arc::new(RedisStore::open(&target, Arc::new(SystemClock)).unwrap());
+    let key = store.key(&spec("bench-one")).unwrap().record;
+
+    let trivial = redis::Script::new("return 1");
+    for _ in 0..2000 {
+        let _: i64 = trivial.invoke(&mut conn).unwrap();
+        let t = key.try_admit(store.now()).unwrap();
+        key.complete(t, store.now()).unwrap();
+    }
+    let (mut bare, mut admit, mut complete) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for _ in 0..N {
+        let t0 = Instant::now();
+        let _: i64 = trivial.invoke(&mut conn).unwrap();
+        let t1 = Instant::now();
+        let ticket = key.try_admit(store.now()).expect("never full");
+        let t2 = Instant::now();
+        key.complete(ticket, store.now()).unwrap();
+        bare += t1 - t0;
+        admit += t2 - t1;
+        complete += t2.elapsed();
+    }
+    println!(
+        "bare round trip (EVALSHA of `return 1`): {:.1} µs",
+        micros(bare, N)
+    );
+    println!(
+        "admission (EVALSHA of admit.lua): {:.1} µs, {:.2}x the bare round trip",
+        micros(admit, N),
+        admit.as_secs_f64() / bare.as_secs_f64()
+    );
+    println!(
+        "completion (EVALSHA of complete.lua): {:.1} µs, {:.2}x",
+        micros(complete, N),
+        complete.as_secs_f64() / bare.as_secs_f64()
+    );
+
+    // Where the time goes: the server's own time per script, from its statistics.
+    let server_us = |conn: &mut redis::Connection| -> f64 {
+        let info: String = redis::cmd("INFO").arg("commandstats").query(conn).unwrap();
+        info.lines()
+            .find(|l| l.starts_with("cmdstat_evalsha:"))
+            .and_then(|l| l.split("usec_per_call=").nth(1))
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let reset = |conn: &mut redis::Connection| {
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(conn).unwrap();
+    };
+    reset(&mut conn);
+    for _ in 0..4000 {
+        let _: i64 = trivial.invoke(&mut conn).unwrap();
+    }
+    let trivial_us = server_us(&mut conn);
+    reset(&mut conn);
+    for _ in 0..4000 {
+        // The key of the loop above: its ring is full size, every slot free (as in service).
+        key.try_admit(store.now()).expect("4,096 slots");
+    }
+    println!(
+        "inside the server: {:.1} µs per admission script, {:.1} µs per trivial script",
+        server_us(&mut conn),
+        trivial_us
+    );
+
+    let eight = store.key(&spec("bench-eight")).unwrap().record;
+    let per = N / 2;
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            let (eight, store) = (&eight, &store);
+            s.spawn(move || {
+                for _ in 0..per {
+                    let t = eight.try_admit(store.now()).expect("never full");
+                    eight.complete(t, store.now()).unwrap();
+                }
+            });
+        }
+    });
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "8 threads, one key: {:.0} admissions/s (each with its completion: {:.0} scripts/s)",
+        8.0 * per as f64 / secs,
+        16.0 * per as f64 / secs
+    );
+
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/redis_rate");
+    match std::process::Command::new("go")
+        .args(["run", ".", "-addr", &format!("127.0.0.1:{}", server.port)])
+        .current_dir(dir)
+        .status()
+    {
+        Ok(s) if s.success() => {}
+        Ok(s) => eprintln!("benches/redis_rate failed: {s}"),
+        Err(e) => eprintln!("benches/redis_rate not run (go: {e})"),
+    }
+}

@@ -1,0 +1,83 @@
+//! The names of the store's Redis keys. Every one starts with the configured prefix, and the
+//! keys of one record share a hash tag (`{...}`: the record's digest), so that a script that
+//! touches them all runs on one Redis Cluster slot. Names hold digests only: a key record is
+//! named by its `KeyId` (a digest of the API key), a pool by its id; never a key itself.
+
+use crate::key::{hex, KeyId};
+
+/// The names under one prefix.
+#[derive(Clone, Debug)]
+pub struct Names {
+    prefix: String,
+}
+
+/// The Redis keys of one key record.
+#[derive(Clone, Debug)]
+pub struct KeyNames {
+    /// A hash: quota, clocks (high-water mark, quarantine), cooldown, disabled reason,
+    /// counters, and the ring's head.
+    pub meta: String,
+    /// A string of `limit` signed 64-bit slots (`BITFIELD`): 0 free, `t > 0` a request that
+    /// finished at server time `t`, `-t` one in flight since `t`.
+    pub ring: String,
+}
+
+impl Names {
+    pub fn new(prefix: &str) -> Names {
+        Names {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    pub fn key(&self, id: &KeyId) -> KeyNames {
+        let base = format!("{}key:{{{}}}", self.prefix, hex(id));
+        KeyNames {
+            ring: format!("{base}:ring"),
+            meta: base,
+        }
+    }
+
+    pub fn pool(&self, id: &[u8; 16]) -> String {
+        format!("{}pool:{{{}}}", self.prefix, hex(id))
+    }
+
+    /// The generation marker: the server time at which this Redis (under this prefix) was
+    /// first used since it last lost its data.
+    pub fn epoch(&self) -> String {
+        format!("{}epoch", self.prefix)
+    }
+
+    /// A `SCAN` pattern for every key record's hash (the prefix has no glob characters: see
+    /// the prefix setting's check).
+    pub fn key_pattern(&self) -> String {
+        format!("{}key:{{*}}", self.prefix)
+    }
+}
+
+/// The record's id from its hash's name (the hex in the hash tag).
+pub fn key_id_of(meta: &str) -> Option<KeyId> {
+    let hex = meta.rsplit_once('{')?.1.strip_suffix('}')?;
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut id: KeyId = [0; 16];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_records_names_share_a_hash_tag_under_the_prefix() {
+        let names = Names::new("p:");
+        let id = crate::key::key_id("secret");
+        let k = names.key(&id);
+        assert!(k.meta.starts_with("p:key:{") && k.ring.starts_with(&k.meta));
+        assert_eq!(key_id_of(&k.meta), Some(id));
+        assert!(!k.meta.contains("secret"));
+    }
+}

@@ -1,0 +1,29 @@
+//! The server-side scripts: each operation on a record is one script, so one round trip,
+//! atomic on the server. Each is sent by its SHA1 (`EVALSHA`) and, when the server does not
+//! know it (`NOSCRIPT`: after a restart or `SCRIPT FLUSH`; nothing ran), once more in full
+//! (`redis::Script` does both). The helpers they share (`clock.lua`: the server's time with
+//! its high-water mark, counter folding, the slot rule) are prepended to each.
+
+use once_cell::sync::Lazy;
+use redis::Script;
+
+macro_rules! script {
+    ($file:literal) => {
+        Lazy::new(|| Script::new(concat!(include_str!("clock.lua"), include_str!($file))))
+    };
+}
+
+/// Admission: the rolling-window rule of `limiter.rs`, on a ring of `limit` slots.
+pub static ADMIT: Lazy<Script> = script!("admit.lua");
+/// Completion: stamps the admission's slot with the server's time.
+pub static COMPLETE: Lazy<Script> = script!("complete.lua");
+/// Registration: creates a record (held back after a loss of data) or checks its quota.
+pub static REGISTER: Lazy<Script> = script!("register.lua");
+/// The generation marker, and the server's time.
+pub static EPOCH: Lazy<Script> = script!("epoch.lua");
+/// Cooldown, disable, enable.
+pub static HEALTH: Lazy<Script> = script!("health.lua");
+/// A record's snapshot.
+pub static READ: Lazy<Script> = script!("read.lua");
+/// A pool's counters: add, and read back.
+pub static POOL: Lazy<Script> = script!("pool.lua");

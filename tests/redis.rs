@@ -1,0 +1,460 @@
+//! The Redis store against a real `redis-server` (started by the tests on a free loopback
+//! port): the scripts' rules (boundaries, in-flight expiry, the high-water mark), a restart
+//! that loses everything, an unreachable server, a password, a stale NOSCRIPT, and a scan
+//! of every key and value for secrets.
+
+mod redis_support;
+
+use gemini_rotator::clock::SystemClock;
+use gemini_rotator::key::{key_id, Tier};
+use gemini_rotator::quota::Quota;
+use gemini_rotator::store::redis::{RedisStore, Target};
+use gemini_rotator::store::{KeySpec, Refusal, Store};
+use gemini_rotator::Error;
+use redis_support::Server;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SETTING: &str = "GEMINI_ROTATOR_STATE";
+
+fn spec(secret: &str, limit: u64, window_ms: u64, inflight_ms: u64) -> KeySpec {
+    KeySpec {
+        id: key_id(secret),
+        fingerprint: gemini_rotator::key::fingerprint(secret),
+        tier: Tier::Free,
+        quota: Quota::requests_per_window(limit, window_ms),
+        max_inflight_ms: inflight_ms,
+        limit_setting: "GEMINI_FREE_RATE_LIMIT".into(),
+        window_setting: "GEMINI_RATE_WINDOW_MS".into(),
+    }
+}
+
+fn target(url: &str) -> Target {
+    Target::parse(url, SETTING).unwrap()
+}
+
+fn open(url: &str) -> RedisStore {
+    RedisStore::open(&target(url), Arc::new(SystemClock)).unwrap()
+}
+
+/// Marks the server's generation as long established, so that new records are trusted at
+/// once (the restart tests leave it alone).
+fn established(server: &Server) {
+    let mut c = server.client(None);
+    let _: () = redis::cmd("SET")
+        .arg("gemini-rotator:epoch")
+        .arg(1)
+        .query(&mut c)
+        .unwrap();
+}
+
+fn sleep_until(store: &RedisStore, t: u64) {
+    while store.now() < t {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Admits once the record's refusal time has come: the time a refusal names is the server's,
+/// carried to this host's clock with a round trip's uncertainty, so a try at that very time
+/// may be a millisecond early; a few more tries within 100 ms settle it.
+fn admit_from(
+    store: &RedisStore,
+    key: &dyn gemini_rotator::store::KeyRecord,
+    t: u64,
+) -> Result<gemini_rotator::limiter::Ticket, Refusal> {
+    sleep_until(store, t);
+    let give_up = store.now() + 100;
+    loop {
+        match key.try_admit(store.now()) {
+            Err(Refusal::Until(_)) if store.now() < give_up => {
+                std::thread::sleep(Duration::from_millis(2))
+            }
+            other => return other,
+        }
+    }
+}
+
+#[test]
+fn the_limit_then_refusal_until_the_window_passes_and_an_abandoned_slot_frees_late() {
+    let server = Server::start(&[]);
+    established(&server);
+    let store = open(&server.url());
+    let key = store
+        .key(&spec("AIza-test-window-1", 3, 400, 300))
+        .unwrap()
+        .record;
+    let mut tickets = Vec::new();
+    for _ in 0..3 {
+        tickets.push(key.try_admit(store.now()).expect("within the limit"));
+    }
+    let refused = key.try_admit(store.now());
+    let Err(Refusal::Until(ready)) = refused else {
+        panic!("the fourth must be refused, got {refused:?}");
+    };
+    // In flight: the estimate is that they finish now, so a window from now at best.
+    assert!(ready > store.now() + 300, "{ready} vs {}", store.now());
+    // Two complete; the third is abandoned (its process died).
+    key.complete(tickets[0], store.now()).unwrap();
+    key.complete(tickets[1], store.now()).unwrap();
+    let done = store.now();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        matches!(key.try_admit(store.now()), Err(Refusal::Until(_))),
+        "inside the window nothing frees"
+    );
+    sleep_until(&store, done + 420);
+    let a = key
+        .try_admit(store.now())
+        .expect("the first finished slot frees after the window");
+    let b = key.try_admit(store.now()).expect("and the second");
+    assert!(
+        matches!(key.try_admit(store.now()), Err(Refusal::Until(_))),
+        "the abandoned slot holds until timeout + window after its admission"
+    );
+    key.complete(a, store.now()).unwrap();
+    key.complete(b, store.now()).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    key.try_admit(store.now())
+        .expect("the abandoned slot frees timeout + window after admission");
+    let snap = key.snapshot(store.now()).unwrap();
+    assert_eq!(snap.quota, Quota::requests_per_window(3, 400));
+    assert_eq!(snap.usage.in_flight, 1);
+}
+
+#[test]
+fn threads_of_two_stores_never_exceed_the_limit_in_any_window() {
+    let server = Server::start(&[]);
+    established(&server);
+    const LIMIT: usize = 5;
+    const WINDOW: u64 = 200;
+    let stamps = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, stamps) = (server.url(), stamps.clone());
+            std::thread::spawn(move || {
+                let store = open(&url);
+                let key = store
+                    .key(&spec("AIza-test-race", LIMIT as u64, WINDOW, 1000))
+                    .unwrap()
+                    .record;
+                while started.elapsed() < Duration::from_millis(1500) {
+                    if let Ok(t) = key.try_admit(store.now()) {
+                        key.complete(t, store.now()).unwrap();
+                        stamps.lock().unwrap().push(t.record);
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let mut admitted = stamps.lock().unwrap().clone();
+    admitted.sort_unstable();
+    assert!(
+        admitted.len() > 2 * LIMIT,
+        "admitted {} only",
+        admitted.len()
+    );
+    // Admission times are server times; an admission is at or before its slot's stamp, so
+    // admissions more than one window apart per slot bound any window of stamps.
+    let mut lo = 0;
+    for hi in 0..admitted.len() {
+        while admitted[hi] - admitted[lo] > WINDOW {
+            lo += 1;
+        }
+        assert!(
+            hi - lo < LIMIT,
+            "{} admissions within {WINDOW} ms",
+            hi - lo + 1
+        );
+    }
+}
+
+#[test]
+fn a_restart_that_loses_everything_holds_admissions_back_for_timeout_plus_window() {
+    let mut server = Server::start(&[]);
+    established(&server);
+    let store = open(&server.url());
+    let key = store
+        .key(&spec("AIza-test-restart", 2, 300, 200))
+        .unwrap()
+        .record;
+    let _in_flight = key.try_admit(store.now()).unwrap();
+    let t = key.try_admit(store.now()).unwrap();
+    key.complete(t, store.now()).unwrap();
+    server.restart_empty();
+    let lost_at = store.now();
+    // A store opened after the restart holds its new records back too.
+    let fresh = open(&server.url());
+    let other = fresh
+        .key(&spec("AIza-test-restart-2", 2, 300, 200))
+        .unwrap()
+        .record;
+    assert!(matches!(
+        other.try_admit(fresh.now()),
+        Err(Refusal::Until(_))
+    ));
+    let mut first = None;
+    // The connection broke: the first call may fail as a state error, never admit.
+    for _ in 0..3 {
+        match key.try_admit(store.now()) {
+            Err(Refusal::Until(ready)) => {
+                first = Some(ready);
+                break;
+            }
+            Err(Refusal::Store(e)) => assert!(e.to_string().contains("127.0.0.1"), "{e}"),
+            other => panic!("over-admission after a restart: {other:?}"),
+        }
+    }
+    let ready = first.expect("the record's loss is detected");
+    assert!(
+        ready >= lost_at + 500,
+        "held back for timeout + window: {ready} vs {lost_at}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(matches!(key.try_admit(store.now()), Err(Refusal::Until(_))));
+    admit_from(&store, &*key, ready).expect("service resumes");
+}
+
+#[test]
+fn an_unreachable_server_fails_promptly_naming_it_and_works_once_it_is_up() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://:pa55word@127.0.0.1:{port}/0");
+    let mut t = target(&url);
+    t.timeout_ms = 500;
+    let store = RedisStore::open(&t, Arc::new(SystemClock)).expect("no server is no error yet");
+    let key = store
+        .key(&spec("AIza-test-down", 2, 100, 100))
+        .expect("a pool can be made");
+    let started = Instant::now();
+    let e = match key.record.try_admit(store.now()) {
+        Err(Refusal::Store(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let text = e.to_string();
+    assert!(matches!(e, Error::State { .. }), "{e:?}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{port}")) && !text.contains("pa55word"),
+        "{text}"
+    );
+    // Redis comes up: the same pool's record registers and, after the hold a new
+    // generation takes, admits.
+    let _server = Server::start_on(port, &["--requirepass", "pa55word"]);
+    let until = match key.record.try_admit(store.now()) {
+        Err(Refusal::Until(t)) => t,
+        other => panic!("{other:?}"),
+    };
+    admit_from(&store, &*key.record, until).expect("works once Redis is up");
+}
+
+#[test]
+fn a_password_is_required_and_a_wrong_one_names_the_setting() {
+    let server = Server::start(&["--requirepass", "s3cr3t-pw"]);
+    let wrong = format!("redis://:nope-pw@127.0.0.1:{}/0", server.port);
+    let e = RedisStore::open(&target(&wrong), Arc::new(SystemClock))
+        .err()
+        .expect("refused");
+    let text = e.to_string();
+    assert!(
+        text.contains(SETTING) && !text.contains("nope-pw"),
+        "{text}"
+    );
+    let right = format!("redis://:s3cr3t-pw@127.0.0.1:{}/0", server.port);
+    let store = RedisStore::open(&target(&right), Arc::new(SystemClock)).unwrap();
+    assert!(!store.describe().contains("s3cr3t"));
+    let key = store
+        .key(&spec("AIza-test-pw", 2, 100, 100))
+        .unwrap()
+        .record;
+    // A new generation: held back first, then admitted.
+    let until = match key.try_admit(store.now()) {
+        Err(Refusal::Until(t)) => t,
+        other => panic!("{other:?}"),
+    };
+    admit_from(&store, &*key, until).expect("admitted with the right password");
+}
+
+#[test]
+fn a_flushed_script_cache_is_refilled_and_nothing_runs_twice() {
+    let server = Server::start(&[]);
+    established(&server);
+    let store = open(&server.url());
+    let key = store
+        .key(&spec("AIza-test-flush", 3, 10_000, 1000))
+        .unwrap()
+        .record;
+    key.try_admit(store.now()).unwrap();
+    let mut c = server.client(None);
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut c).unwrap();
+    key.try_admit(store.now()).unwrap();
+    key.try_admit(store.now()).unwrap();
+    assert!(
+        matches!(key.try_admit(store.now()), Err(Refusal::Until(_))),
+        "exactly three"
+    );
+    assert_eq!(key.snapshot(store.now()).unwrap().usage.in_window, 3);
+}
+
+#[test]
+fn every_redis_key_is_under_the_prefix_and_no_value_holds_an_api_key() {
+    let server = Server::start(&[]);
+    established(&server);
+    let secrets = [
+        "AIzaSyScanSecretNumberOne0000000",
+        "AIzaSyScanSecretNumberTwo0000000",
+    ];
+    {
+        let store = open(&server.url());
+        for s in secrets {
+            let key = store.key(&spec(s, 2, 1000, 1000)).unwrap().record;
+            let t = key.try_admit(store.now()).unwrap();
+            key.count(gemini_rotator::metrics::counters::KeyCounter::Admitted)
+                .unwrap();
+            key.complete(t, store.now()).unwrap();
+            key.disable(gemini_rotator::health::DisabledReason::Leaked)
+                .unwrap();
+        }
+        let pool = store.pool(&[7; 16]).unwrap();
+        pool.add(gemini_rotator::metrics::counters::PoolCounter::Requests, 2)
+            .unwrap();
+        assert_eq!(
+            pool.snapshot()
+                .unwrap()
+                .counter(gemini_rotator::metrics::counters::PoolCounter::Requests),
+            2
+        );
+        let all = store.all_keys().unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(all
+            .iter()
+            .all(|k| k.snapshot.disabled.is_some() && k.snapshot.counters[0] == 1));
+    }
+    let mut c = server.client(None);
+    let names: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+    assert!(names.len() >= 4, "{names:?}");
+    for name in &names {
+        assert!(name.starts_with("gemini-rotator:"), "{name}");
+        let dump: Vec<u8> = redis::cmd("DUMP").arg(name).query(&mut c).unwrap();
+        for s in secrets {
+            assert!(!name.contains(s));
+            for needle in [s.as_bytes(), &s.as_bytes()[..12]] {
+                assert!(
+                    !dump.windows(needle.len()).any(|w| w == needle),
+                    "{name} holds part of an API key"
+                );
+            }
+        }
+    }
+}
+
+/// Sets the record's high-water mark: the scripts' time is then at least `t`, which drives
+/// the server's clock forward exactly, to test the boundaries to the millisecond.
+fn set_hwm(server: &Server, secret: &str, t: u64) {
+    let hex: String = key_id(secret).iter().map(|b| format!("{b:02x}")).collect();
+    let mut c = server.client(None);
+    let _: () = redis::cmd("HSET")
+        .arg(format!("gemini-rotator:key:{{{hex}}}"))
+        .arg("hwm")
+        .arg(t)
+        .query(&mut c)
+        .unwrap();
+}
+
+#[test]
+fn boundaries_are_exact_to_the_millisecond_and_a_clock_behind_the_mark_frees_nothing() {
+    let server = Server::start(&[]);
+    established(&server);
+    let store = open(&server.url());
+    let secret = "AIza-test-boundaries";
+    let key = store.key(&spec(secret, 1, 1000, 500)).unwrap().record;
+    // Far ahead of the server's clock: the server's own time is behind the mark from here on.
+    let base = 4_000_000_000_000u64;
+    set_hwm(&server, secret, base);
+    let t = key.try_admit(store.now()).unwrap();
+    assert_eq!(
+        t.record, base,
+        "admitted at the mark, not at the (earlier) server time"
+    );
+    set_hwm(&server, secret, base + 10);
+    key.complete(t, store.now()).unwrap();
+    set_hwm(&server, secret, base + 1010);
+    assert!(
+        matches!(key.try_admit(store.now()), Err(Refusal::Until(_))),
+        "exactly one window after the completion is still inside"
+    );
+    set_hwm(&server, secret, base + 1011);
+    let t = key
+        .try_admit(store.now())
+        .expect("one millisecond later it is free");
+    assert_eq!(t.record, base + 1011);
+    // Left in flight: it holds its slot until admission + timeout + window.
+    set_hwm(&server, secret, base + 1011 + 1500);
+    assert!(matches!(key.try_admit(store.now()), Err(Refusal::Until(_))));
+    set_hwm(&server, secret, base + 1011 + 1501);
+    let t = key
+        .try_admit(store.now())
+        .expect("the abandoned slot frees");
+    // The server's clock (far behind the mark) never moves the record's time back.
+    key.complete(t, store.now()).unwrap();
+    assert!(matches!(key.try_admit(store.now()), Err(Refusal::Until(_))));
+}
+
+#[test]
+fn a_server_that_does_not_answer_fails_within_the_timeout_and_recovers() {
+    let server = Server::start(&[]);
+    established(&server);
+    let mut t = target(&server.url());
+    t.timeout_ms = 300;
+    let store = RedisStore::open(&t, Arc::new(SystemClock)).unwrap();
+    let key = store
+        .key(&spec("AIza-test-stopped", 5, 100, 100))
+        .unwrap()
+        .record;
+    key.try_admit(store.now()).unwrap();
+    server.signal("-STOP");
+    let started = Instant::now();
+    let e = match key.try_admit(store.now()) {
+        Err(Refusal::Store(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    let took = started.elapsed();
+    server.signal("-CONT");
+    assert!(e.to_string().contains("no answer within 300 ms"), "{e}");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    // The broken connection was dropped: the next call connects afresh.
+    key.try_admit(store.now())
+        .expect("works again once the server answers");
+}
+
+#[test]
+fn the_local_fallback_holds_each_process_to_its_share_while_redis_is_down() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut t = target(&format!("redis://127.0.0.1:{port}/0"));
+    t.on_failure = gemini_rotator::store::redis::OnFailure::Local { share: 3 };
+    let store = RedisStore::open(&t, Arc::new(SystemClock)).unwrap();
+    let key = store
+        .key(&spec("AIza-test-local", 7, 10_000, 1000))
+        .unwrap()
+        .record;
+    // 7 / 3: two admissions in this process, then refusals naming a time.
+    let a = key.try_admit(store.now()).expect("local share");
+    let b = key.try_admit(store.now()).expect("local share");
+    assert!(matches!(key.try_admit(store.now()), Err(Refusal::Until(_))));
+    key.complete(a, store.now()).unwrap();
+    key.complete(b, store.now()).unwrap();
+}
