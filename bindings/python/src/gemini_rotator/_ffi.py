@@ -63,6 +63,7 @@ GR_ERR_API = 8
 GR_ERR_TRANSPORT = 9
 GR_ERR_TIMEOUT = 10
 GR_ERR_STATE = 11
+GR_ERR_MODEL_UNAVAILABLE = 12
 GR_ERR_PANIC = 100
 
 
@@ -194,6 +195,7 @@ SIGNATURES: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "gr_response_body": (c_void_p, (ResponsePtr, POINTER(c_size_t))),
     "gr_response_key_fingerprint": (c_char_p, (ResponsePtr,)),
     "gr_response_attempts": (c_uint32, (ResponsePtr,)),
+    "gr_response_model": (c_char_p, (ResponsePtr,)),
     "gr_response_free": (None, (ResponsePtr,)),
 }
 
