@@ -69,12 +69,6 @@ typedef enum {
   GR_ERR_TIMEOUT = 10,
   // The shared state store is unusable.
   GR_ERR_STATE = 11,
-<<<<<<< HEAD
-  // No key of the pool has the model (nor any of its configured fallbacks): the service
-  // answered "limit: 0", the model is not on their tier. Not a rate limit: waiting does not
-  // help; the message names the model.
-  GR_ERR_MODEL_UNAVAILABLE = 12,
-=======
   // Not an error: `gr_stream_next` reached the normal end of the stream (its last event,
   // with `finishReason`, was delivered before).
   GR_STREAM_END = 12,
@@ -83,7 +77,10 @@ typedef enum {
   GR_ERR_CANCELLED = 13,
   // A stream ended without `finishReason`: the events delivered are an incomplete answer.
   GR_ERR_INCOMPLETE_STREAM = 14,
->>>>>>> main
+  // No key of the pool has the model (nor any of its configured fallbacks): the service
+  // answered "limit: 0", the model is not on their tier. Not a rate limit: waiting does not
+  // help; the message names the model.
+  GR_ERR_MODEL_UNAVAILABLE = 15,
   // A bug in the library: a panic was caught at the boundary.
   GR_ERR_PANIC = 100,
 } gr_status;

@@ -7,9 +7,9 @@ mod redis_support;
 
 use gemini_rotator::clock::SystemClock;
 use gemini_rotator::key::{key_id, Tier};
-use gemini_rotator::quota::Quota;
+use gemini_rotator::quota::{Limits, Quota};
 use gemini_rotator::store::redis::{RedisStore, Target};
-use gemini_rotator::store::{KeySpec, Refusal, Store};
+use gemini_rotator::store::{quota_id, KeySpec, Moment, QuotaSpec, Refusal, Store};
 use gemini_rotator::Error;
 use redis_support::Server;
 use std::sync::Arc;
@@ -17,16 +17,43 @@ use std::time::{Duration, Instant};
 
 const SETTING: &str = "GEMINI_ROTATOR_STATE";
 
-fn spec(secret: &str, limit: u64, window_ms: u64, inflight_ms: u64) -> KeySpec {
-    KeySpec {
-        id: key_id(secret),
-        fingerprint: gemini_rotator::key::fingerprint(secret),
+/// The quota record of the group `key:<secret's id>` and one model, with a rate limit only.
+fn spec(secret: &str, limit: u64, window_ms: u64, inflight_ms: u64) -> QuotaSpec {
+    let group = key_id(secret);
+    QuotaSpec {
+        id: quota_id(&group, "gemini-test"),
+        group,
+        group_name: format!("key:{}", gemini_rotator::key::fingerprint(secret)),
+        model: "gemini-test".into(),
         tier: Tier::Free,
-        quota: Quota::requests_per_window(limit, window_ms),
+        limits: Limits {
+            rate: Quota::requests_per_window(limit, window_ms),
+            daily: None,
+            tokens: None,
+        },
         max_inflight_ms: inflight_ms,
         limit_setting: "GEMINI_FREE_RATE_LIMIT".into(),
         window_setting: "GEMINI_RATE_WINDOW_MS".into(),
     }
+}
+
+/// The key's own record.
+fn key_spec(secret: &str) -> KeySpec {
+    KeySpec {
+        id: key_id(secret),
+        fingerprint: gemini_rotator::key::fingerprint(secret),
+        tier: Tier::Free,
+        group: key_id(secret),
+    }
+}
+
+/// The store's time now, with its Pacific day.
+fn at(store: &RedisStore) -> Moment {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    Moment::of(store.now(), unix)
 }
 
 fn target(url: &str) -> Target {
@@ -59,13 +86,13 @@ fn sleep_until(store: &RedisStore, t: u64) {
 /// may be a millisecond early; a few more tries within 100 ms settle it.
 fn admit_from(
     store: &RedisStore,
-    key: &dyn gemini_rotator::store::KeyRecord,
+    key: &dyn gemini_rotator::store::QuotaRecord,
     t: u64,
-) -> Result<gemini_rotator::limiter::Ticket, Refusal> {
+) -> Result<gemini_rotator::store::QuotaTicket, Refusal> {
     sleep_until(store, t);
     let give_up = store.now() + 100;
     loop {
-        match key.try_admit(store.now()) {
+        match key.try_admit(&at(&store), 0) {
             Err(Refusal::Until(_)) if store.now() < give_up => {
                 std::thread::sleep(Duration::from_millis(2))
             }
@@ -80,44 +107,44 @@ fn the_limit_then_refusal_until_the_window_passes_and_an_abandoned_slot_frees_la
     established(&server);
     let store = open(&server.url());
     let key = store
-        .key(&spec("AIza-test-window-1", 3, 400, 300))
+        .quota(&spec("AIza-test-window-1", 3, 400, 300))
         .unwrap()
         .record;
     let mut tickets = Vec::new();
     for _ in 0..3 {
-        tickets.push(key.try_admit(store.now()).expect("within the limit"));
+        tickets.push(key.try_admit(&at(&store), 0).expect("within the limit"));
     }
-    let refused = key.try_admit(store.now());
+    let refused = key.try_admit(&at(&store), 0);
     let Err(Refusal::Until(ready)) = refused else {
         panic!("the fourth must be refused, got {refused:?}");
     };
     // In flight: the estimate is that they finish now, so a window from now at best.
     assert!(ready > store.now() + 300, "{ready} vs {}", store.now());
     // Two complete; the third is abandoned (its process died).
-    key.complete(tickets[0], store.now()).unwrap();
-    key.complete(tickets[1], store.now()).unwrap();
+    key.complete(tickets[0].clone(), store.now(), None).unwrap();
+    key.complete(tickets[1].clone(), store.now(), None).unwrap();
     let done = store.now();
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        matches!(key.try_admit(store.now()), Err(Refusal::Until(_))),
+        matches!(key.try_admit(&at(&store), 0), Err(Refusal::Until(_))),
         "inside the window nothing frees"
     );
     sleep_until(&store, done + 420);
     let a = key
-        .try_admit(store.now())
+        .try_admit(&at(&store), 0)
         .expect("the first finished slot frees after the window");
-    let b = key.try_admit(store.now()).expect("and the second");
+    let b = key.try_admit(&at(&store), 0).expect("and the second");
     assert!(
-        matches!(key.try_admit(store.now()), Err(Refusal::Until(_))),
+        matches!(key.try_admit(&at(&store), 0), Err(Refusal::Until(_))),
         "the abandoned slot holds until timeout + window after its admission"
     );
-    key.complete(a, store.now()).unwrap();
-    key.complete(b, store.now()).unwrap();
+    key.complete(a, store.now(), None).unwrap();
+    key.complete(b, store.now(), None).unwrap();
     std::thread::sleep(Duration::from_millis(400));
-    key.try_admit(store.now())
+    key.try_admit(&at(&store), 0)
         .expect("the abandoned slot frees timeout + window after admission");
-    let snap = key.snapshot(store.now()).unwrap();
-    assert_eq!(snap.quota, Quota::requests_per_window(3, 400));
+    let snap = key.snapshot(&at(&store)).unwrap();
+    assert_eq!(snap.limits.rate, Quota::requests_per_window(3, 400));
     assert_eq!(snap.usage.in_flight, 1);
 }
 
@@ -135,13 +162,13 @@ fn threads_of_two_stores_never_exceed_the_limit_in_any_window() {
             std::thread::spawn(move || {
                 let store = open(&url);
                 let key = store
-                    .key(&spec("AIza-test-race", LIMIT as u64, WINDOW, 1000))
+                    .quota(&spec("AIza-test-race", LIMIT as u64, WINDOW, 1000))
                     .unwrap()
                     .record;
                 while started.elapsed() < Duration::from_millis(1500) {
-                    if let Ok(t) = key.try_admit(store.now()) {
-                        key.complete(t, store.now()).unwrap();
-                        stamps.lock().unwrap().push(t.record);
+                    if let Ok(t) = key.try_admit(&at(&store), 0) {
+                        key.complete(t.clone(), store.now(), None).unwrap();
+                        stamps.lock().unwrap().push(t.rate.record);
                     }
                 }
             })
@@ -178,28 +205,28 @@ fn a_restart_that_loses_everything_holds_admissions_back_for_timeout_plus_window
     established(&server);
     let store = open(&server.url());
     let key = store
-        .key(&spec("AIza-test-restart", 2, 300, 200))
+        .quota(&spec("AIza-test-restart", 2, 300, 200))
         .unwrap()
         .record;
-    let _in_flight = key.try_admit(store.now()).unwrap();
-    let t = key.try_admit(store.now()).unwrap();
-    key.complete(t, store.now()).unwrap();
+    let _in_flight = key.try_admit(&at(&store), 0).unwrap();
+    let t = key.try_admit(&at(&store), 0).unwrap();
+    key.complete(t, store.now(), None).unwrap();
     server.restart_empty();
     let lost_at = store.now();
     // A store opened after the restart holds its new records back too.
     let fresh = open(&server.url());
     let other = fresh
-        .key(&spec("AIza-test-restart-2", 2, 300, 200))
+        .quota(&spec("AIza-test-restart-2", 2, 300, 200))
         .unwrap()
         .record;
     assert!(matches!(
-        other.try_admit(fresh.now()),
+        other.try_admit(&at(&fresh), 0),
         Err(Refusal::Until(_))
     ));
     let mut first = None;
     // The connection broke: the first call may fail as a state error, never admit.
     for _ in 0..3 {
-        match key.try_admit(store.now()) {
+        match key.try_admit(&at(&store), 0) {
             Err(Refusal::Until(ready)) => {
                 first = Some(ready);
                 break;
@@ -214,7 +241,10 @@ fn a_restart_that_loses_everything_holds_admissions_back_for_timeout_plus_window
         "held back for timeout + window: {ready} vs {lost_at}"
     );
     std::thread::sleep(Duration::from_millis(200));
-    assert!(matches!(key.try_admit(store.now()), Err(Refusal::Until(_))));
+    assert!(matches!(
+        key.try_admit(&at(&store), 0),
+        Err(Refusal::Until(_))
+    ));
     admit_from(&store, &*key, ready).expect("service resumes");
 }
 
@@ -230,10 +260,10 @@ fn an_unreachable_server_fails_promptly_naming_it_and_works_once_it_is_up() {
     t.timeout_ms = 500;
     let store = RedisStore::open(&t, Arc::new(SystemClock)).expect("no server is no error yet");
     let key = store
-        .key(&spec("AIza-test-down", 2, 100, 100))
+        .quota(&spec("AIza-test-down", 2, 100, 100))
         .expect("a pool can be made");
     let started = Instant::now();
-    let e = match key.record.try_admit(store.now()) {
+    let e = match key.record.try_admit(&at(&store), 0) {
         Err(Refusal::Store(e)) => e,
         other => panic!("{other:?}"),
     };
@@ -251,7 +281,7 @@ fn an_unreachable_server_fails_promptly_naming_it_and_works_once_it_is_up() {
     // Redis comes up: the same pool's record registers and, after the hold a new
     // generation takes, admits.
     let _server = Server::start_on(port, &["--requirepass", "pa55word"]);
-    let until = match key.record.try_admit(store.now()) {
+    let until = match key.record.try_admit(&at(&store), 0) {
         Err(Refusal::Until(t)) => t,
         other => panic!("{other:?}"),
     };
@@ -274,11 +304,11 @@ fn a_password_is_required_and_a_wrong_one_names_the_setting() {
     let store = RedisStore::open(&target(&right), Arc::new(SystemClock)).unwrap();
     assert!(!store.describe().contains("s3cr3t"));
     let key = store
-        .key(&spec("AIza-test-pw", 2, 100, 100))
+        .quota(&spec("AIza-test-pw", 2, 100, 100))
         .unwrap()
         .record;
     // A new generation: held back first, then admitted.
-    let until = match key.try_admit(store.now()) {
+    let until = match key.try_admit(&at(&store), 0) {
         Err(Refusal::Until(t)) => t,
         other => panic!("{other:?}"),
     };
@@ -291,19 +321,19 @@ fn a_flushed_script_cache_is_refilled_and_nothing_runs_twice() {
     established(&server);
     let store = open(&server.url());
     let key = store
-        .key(&spec("AIza-test-flush", 3, 10_000, 1000))
+        .quota(&spec("AIza-test-flush", 3, 10_000, 1000))
         .unwrap()
         .record;
-    key.try_admit(store.now()).unwrap();
+    key.try_admit(&at(&store), 0).unwrap();
     let mut c = server.client(None);
     let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut c).unwrap();
-    key.try_admit(store.now()).unwrap();
-    key.try_admit(store.now()).unwrap();
+    key.try_admit(&at(&store), 0).unwrap();
+    key.try_admit(&at(&store), 0).unwrap();
     assert!(
-        matches!(key.try_admit(store.now()), Err(Refusal::Until(_))),
+        matches!(key.try_admit(&at(&store), 0), Err(Refusal::Until(_))),
         "exactly three"
     );
-    assert_eq!(key.snapshot(store.now()).unwrap().usage.in_window, 3);
+    assert_eq!(key.snapshot(&at(&store)).unwrap().usage.in_window, 3);
 }
 
 #[test]
@@ -317,11 +347,12 @@ fn every_redis_key_is_under_the_prefix_and_no_value_holds_an_api_key() {
     {
         let store = open(&server.url());
         for s in secrets {
-            let key = store.key(&spec(s, 2, 1000, 1000)).unwrap().record;
-            let t = key.try_admit(store.now()).unwrap();
+            let quota = store.quota(&spec(s, 2, 1000, 1000)).unwrap().record;
+            let key = store.key(&key_spec(s)).unwrap().record;
+            let t = quota.try_admit(&at(&store), 0).unwrap();
             key.count(gemini_rotator::metrics::counters::KeyCounter::Admitted)
                 .unwrap();
-            key.complete(t, store.now()).unwrap();
+            quota.complete(t, store.now(), None).unwrap();
             key.disable(gemini_rotator::health::DisabledReason::Leaked)
                 .unwrap();
         }
@@ -361,10 +392,11 @@ fn every_redis_key_is_under_the_prefix_and_no_value_holds_an_api_key() {
 /// Sets the record's high-water mark: the scripts' time is then at least `t`, which drives
 /// the server's clock forward exactly, to test the boundaries to the millisecond.
 fn set_hwm(server: &Server, secret: &str, t: u64) {
-    let hex: String = key_id(secret).iter().map(|b| format!("{b:02x}")).collect();
+    let id = spec(secret, 1, 1, 1).id;
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
     let mut c = server.client(None);
     let _: () = redis::cmd("HSET")
-        .arg(format!("gemini-rotator:key:{{{hex}}}"))
+        .arg(format!("gemini-rotator:quota:{{{hex}}}"))
         .arg("hwm")
         .arg(t)
         .query(&mut c)
@@ -377,37 +409,43 @@ fn boundaries_are_exact_to_the_millisecond_and_a_clock_behind_the_mark_frees_not
     established(&server);
     let store = open(&server.url());
     let secret = "AIza-test-boundaries";
-    let key = store.key(&spec(secret, 1, 1000, 500)).unwrap().record;
+    let key = store.quota(&spec(secret, 1, 1000, 500)).unwrap().record;
     // Far ahead of the server's clock: the server's own time is behind the mark from here on.
     let base = 4_000_000_000_000u64;
     set_hwm(&server, secret, base);
-    let t = key.try_admit(store.now()).unwrap();
+    let t = key.try_admit(&at(&store), 0).unwrap();
     assert_eq!(
-        t.record, base,
+        t.rate.record, base,
         "admitted at the mark, not at the (earlier) server time"
     );
     set_hwm(&server, secret, base + 10);
-    key.complete(t, store.now()).unwrap();
+    key.complete(t, store.now(), None).unwrap();
     set_hwm(&server, secret, base + 1010);
     assert!(
-        matches!(key.try_admit(store.now()), Err(Refusal::Until(_))),
+        matches!(key.try_admit(&at(&store), 0), Err(Refusal::Until(_))),
         "exactly one window after the completion is still inside"
     );
     set_hwm(&server, secret, base + 1011);
     let t = key
-        .try_admit(store.now())
+        .try_admit(&at(&store), 0)
         .expect("one millisecond later it is free");
-    assert_eq!(t.record, base + 1011);
+    assert_eq!(t.rate.record, base + 1011);
     // Left in flight: it holds its slot until admission + timeout + window.
     set_hwm(&server, secret, base + 1011 + 1500);
-    assert!(matches!(key.try_admit(store.now()), Err(Refusal::Until(_))));
+    assert!(matches!(
+        key.try_admit(&at(&store), 0),
+        Err(Refusal::Until(_))
+    ));
     set_hwm(&server, secret, base + 1011 + 1501);
     let t = key
-        .try_admit(store.now())
+        .try_admit(&at(&store), 0)
         .expect("the abandoned slot frees");
     // The server's clock (far behind the mark) never moves the record's time back.
-    key.complete(t, store.now()).unwrap();
-    assert!(matches!(key.try_admit(store.now()), Err(Refusal::Until(_))));
+    key.complete(t, store.now(), None).unwrap();
+    assert!(matches!(
+        key.try_admit(&at(&store), 0),
+        Err(Refusal::Until(_))
+    ));
 }
 
 #[test]
@@ -418,13 +456,13 @@ fn a_server_that_does_not_answer_fails_within_the_timeout_and_recovers() {
     t.timeout_ms = 300;
     let store = RedisStore::open(&t, Arc::new(SystemClock)).unwrap();
     let key = store
-        .key(&spec("AIza-test-stopped", 5, 100, 100))
+        .quota(&spec("AIza-test-stopped", 5, 100, 100))
         .unwrap()
         .record;
-    key.try_admit(store.now()).unwrap();
+    key.try_admit(&at(&store), 0).unwrap();
     server.signal("-STOP");
     let started = Instant::now();
-    let e = match key.try_admit(store.now()) {
+    let e = match key.try_admit(&at(&store), 0) {
         Err(Refusal::Store(e)) => e,
         other => panic!("{other:?}"),
     };
@@ -433,7 +471,7 @@ fn a_server_that_does_not_answer_fails_within_the_timeout_and_recovers() {
     assert!(e.to_string().contains("no answer within 300 ms"), "{e}");
     assert!(took < Duration::from_millis(1500), "{took:?}");
     // The broken connection was dropped: the next call connects afresh.
-    key.try_admit(store.now())
+    key.try_admit(&at(&store), 0)
         .expect("works again once the server answers");
 }
 
@@ -448,13 +486,79 @@ fn the_local_fallback_holds_each_process_to_its_share_while_redis_is_down() {
     t.on_failure = gemini_rotator::store::redis::OnFailure::Local { share: 3 };
     let store = RedisStore::open(&t, Arc::new(SystemClock)).unwrap();
     let key = store
-        .key(&spec("AIza-test-local", 7, 10_000, 1000))
+        .quota(&spec("AIza-test-local", 7, 10_000, 1000))
         .unwrap()
         .record;
     // 7 / 3: two admissions in this process, then refusals naming a time.
-    let a = key.try_admit(store.now()).expect("local share");
-    let b = key.try_admit(store.now()).expect("local share");
-    assert!(matches!(key.try_admit(store.now()), Err(Refusal::Until(_))));
-    key.complete(a, store.now()).unwrap();
-    key.complete(b, store.now()).unwrap();
+    let a = key.try_admit(&at(&store), 0).expect("local share");
+    let b = key.try_admit(&at(&store), 0).expect("local share");
+    assert!(matches!(
+        key.try_admit(&at(&store), 0),
+        Err(Refusal::Until(_))
+    ));
+    key.complete(a, store.now(), None).unwrap();
+    key.complete(b, store.now(), None).unwrap();
+}
+
+#[test]
+fn three_quotas_admit_all_or_nothing_and_completion_corrects_the_tokens() {
+    let server = Server::start(&[]);
+    established(&server);
+    let store = open(&server.url());
+    let mut s = spec("AIza-test-three", 10, 60_000, 1000);
+    s.limits.daily = Some(Quota::requests_per_day(3));
+    s.limits.tokens = Some(Quota::tokens_per_window(100, 60_000));
+    let q = store.quota(&s).unwrap().record;
+    // 60 of 100 tokens: then 50 more do not fit, and the refusal takes nothing.
+    let a = q.try_admit(&at(&store), 60).unwrap();
+    assert_eq!(a.tokens.as_slice().len(), 60);
+    assert!(matches!(
+        q.try_admit(&at(&store), 50),
+        Err(Refusal::Until(_))
+    ));
+    let snap = q.snapshot(&at(&store)).unwrap();
+    assert_eq!(
+        (snap.usage.in_window, snap.today, snap.tokens_in_window),
+        (1, 1, 60)
+    );
+    // The service counted 20: 40 slots free again.
+    q.complete(a, store.now(), Some(20)).unwrap();
+    assert_eq!(q.snapshot(&at(&store)).unwrap().tokens_in_window, 20);
+    let b = q.try_admit(&at(&store), 50).unwrap();
+    q.complete(b, store.now(), None).unwrap();
+    q.try_admit(&at(&store), 1).unwrap();
+    // Three today: the fourth waits for the Pacific midnight, without taking a slot.
+    let day = at(&store);
+    assert_eq!(q.try_admit(&day, 1), Err(Refusal::Until(day.day_ends)));
+    let snap = q.snapshot(&at(&store)).unwrap();
+    assert_eq!((snap.usage.in_window, snap.today), (3, 3));
+    // A lowered limit and an unavailable model, per (group, model).
+    assert!(q
+        .lower_limit(gemini_rotator::store::LimitKind::Daily, 2)
+        .unwrap());
+    assert!(!q
+        .lower_limit(gemini_rotator::store::LimitKind::Daily, 5)
+        .unwrap());
+    q.mark_unavailable(store.now() + 5000).unwrap();
+    assert!(matches!(
+        q.try_admit(&at(&store), 1),
+        Err(Refusal::Unavailable(_))
+    ));
+    let snap = q.snapshot(&at(&store)).unwrap();
+    assert_eq!(snap.limits.daily, Some(Quota::requests_per_day(2)));
+    assert!(snap.unavailable_until > store.now());
+    assert_eq!(q.capacity_streak(true).unwrap(), 0);
+    assert_eq!(q.capacity_streak(true).unwrap(), 1);
+    q.count_fallback().unwrap();
+    let all = store.all_quotas(&at(&store)).unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(
+        (all[0].model.as_str(), all[0].fallbacks),
+        ("gemini-test", 1)
+    );
+    // Other limits for the same group and model while its slots count: refused, naming both.
+    let mut other = s.clone();
+    other.limits.rate = Quota::requests_per_window(5, 60_000);
+    let e = store.quota(&other).err().expect("a conflict");
+    assert!(e.to_string().contains("gemini-test"), "{e}");
 }

@@ -53,6 +53,10 @@ var (
 	// then also matches: errors.Is(err, context.Canceled)).
 	ErrCancelled = errors.New("rotator: cancelled")
 
+	// ErrModelUnavailable: no key of the pool has the model nor any of its fallbacks (the
+	// service answered "limit: 0": the model is not on their tier). Waiting does not help.
+	ErrModelUnavailable = errors.New("rotator: model unavailable")
+
 	// ErrInternal: a bug in the library (a panic caught at its boundary). Please report it.
 	ErrInternal = errors.New("rotator: internal error")
 )

@@ -105,6 +105,8 @@ func takeError(status C.gr_status, cerr *C.gr_error, deadlineBudget bool) error 
 		return &statusError{sentinel: ErrIncompleteStream, msg: msg}
 	case C.GR_ERR_CANCELLED:
 		return &statusError{sentinel: ErrCancelled, msg: msg}
+	case C.GR_ERR_MODEL_UNAVAILABLE:
+		return &statusError{sentinel: ErrModelUnavailable, msg: msg}
 	case C.GR_ERR_NULL_ARGUMENT, C.GR_ERR_INVALID_UTF8, C.GR_ERR_INVALID_JSON, C.GR_ERR_INVALID_ARGUMENT:
 		return &statusError{sentinel: ErrInvalidArgument, msg: msg}
 	default: // GR_ERR_PANIC, or a status this binding does not know yet.

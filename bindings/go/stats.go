@@ -24,8 +24,39 @@ type Stats struct {
 	State string
 	// Keys lists every key of the pool, free keys first, by fingerprint.
 	Keys []KeyStats
+	// Models lists, per model the pool has used (the default first), what is left of it.
+	Models []PoolModelStats
 	// Pool holds the pool-wide counters.
 	Pool PoolStats
+}
+
+// PoolModelStats is one model's pool-wide figures.
+type PoolModelStats struct {
+	Model string
+	// RequestsLeftToday sums, over the pool's quota groups, the requests the model has left
+	// this Pacific day; nil when some group has no daily limit.
+	RequestsLeftToday *uint64
+	// Fallbacks counts the requests this model served in place of another.
+	Fallbacks uint64
+}
+
+// ModelStats is one model's quotas for a key's group (limits in force: lowered when the
+// service said so). DailyLimit and TokenLimit are nil when none is set.
+type ModelStats struct {
+	Model                string
+	RateLimit            uint64
+	Window               time.Duration
+	InWindow             uint64
+	InFlight             uint64
+	DailyLimit           *uint64
+	Today                uint64
+	TokenLimit           *uint64
+	TokensInWindow       uint64
+	CooldownRemaining    time.Duration
+	CooldownCause        string
+	Unavailable          bool
+	UnavailableRemaining time.Duration
+	Fallbacks            uint64
 }
 
 // Key returns the statistics of the key with this fingerprint (see [Fingerprint]), or nil.
@@ -42,6 +73,11 @@ func (s *Stats) Key(fingerprint string) *KeyStats {
 type KeyStats struct {
 	Fingerprint string
 	Tier        Tier
+	// Group is the key's quota group (keys of one project share every limit).
+	Group string
+	// Models lists the quotas of the key's group per model the pool has used, the default
+	// model first; Limit … CooldownCause repeat the default model's entry.
+	Models []ModelStats
 	// Limit is the requests allowed per Window.
 	Limit  uint64
 	Window time.Duration
@@ -75,6 +111,8 @@ type PoolStats struct {
 	Succeeded     uint64
 	Failed        uint64
 	PaidFallbacks uint64
+	// ModelFallbacks counts the requests served by a fallback model.
+	ModelFallbacks uint64
 	// Exhausted counts the calls refused with ErrAllKeysRateLimited.
 	Exhausted uint64
 	Latency   Latency
@@ -110,42 +148,69 @@ func (b LatencyBucket) MarshalJSON() ([]byte, error) {
 
 // The wire format of gr_stats_json.
 type statsJSON struct {
-	Version string         `json:"version"`
-	State   string         `json:"state"`
-	Keys    []keyStatsJSON `json:"keys"`
-	Pool    poolStatsJSON  `json:"pool"`
+	Version string          `json:"version"`
+	State   string          `json:"state"`
+	Keys    []keyStatsJSON  `json:"keys"`
+	Models  []poolModelJSON `json:"models"`
+	Pool    poolStatsJSON   `json:"pool"`
+}
+
+type poolModelJSON struct {
+	Model             string  `json:"model"`
+	RequestsLeftToday *uint64 `json:"requests_left_today"`
+	Fallbacks         uint64  `json:"fallbacks"`
+}
+
+type modelStatsJSON struct {
+	Model                  string  `json:"model"`
+	RateLimit              uint64  `json:"rate_limit"`
+	WindowMS               uint64  `json:"window_ms"`
+	InWindow               uint64  `json:"in_window"`
+	InFlight               uint64  `json:"in_flight"`
+	DailyLimit             *uint64 `json:"daily_limit"`
+	Today                  uint64  `json:"today"`
+	TokenLimit             *uint64 `json:"token_limit"`
+	TokensInWindow         uint64  `json:"tokens_in_window"`
+	CooldownRemainingMS    uint64  `json:"cooldown_remaining_ms"`
+	CooldownCause          *string `json:"cooldown_cause"`
+	Unavailable            bool    `json:"unavailable"`
+	UnavailableRemainingMS uint64  `json:"unavailable_remaining_ms"`
+	Fallbacks              uint64  `json:"fallbacks"`
 }
 
 type keyStatsJSON struct {
-	Fingerprint         string  `json:"fingerprint"`
-	Tier                Tier    `json:"tier"`
-	Limit               uint64  `json:"limit"`
-	WindowMS            uint64  `json:"window_ms"`
-	InWindow            uint64  `json:"in_window"`
-	InFlight            uint64  `json:"in_flight"`
-	CooldownRemainingMS uint64  `json:"cooldown_remaining_ms"`
-	CooldownCause       *string `json:"cooldown_cause"`
-	Disabled            *string `json:"disabled"`
-	Admitted            uint64  `json:"admitted"`
-	Succeeded           uint64  `json:"succeeded"`
-	Refused             uint64  `json:"refused"`
-	Upstream429         uint64  `json:"upstream_429"`
-	InvalidKey          uint64  `json:"invalid_key"`
-	PermissionDenied    uint64  `json:"permission_denied"`
-	ServerErrors        uint64  `json:"server_errors"`
-	TransportErrors     uint64  `json:"transport_errors"`
-	Timeouts            uint64  `json:"timeouts"`
-	ClientErrors        uint64  `json:"client_errors"`
-	Retries             uint64  `json:"retries"`
+	Fingerprint         string           `json:"fingerprint"`
+	Tier                Tier             `json:"tier"`
+	Group               string           `json:"group"`
+	Models              []modelStatsJSON `json:"models"`
+	Limit               uint64           `json:"limit"`
+	WindowMS            uint64           `json:"window_ms"`
+	InWindow            uint64           `json:"in_window"`
+	InFlight            uint64           `json:"in_flight"`
+	CooldownRemainingMS uint64           `json:"cooldown_remaining_ms"`
+	CooldownCause       *string          `json:"cooldown_cause"`
+	Disabled            *string          `json:"disabled"`
+	Admitted            uint64           `json:"admitted"`
+	Succeeded           uint64           `json:"succeeded"`
+	Refused             uint64           `json:"refused"`
+	Upstream429         uint64           `json:"upstream_429"`
+	InvalidKey          uint64           `json:"invalid_key"`
+	PermissionDenied    uint64           `json:"permission_denied"`
+	ServerErrors        uint64           `json:"server_errors"`
+	TransportErrors     uint64           `json:"transport_errors"`
+	Timeouts            uint64           `json:"timeouts"`
+	ClientErrors        uint64           `json:"client_errors"`
+	Retries             uint64           `json:"retries"`
 }
 
 type poolStatsJSON struct {
-	Requests      uint64 `json:"requests"`
-	Succeeded     uint64 `json:"succeeded"`
-	Failed        uint64 `json:"failed"`
-	PaidFallbacks uint64 `json:"paid_fallbacks"`
-	Exhausted     uint64 `json:"exhausted"`
-	Latency       struct {
+	Requests       uint64 `json:"requests"`
+	Succeeded      uint64 `json:"succeeded"`
+	Failed         uint64 `json:"failed"`
+	PaidFallbacks  uint64 `json:"paid_fallbacks"`
+	ModelFallbacks uint64 `json:"model_fallbacks"`
+	Exhausted      uint64 `json:"exhausted"`
+	Latency        struct {
 		Count      uint64              `json:"count"`
 		SumSeconds float64             `json:"sum_seconds"`
 		Buckets    [][]json.RawMessage `json:"buckets"`
@@ -159,10 +224,34 @@ func parseStats(data []byte) (*Stats, error) {
 		return nil, newError(ErrInternal, "decoding the statistics: %v", err)
 	}
 	s := &Stats{Version: j.Version, State: j.State, Keys: make([]KeyStats, len(j.Keys))}
+	for _, m := range j.Models {
+		s.Models = append(s.Models, PoolModelStats{Model: m.Model, RequestsLeftToday: m.RequestsLeftToday, Fallbacks: m.Fallbacks})
+	}
 	for i, k := range j.Keys {
+		models := make([]ModelStats, len(k.Models))
+		for n, m := range k.Models {
+			models[n] = ModelStats{
+				Model:                m.Model,
+				RateLimit:            m.RateLimit,
+				Window:               time.Duration(m.WindowMS) * time.Millisecond,
+				InWindow:             m.InWindow,
+				InFlight:             m.InFlight,
+				DailyLimit:           m.DailyLimit,
+				Today:                m.Today,
+				TokenLimit:           m.TokenLimit,
+				TokensInWindow:       m.TokensInWindow,
+				CooldownRemaining:    time.Duration(m.CooldownRemainingMS) * time.Millisecond,
+				CooldownCause:        deref(m.CooldownCause),
+				Unavailable:          m.Unavailable,
+				UnavailableRemaining: time.Duration(m.UnavailableRemainingMS) * time.Millisecond,
+				Fallbacks:            m.Fallbacks,
+			}
+		}
 		s.Keys[i] = KeyStats{
 			Fingerprint:       k.Fingerprint,
 			Tier:              k.Tier,
+			Group:             k.Group,
+			Models:            models,
 			Limit:             k.Limit,
 			Window:            time.Duration(k.WindowMS) * time.Millisecond,
 			InWindow:          k.InWindow,
@@ -185,12 +274,13 @@ func parseStats(data []byte) (*Stats, error) {
 	}
 	p := j.Pool
 	s.Pool = PoolStats{
-		Requests:      p.Requests,
-		Succeeded:     p.Succeeded,
-		Failed:        p.Failed,
-		PaidFallbacks: p.PaidFallbacks,
-		Exhausted:     p.Exhausted,
-		Latency:       Latency{Count: p.Latency.Count, SumSeconds: p.Latency.SumSeconds},
+		Requests:       p.Requests,
+		Succeeded:      p.Succeeded,
+		Failed:         p.Failed,
+		PaidFallbacks:  p.PaidFallbacks,
+		ModelFallbacks: p.ModelFallbacks,
+		Exhausted:      p.Exhausted,
+		Latency:        Latency{Count: p.Latency.Count, SumSeconds: p.Latency.SumSeconds},
 	}
 	for _, b := range p.Latency.Buckets {
 		bucket, err := parseBucket(b)

@@ -75,17 +75,22 @@ impl Pool {
         // Every method is admitted on the quotas of its own model (and its fallbacks).
         let chain = self.model_chain(options)?;
         let tokens = estimate_tokens(&body);
-        let done = self.run(options, &chain, tokens, |lease: Lease<'_>, remaining, retry| {
-            let model = lease.model().to_string();
-            let request = Request {
-                model: &model,
-                method,
-                body: &body,
-                cancel,
-            };
-            self.attempt(lease, &request, remaining, retry)
-                .map(|happened| Tried::<()>::Happened(happened, None))
-        })?;
+        let done = self.run(
+            options,
+            &chain,
+            tokens,
+            |lease: Lease<'_>, remaining, retry| {
+                let model = lease.model().to_string();
+                let request = Request {
+                    model: &model,
+                    method,
+                    body: &body,
+                    cancel,
+                };
+                self.attempt(lease, &request, remaining, retry)
+                    .map(|happened| Tried::<()>::Happened(happened, None))
+            },
+        )?;
         Ok(Response {
             body: done.body,
             key_fingerprint: done.key.key.fingerprint().to_string(),
@@ -148,7 +153,7 @@ impl Pool {
                         attempts,
                         // The list is no model's.
                         model: String::new(),
-                    })
+                    });
                 }
                 Err(e) if move_on => last_failure = Some(e),
                 Err(e) => return Err(e),

@@ -49,7 +49,7 @@ const COOLDOWN_SHIFT: u32 = 56;
 const COOLDOWN_MASK: u64 = (1 << COOLDOWN_SHIFT) - 1;
 
 /// The token window's slots and the tokens each stands for, for a limit.
-fn token_geometry(limit: u64) -> (u64, u64) {
+pub(crate) fn token_geometry(limit: u64) -> (u64, u64) {
     if limit == 0 {
         return (0, 0);
     }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, Weak};
 /// A heap block of zeroed atomic words.
 struct Block(Box<[AtomicU64]>);
 
-fn block_words(len: usize) -> Words {
+pub(crate) fn block_words(len: usize) -> Words {
     let block = Arc::new(Block((0..len).map(|_| AtomicU64::new(0)).collect()));
     // From the slice's own pointer (not a reference to its first element), so that the
     // pointer may be used for the whole block.

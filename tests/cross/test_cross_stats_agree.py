@@ -156,9 +156,13 @@ def _from_cli_table(text: str, label_of: Dict[str, str]) -> Figures:
     """The CLI's plain table: key, tier, limit/window, in window, admitted, ok, refused, 429,
     5xx, retries, cooldown, disabled; then the "Pool: ..." line."""
     keys = {}
+    model_lines = set()
     for line in text.splitlines():
         cells = line.split()
-        if cells and cells[0] in label_of:
+        if cells and cells[0] in label_of and cells[1] == "gemini-3.6-flash":
+            # The per-(key, model) table below the key table: one line per model used.
+            model_lines.add(label_of[cells[0]])
+        elif cells and cells[0] in label_of:
             label = label_of[cells[0]]
             keys[label] = dict(tier=cells[1], in_window=int(cells[3]), admitted=int(cells[4]),
                                succeeded=int(cells[5]), refused=int(cells[6]),
@@ -166,8 +170,9 @@ def _from_cli_table(text: str, label_of: Dict[str, str]) -> Figures:
                                retries=int(cells[9]),
                                disabled=None if cells[-1] == "-" else cells[-1])
             assert cells[2] == f"{EXPECTED_KEYS[label]['limit']}/{WINDOW_MS}ms", line
+    assert model_lines == set(label_of.values()), text
     pool = re.search(r"Pool: (\d+) requests, (\d+) succeeded, (\d+) failed, (\d+) paid "
-                     r"fallbacks, (\d+) refused as exhausted; .* over (\d+) attempts", text)
+                     r"fallbacks, 0 model fallbacks, (\d+) refused as exhausted; .* over (\d+) attempts", text)
     assert pool, text
     figures = dict(zip(("requests", "succeeded", "failed", "paid_fallbacks", "exhausted",
                         "latency_count"), map(int, pool.groups())))

@@ -133,8 +133,12 @@ def test_enable_logging_routes_events_to_the_logging_module(emulator, make_pool,
     assert cooldown.levelno == logging.WARNING
     assert cooldown.getMessage() == (
         f"key_cooldown key={fingerprint(free.secret)} cause=per_minute "
-        f"cooldown_ms={cooldown.gemini_rotator['cooldown_ms']} tier=free"
+        f"cooldown_ms={cooldown.gemini_rotator['cooldown_ms']} "
+        f"group={cooldown.gemini_rotator['group']} model=gemini-3.6-flash tier=free"
     )
+    # A key without a project is its own quota group, named by digest (never the key).
+    assert cooldown.gemini_rotator["group"].startswith("key:" + fingerprint(free.secret))
+    assert free.secret not in cooldown.getMessage()
     assert cooldown.gemini_rotator["cause"] == "per_minute"
     fallback = by_event[("paid_fallback", fingerprint(paid.secret))]
     assert fallback.levelno == logging.INFO

@@ -1,59 +1,44 @@
--- KEYS: meta, ring. ARGV: counter pairs to fold in.
--- Returns {0, seq, admitted_at, now} admitted; {1, until, now} full, cooling or held back;
--- {2, reason} disabled; {3} the record is gone (Redis lost it since it was registered).
--- The hot path, so written for few commands: one HMGET, TIME, one BITFIELD that reads and
--- takes the slot at the head (usually free: the oldest), one HSET.
-local meta, ring = KEYS[1], KEYS[2]
-local f = redis.call('HMGET', meta, 'limit', 'window', 'inflight', 'head', 'hwm', 'dis', 'q', 'cd')
+-- KEYS: meta, rate ring, token ring. ARGV: the Pacific day, the estimated input tokens.
+-- All or nothing on the three quotas: everything is checked before anything is written (the
+-- script is atomic, so nobody sees a half admission).
+-- Returns {0, now, rate_seq, token_seq...} admitted; {1, until, now} full, cooling or held
+-- back; {4, until, now} the model is unavailable for the group; {5, now} the day is spent;
+-- {3} the record is gone (Redis lost it since it was registered).
+local meta, rring, tring = KEYS[1], KEYS[2], KEYS[3]
+local f = redis.call('HMGET', meta, 'cr', 'win', 'ctok', 'r', 'd', 'tk', 'unit', 'tslots',
+  'infl', 'rh', 'th', 'day', 'cnt', 'cd', 'un', 'q', 'hwm')
 if not f[1] then return {3} end
-fold(meta, 1)
-local dis = tonumber(f[6] or '0')
-if dis ~= 0 then return {2, dis} end
+local n = {}
+for i = 1, 17 do n[i] = tonumber(f[i] or '0') end
+local cr, window, ctok, r, d, tk, unit, tslots, inflight = n[1], n[2], n[3], n[4], n[5], n[6], n[7], n[8], n[9]
+local rh, th, day, cnt, cd, un, q, hwm = n[10], n[11], n[12], n[13], n[14], n[15], n[16], n[17]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
-local hwm = tonumber(f[5] or '0')
 if now < hwm then now = hwm end
-local q, cd = tonumber(f[7] or '0'), tonumber(f[8] or '0')
-if now < q then redis.call('HSET', meta, 'hwm', now) return {1, q, now} end
-if now < cd then redis.call('HSET', meta, 'hwm', now) return {1, cd, now} end
-local limit, window, inflight = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
-local head = tonumber(f[4] or '0')
-local function take(seq)
-  redis.call('BITFIELD', ring, 'SET', 'i64', '#' .. (seq % limit), -now)
-  redis.call('HSET', meta, 'head', seq + 1, 'hwm', now)
-  return {0, seq, now, now}
-end
--- Read and take the head's slot in one command; put the old record back if it was not free
--- (the rare path: the script is atomic, so nobody sees the slot in between).
-local slot = '#' .. (head % limit)
-local v = tonumber(redis.call('BITFIELD', ring, 'GET', 'i64', slot, 'SET', 'i64', slot, -now)[1])
-if now >= blocked_until(v, window, inflight) then
-  redis.call('HSET', meta, 'head', head + 1, 'hwm', now)
-  return {0, head, now, now}
-end
-redis.call('BITFIELD', ring, 'SET', 'i64', slot, v)
--- The head's slot is taken: the next slots that may be, in batches; the others are passed
--- by (each record holds its own slot and nothing more), and a refusal looks at each slot once.
-local b = blocked_until(v, window, inflight)
-if v < 0 and now + window + 1 < b then b = now + window + 1 end
-local earliest = b
-local i = 1
-while i < limit do
-  local n = math.min(64, limit - i)
-  local args = {}
-  for j = 0, n - 1 do
-    args[#args + 1] = 'GET'; args[#args + 1] = 'i64'; args[#args + 1] = '#' .. ((head + i + j) % limit)
-  end
-  local got = redis.call('BITFIELD', ring, unpack(args))
-  for j = 0, n - 1 do
-    local w = tonumber(got[j + 1])
-    local bu = blocked_until(w, window, inflight)
-    if now >= bu then return take(head + i + j) end
-    -- An in-flight request is expected to finish now: it frees a window from now at best.
-    if w < 0 and now + window + 1 < bu then bu = now + window + 1 end
-    if bu < earliest then earliest = bu end
-  end
-  i = i + n
-end
 redis.call('HSET', meta, 'hwm', now)
-return {1, earliest, now}
+if now < q then return {1, q, now} end
+if now < un then return {4, un, now} end
+if now < cd then return {1, cd, now} end
+local today = tonumber(ARGV[1])
+if day ~= today then cnt = 0 end
+if d > 0 and cnt >= d then return {5, now} end
+local rlen = rate_len(cr, r)
+local rseqs, rready = find(rring, rh, rlen, 1, now, window, inflight)
+if not rseqs then return {1, rready, now} end
+local tseqs = {}
+local tokens = tonumber(ARGV[2])
+local tlen = tok_len(ctok, tk, unit, tslots)
+if tokens > 0 and tlen > 0 then
+  local units = clamp(math.ceil(tokens / unit), 1, tlen)
+  local ready
+  tseqs, ready = find(tring, th, tlen, units, now, window, inflight)
+  if not tseqs then return {1, ready, now} end
+end
+stamp(rring, rseqs, rlen, -now)
+stamp(tring, tseqs, tlen, -now)
+local out = {0, now, rseqs[1]}
+for _, s in ipairs(tseqs) do out[#out + 1] = s end
+local newth = th
+if #tseqs > 0 then newth = tseqs[#tseqs] + 1 end
+redis.call('HSET', meta, 'rh', rseqs[1] + 1, 'th', newth, 'day', today, 'cnt', cnt + 1)
+return out

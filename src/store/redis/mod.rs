@@ -27,22 +27,24 @@ mod scripts;
 
 pub use conn::{OnFailure, Target};
 
+use super::group::{token_geometry, QuotaCell};
 use super::{
-    conflict, Enabled, InUse, KeyHandle, KeyRecord, KeySnapshot, KeySpec, PoolRecord, PoolSnapshot,
-    Refusal, Store, StoredKey,
+    conflict, Enabled, InUse, KeyHandle, KeyRecord, KeySnapshot, KeySpec, LimitKind, Moment,
+    PoolRecord, PoolSnapshot, QuotaHandle, QuotaRecord, QuotaSnapshot, QuotaSpec, QuotaTicket,
+    Refusal, Store, StoredKey, TokenTickets,
 };
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::health::{CooldownCause, DisabledReason};
-use crate::key::{fingerprint_of_id, Tier};
-use crate::limiter::{Ticket, Usage, Window};
+use crate::key::{fingerprint_of_id, hex, KeyId, Tier};
+use crate::limiter::{Ticket, Usage};
 use crate::log::{self, Level, Value::Str};
 use crate::metrics::counters::{
     latency_bucket, KeyCounter, PoolCounter, KEY_COUNTERS, LATENCY_BUCKETS_S, POOL_COUNTERS,
 };
-use crate::quota::Quota;
+use crate::quota::{Limits, Quota};
 use conn::Connections;
-use names::{KeyNames, Names};
+use names::{Names, QuotaNames};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
@@ -201,14 +203,8 @@ impl RedisStore {
         Ok(RedisStore { shared })
     }
 
-    /// Reads a record's snapshot (folding `pending` in first); `None`: no such record.
-    fn read(&self, names: &KeyNames, pending: &[(String, u64)]) -> Result<Option<Read>, Error> {
-        read(&self.shared, names, pending)
-    }
-
-    /// Every key record's hash name.
-    fn scan(&self) -> Result<Vec<String>, Error> {
-        let pattern = self.shared.names.key_pattern();
+    /// Every hash name that `pattern` matches.
+    fn scan(&self, pattern: &str) -> Result<Vec<String>, Error> {
         self.shared.run(|c| {
             let mut cursor = 0u64;
             let mut out = Vec::new();
@@ -216,7 +212,7 @@ impl RedisStore {
                 let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
                     .arg(cursor)
                     .arg("MATCH")
-                    .arg(&pattern)
+                    .arg(pattern)
                     .arg("COUNT")
                     .arg(1000)
                     .query(c)?;
@@ -228,55 +224,130 @@ impl RedisStore {
             }
         })
     }
+
+    fn key_ids(&self) -> Result<Vec<KeyId>, Error> {
+        Ok(self
+            .scan(&self.shared.names.key_pattern())?
+            .iter()
+            .filter_map(|m| names::id_of(m))
+            .collect())
+    }
 }
 
-/// A record's state as `read.lua` returns it.
-struct Read {
-    snapshot: KeySnapshot,
+/// A group digest from its hex form (as the records store it).
+fn digest_of_hex(hex: &str) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = hex
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+    }
+    id
 }
 
-fn read(
+fn tier_word(tier: Tier) -> u8 {
+    matches!(tier, Tier::Paid) as u8
+}
+
+fn tier_of(w: u64) -> Tier {
+    if w == 1 {
+        Tier::Paid
+    } else {
+        Tier::Free
+    }
+}
+
+/// Reads a key record (folding `pending` in first); `None`: no such record.
+fn read_key(
     shared: &Shared,
-    names: &KeyNames,
+    meta: &str,
     pending: &[(String, u64)],
-) -> Result<Option<Read>, Error> {
+) -> Result<Option<KeySnapshot>, Error> {
     let values: Vec<redis::Value> = shared.run(|c| {
-        let mut inv = scripts::READ.key(&names.meta);
-        inv.key(&names.ring).arg(KEY_COUNTERS);
+        let mut inv = scripts::KEY.key(meta);
+        inv.arg("read").arg(KEY_COUNTERS);
         for (f, n) in pending {
             inv.arg(f).arg(*n);
         }
         inv.invoke(c)
     })?;
-    if values.is_empty() {
+    if values.len() < 3 {
         return Ok(None);
     }
     let num = |i: usize| -> u64 {
-        redis::from_redis_value::<i64>(&values[i]).map_or(0, |v| v.max(0) as u64)
+        values
+            .get(i)
+            .and_then(|v| redis::from_redis_value::<i64>(v).ok())
+            .unwrap_or(0)
+            .max(0) as u64
     };
-    let now = num(0);
-    let mut counters = [0; KEY_COUNTERS];
+    let group: String = redis::from_redis_value(&values[2]).unwrap_or_default();
+    let mut counters = [0u64; KEY_COUNTERS];
     for (i, c) in counters.iter_mut().enumerate() {
-        *c = num(12 + i);
+        *c = num(3 + i);
     }
-    let cd = num(5);
-    Ok(Some(Read {
-        snapshot: KeySnapshot {
-            tier: if num(4) == 1 { Tier::Paid } else { Tier::Free },
-            quota: Quota::requests_per_window(num(1), num(2)),
-            usage: Usage {
-                in_window: num(9),
-                in_flight: num(10),
-            },
-            cooldown_until: if cd == 0 {
-                0
-            } else {
-                shared.local_time(cd, now)
-            },
-            cooldown_cause: CooldownCause::from_word(num(6)),
-            disabled: DisabledReason::from_word(num(7)),
-            counters,
+    Ok(Some(KeySnapshot {
+        tier: tier_of(num(0)),
+        group: digest_of_hex(&group),
+        disabled: DisabledReason::from_word(num(1)),
+        counters,
+    }))
+}
+
+/// Reads a quota record; `None`: no such record.
+fn read_quota(
+    shared: &Shared,
+    names: &QuotaNames,
+    at: &Moment,
+) -> Result<Option<QuotaSnapshot>, Error> {
+    let values: Vec<redis::Value> = shared.run(|c| {
+        scripts::READ
+            .key(&names.meta)
+            .key(&names.rate)
+            .key(&names.tokens)
+            .invoke(c)
+    })?;
+    if values.len() < 21 {
+        return Ok(None);
+    }
+    let num = |i: usize| -> u64 {
+        redis::from_redis_value::<i64>(&values[i])
+            .unwrap_or(0)
+            .max(0) as u64
+    };
+    let text = |i: usize| -> String { redis::from_redis_value(&values[i]).unwrap_or_default() };
+    let server_now = num(0);
+    let local = |t: u64| {
+        if t == 0 {
+            0
+        } else {
+            shared.local_time(t, server_now)
+        }
+    };
+    // Fields from 1: cr, win, cdly, ctok, r, d, tk, unit, day, cnt, cd, cdc, un, fb, tier.
+    let window = num(2);
+    let limits = |rate: u64, daily: u64, tokens: u64| Limits {
+        rate: Quota::requests_per_window(rate, window),
+        daily: (daily > 0).then(|| Quota::requests_per_day(daily)),
+        tokens: (tokens > 0).then(|| Quota::tokens_per_window(tokens, window)),
+    };
+    let _configured = limits(num(1), num(3), num(4));
+    Ok(Some(QuotaSnapshot {
+        group: digest_of_hex(&text(19)),
+        model: text(20),
+        tier: tier_of(num(15)),
+        limits: limits(num(5), num(6), num(7)),
+        usage: Usage {
+            in_window: num(16),
+            in_flight: num(17),
         },
+        today: if num(9) == at.day { num(10) } else { 0 },
+        tokens_in_window: num(18) * num(8),
+        cooldown_until: local(num(11)),
+        cooldown_cause: CooldownCause::from_word(num(12)),
+        unavailable_until: local(num(13)),
+        fallbacks: num(14),
     }))
 }
 
@@ -284,25 +355,37 @@ impl Store for RedisStore {
     fn key(&self, spec: &KeySpec) -> Result<KeyHandle, Error> {
         let record = Arc::new(RedisKey {
             shared: self.shared.clone(),
-            names: self.shared.names.key(&spec.id),
+            meta: self.shared.names.key(&spec.id),
             spec: spec.clone(),
             registered: AtomicBool::new(false),
             pending: Default::default(),
+            last_flush: AtomicU64::new(self.shared.clock.now_ms()),
+        });
+        // Register now if Redis answers; if it does not, on first use.
+        let _ = record.register();
+        Ok(KeyHandle {
+            record,
+            in_use: Arc::new(InUse),
+        })
+    }
+
+    fn quota(&self, spec: &QuotaSpec) -> Result<QuotaHandle, Error> {
+        let record = Arc::new(RedisQuota {
+            shared: self.shared.clone(),
+            names: self.shared.names.quota(&spec.id),
+            spec: spec.clone(),
+            registered: AtomicBool::new(false),
             local: match self.shared.target.on_failure {
                 OnFailure::Fail => None,
-                OnFailure::Local { share } => Some(LocalWindow::new(
-                    (spec.quota.limit / share).max(1),
-                    spec.quota.window_ms(),
-                    spec.max_inflight_ms,
-                )),
+                OnFailure::Local { share } => Some(local_cell(spec, share)),
             },
         });
-        // Register now if Redis answers (a conflicting quota is an error now); if it does not,
-        // on first use.
+        // Register now if Redis answers (conflicting limits are an error now); if it does
+        // not, on first use.
         if let Err(e @ Error::Config { .. }) = record.register(false) {
             return Err(e);
         }
-        Ok(KeyHandle {
+        Ok(QuotaHandle {
             record,
             in_use: Arc::new(InUse),
         })
@@ -325,30 +408,38 @@ impl Store for RedisStore {
 
     fn all_keys(&self) -> Result<Vec<StoredKey>, Error> {
         let mut out = Vec::new();
-        for meta in self.scan()? {
-            let Some(id) = names::key_id_of(&meta) else {
-                continue;
-            };
-            if let Some(r) = self.read(&self.shared.names.key(&id), &[])? {
+        for id in self.key_ids()? {
+            if let Some(snapshot) = read_key(&self.shared, &self.shared.names.key(&id), &[])? {
                 out.push(StoredKey {
                     id,
                     fingerprint: fingerprint_of_id(&id),
-                    snapshot: r.snapshot,
+                    snapshot,
                 });
             }
         }
         Ok(out)
     }
 
-    fn enable(&self, fingerprint: &str) -> Result<Enabled, Error> {
-        for meta in self.scan()? {
-            let Some(id) = names::key_id_of(&meta) else {
+    fn all_quotas(&self, at: &Moment) -> Result<Vec<QuotaSnapshot>, Error> {
+        let mut out = Vec::new();
+        for meta in self.scan(&self.shared.names.quota_pattern())? {
+            let Some(id) = names::id_of(&meta) else {
                 continue;
             };
+            if let Some(s) = read_quota(&self.shared, &self.shared.names.quota(&id), at)? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    fn enable(&self, fingerprint: &str) -> Result<Enabled, Error> {
+        for id in self.key_ids()? {
             if fingerprint_of_id(&id) == fingerprint {
+                let meta = self.shared.names.key(&id);
                 let was: i64 = self
                     .shared
-                    .run(|c| scripts::HEALTH.key(&meta).arg("enable").invoke(c))?;
+                    .run(|c| scripts::KEY.key(&meta).arg("enable").invoke(c))?;
                 return Ok(Enabled::Enabled {
                     was: DisabledReason::from_word(was.max(0) as u64),
                 });
@@ -366,54 +457,41 @@ impl Store for RedisStore {
     }
 }
 
-/// A key's record on Redis.
+/// A key's own record on Redis: tier, group, disabled reason, counters.
 struct RedisKey {
     shared: Arc<Shared>,
-    names: KeyNames,
+    meta: String,
     spec: KeySpec,
     registered: AtomicBool,
     /// Counter increments not yet sent, by counter.
     pending: [AtomicU64; KEY_COUNTERS],
-    /// With `OnFailure::Local`: this process's window while Redis does not answer.
-    local: Option<LocalWindow>,
-}
-
-/// What a registration found.
-enum Registered {
-    /// The record admits from this server time on (0: at once); the server's time then.
-    From { until: u64, now: u64 },
+    last_flush: AtomicU64,
 }
 
 impl RedisKey {
-    /// Creates or checks the record; `lost`: it was registered and is gone.
-    fn register(&self, lost: bool) -> Result<Registered, Error> {
-        let born = self.shared.epoch()?;
-        let spec = &self.spec;
-        let v: Vec<u64> = self.shared.run(|c| {
-            scripts::REGISTER
-                .key(&self.names.meta)
-                .key(&self.names.ring)
-                .arg(spec.quota.limit)
-                .arg(spec.quota.window_ms())
-                .arg(spec.max_inflight_ms)
-                .arg(matches!(spec.tier, Tier::Paid) as u8)
-                .arg(&spec.fingerprint)
-                .arg(lost as u8)
-                .arg(born)
-                .invoke(c)
-        })?;
-        if v[0] == 1 {
-            return Err(conflict(
-                spec,
-                Quota::requests_per_window(v[1], v[2]),
-                "another process sharing this Redis",
-            ));
+    fn register(&self) -> Result<(), Error> {
+        let pending = self.take_pending();
+        let result: Result<i64, Error> = self.shared.run(|c| {
+            let mut inv = scripts::KEY.key(&self.meta);
+            inv.arg("register")
+                .arg(tier_word(self.spec.tier))
+                .arg(hex(&self.spec.group))
+                .arg(&self.spec.fingerprint);
+            for (f, n) in &pending {
+                inv.arg(f).arg(*n);
+            }
+            inv.invoke(c)
+        });
+        match result {
+            Ok(_) => {
+                self.registered.store(true, Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                self.give_back(&pending);
+                Err(e)
+            }
         }
-        self.registered.store(true, Relaxed);
-        Ok(Registered::From {
-            until: v[1],
-            now: v[2],
-        })
     }
 
     /// The pending counter increments, taken (to be given back if the call fails).
@@ -436,98 +514,18 @@ impl RedisKey {
         }
     }
 
-    fn admit_remote(&self) -> Result<Result<Ticket, Refusal>, Error> {
+    /// Runs a key op (registering first if need be), folding the pending counters in.
+    fn op(&self, op: &str, args: &[u64]) -> Result<i64, Error> {
         if !self.registered.load(Relaxed) {
-            let Registered::From { until, now } = self.register(false)?;
-            if until > now {
-                return Ok(Err(Refusal::Until(self.shared.local_time(until, now))));
-            }
+            self.register()?;
         }
         let pending = self.take_pending();
-        let result: Result<Vec<i64>, Error> = self.shared.run(|c| {
-            let mut inv = scripts::ADMIT.key(&self.names.meta);
-            inv.key(&self.names.ring);
-            for (f, n) in &pending {
-                inv.arg(f).arg(*n);
-            }
-            inv.invoke(c)
-        });
-        let v = match result {
-            Ok(v) => v,
-            Err(e) => {
-                self.give_back(&pending);
-                return Err(e);
-            }
-        };
-        let at = |i: usize| v.get(i).copied().unwrap_or(0).max(0) as u64;
-        Ok(match v.first() {
-            Some(0) => Ok(Ticket::new(at(1), at(2))),
-            Some(1) => Err(Refusal::Until(self.shared.local_time(at(1), at(2)))),
-            Some(2) => Err(Refusal::Disabled(
-                DisabledReason::from_word(at(1)).unwrap_or(DisabledReason::ApiKeyInvalid),
-            )),
-            _ => {
-                // Gone since it was registered: Redis lost its data (or evicted the record).
-                // Made again, held back for timeout + window.
-                log::event(
-                    Level::Warn,
-                    "redis_record_lost",
-                    &[("key", Str(&self.spec.fingerprint))],
-                );
-                *self.shared.epoch.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                self.give_back(&pending);
-                let Registered::From { until, now } = self.register(true)?;
-                Err(Refusal::Until(
-                    self.shared.local_time(until.max(now + 1), now),
-                ))
-            }
-        })
-    }
-
-    fn health(&self, op: &str, args: &[u64]) -> Result<i64, Error> {
-        if !self.registered.load(Relaxed) {
-            self.register(false)?;
-        }
-        self.shared.run(|c| {
-            let mut inv = scripts::HEALTH.key(&self.names.meta);
+        let result = self.shared.run(|c| {
+            let mut inv = scripts::KEY.key(&self.meta);
             inv.arg(op);
             for a in args {
                 inv.arg(*a);
             }
-            inv.invoke(c)
-        })
-    }
-}
-
-impl KeyRecord for RedisKey {
-    fn try_admit(&self, _now: u64) -> Result<Ticket, Refusal> {
-        match self.admit_remote() {
-            Ok(r) => r,
-            Err(e) => match &self.local {
-                Some(local) => local
-                    .window()
-                    .try_admit(self.shared.clock.now_ms())
-                    .map(|t| Ticket::new(t.seq | LOCAL_TICKET, t.record))
-                    .map_err(Refusal::Until),
-                None => Err(Refusal::Store(e)),
-            },
-        }
-    }
-
-    fn complete(&self, ticket: Ticket, _now: u64) -> Result<(), Error> {
-        if ticket.seq & LOCAL_TICKET != 0 {
-            if let Some(local) = &self.local {
-                local.window().complete(
-                    Ticket::new(ticket.seq & !LOCAL_TICKET, ticket.record),
-                    self.shared.clock.now_ms(),
-                );
-            }
-            return Ok(());
-        }
-        let pending = self.take_pending();
-        let result: Result<i64, Error> = self.shared.run(|c| {
-            let mut inv = scripts::COMPLETE.key(&self.names.meta);
-            inv.key(&self.names.ring).arg(ticket.seq).arg(ticket.record);
             for (f, n) in &pending {
                 inv.arg(f).arg(*n);
             }
@@ -536,39 +534,45 @@ impl KeyRecord for RedisKey {
         if result.is_err() {
             self.give_back(&pending);
         }
-        result.map(|_| ())
+        result
     }
+}
 
-    fn cool_down(&self, until: u64, cause: CooldownCause) -> Result<(), Error> {
-        let delta = until.saturating_sub(self.shared.clock.now_ms());
-        self.health("cool", &[delta, cause as u64]).map(|_| ())
-    }
-
+impl KeyRecord for RedisKey {
     fn disable(&self, reason: DisabledReason) -> Result<(), Error> {
-        self.health("disable", &[reason as u64]).map(|_| ())
+        self.op("disable", &[reason as u64]).map(|_| ())
     }
 
     fn enable(&self) -> Result<Option<DisabledReason>, Error> {
-        self.health("enable", &[])
+        self.op("enable", &[])
             .map(|w| DisabledReason::from_word(w.max(0) as u64))
     }
 
     fn disabled(&self) -> Result<Option<DisabledReason>, Error> {
         let w: Option<u64> = self
             .shared
-            .run(|c| redis::cmd("HGET").arg(&self.names.meta).arg("dis").query(c))?;
+            .run(|c| redis::cmd("HGET").arg(&self.meta).arg("dis").query(c))?;
         Ok(DisabledReason::from_word(w.unwrap_or(0)))
     }
 
     fn count(&self, counter: KeyCounter) -> Result<(), Error> {
         self.pending[counter as usize].fetch_add(1, Relaxed);
+        let now = self.shared.clock.now_ms();
+        if now.saturating_sub(self.last_flush.load(Relaxed)) >= POOL_FLUSH_MS {
+            self.last_flush.store(now, Relaxed);
+            // Statistics only: a failure keeps the increments for the next flush.
+            let _ = self.register();
+        }
         Ok(())
     }
 
-    fn snapshot(&self, _now: u64) -> Result<KeySnapshot, Error> {
+    fn snapshot(&self) -> Result<KeySnapshot, Error> {
+        if !self.registered.load(Relaxed) {
+            self.register()?;
+        }
         let pending = self.take_pending();
-        match read(&self.shared, &self.names, &pending) {
-            Ok(Some(r)) => Ok(r.snapshot),
+        match read_key(&self.shared, &self.meta, &pending) {
+            Ok(Some(s)) => Ok(s),
             Ok(None) => {
                 self.give_back(&pending);
                 Err(Error::State {
@@ -589,39 +593,256 @@ impl KeyRecord for RedisKey {
 
 impl Drop for RedisKey {
     fn drop(&mut self) {
-        let pending = self.take_pending();
-        if !pending.is_empty() {
+        if self.pending.iter().any(|p| p.load(Relaxed) > 0) {
             // Best effort: a process that cannot reach Redis loses these statistics only.
-            let _ = read(&self.shared, &self.names, &pending);
+            let _ = self.register();
         }
     }
 }
 
-/// The local fallback: limiter.rs's window on this process's memory.
-struct LocalWindow {
-    head: AtomicU64,
-    slots: Vec<AtomicU64>,
-    window_ms: u64,
-    max_inflight_ms: u64,
+/// With `OnFailure::Local`: a quota record of this process's memory, every limit held to
+/// 1/`share`, which admits while Redis does not answer.
+fn local_cell(spec: &QuotaSpec, share: u64) -> QuotaCell {
+    let part = |q: Quota| Quota {
+        limit: (q.limit / share).max(1),
+        ..q
+    };
+    let limits = Limits {
+        rate: part(spec.limits.rate),
+        daily: spec.limits.daily.map(part),
+        tokens: spec.limits.tokens.map(part),
+    };
+    let cell = QuotaCell(super::memory::block_words(QuotaCell::words_for(&limits)));
+    cell.init(&limits, spec.tier, &spec.group, &spec.model);
+    cell.cover_timeout(spec.max_inflight_ms);
+    cell
 }
 
-impl LocalWindow {
-    fn new(limit: u64, window_ms: u64, max_inflight_ms: u64) -> LocalWindow {
-        LocalWindow {
-            head: AtomicU64::new(0),
-            slots: (0..limit).map(|_| AtomicU64::new(0)).collect(),
-            window_ms,
-            max_inflight_ms,
+/// A (quota group, model) record on Redis.
+struct RedisQuota {
+    shared: Arc<Shared>,
+    names: QuotaNames,
+    spec: QuotaSpec,
+    registered: AtomicBool,
+    local: Option<QuotaCell>,
+}
+
+/// What a registration found: the record admits from this server time on (0: at once); the
+/// server's time then.
+struct Registered {
+    until: u64,
+    now: u64,
+}
+
+impl RedisQuota {
+    /// Creates or checks the record; `lost`: it was registered and is gone.
+    fn register(&self, lost: bool) -> Result<Registered, Error> {
+        let born = self.shared.epoch()?;
+        let spec = &self.spec;
+        let l = &spec.limits;
+        let tokens = l.tokens.map_or(0, |q| q.limit);
+        let (slots, unit) = token_geometry(tokens);
+        let v: Vec<u64> = self.shared.run(|c| {
+            scripts::REGISTER
+                .key(&self.names.meta)
+                .key(&self.names.rate)
+                .key(&self.names.tokens)
+                .arg(l.rate.limit)
+                .arg(l.rate.window_ms())
+                .arg(l.daily.map_or(0, |q| q.limit))
+                .arg(tokens)
+                .arg(unit)
+                .arg(slots)
+                .arg(spec.max_inflight_ms)
+                .arg(tier_word(spec.tier))
+                .arg(hex(&spec.group))
+                .arg(&spec.model)
+                .arg(lost as u8)
+                .arg(born)
+                .invoke(c)
+        })?;
+        if v[0] == 1 {
+            let existing = Limits {
+                rate: Quota::requests_per_window(v[1], v[2]),
+                daily: (v[3] > 0).then(|| Quota::requests_per_day(v[3])),
+                tokens: (v[4] > 0).then(|| Quota::tokens_per_window(v[4], v[2])),
+            };
+            return Err(conflict(
+                spec,
+                existing,
+                "another process sharing this Redis",
+            ));
+        }
+        self.registered.store(true, Relaxed);
+        Ok(Registered {
+            until: v[1],
+            now: v[2],
+        })
+    }
+
+    fn admit_remote(
+        &self,
+        at: &Moment,
+        tokens: u64,
+    ) -> Result<Result<QuotaTicket, Refusal>, Error> {
+        if !self.registered.load(Relaxed) {
+            let Registered { until, now } = self.register(false)?;
+            if until > now {
+                return Ok(Err(Refusal::Until(self.shared.local_time(until, now))));
+            }
+        }
+        let v: Vec<i64> = self.shared.run(|c| {
+            scripts::ADMIT
+                .key(&self.names.meta)
+                .key(&self.names.rate)
+                .key(&self.names.tokens)
+                .arg(at.day)
+                .arg(tokens)
+                .invoke(c)
+        })?;
+        let n = |i: usize| v.get(i).copied().unwrap_or(0).max(0) as u64;
+        Ok(match v.first() {
+            Some(0) => {
+                let admitted = n(1);
+                let seqs: Vec<Ticket> = (3..v.len()).map(|i| Ticket::new(n(i), admitted)).collect();
+                Ok(QuotaTicket {
+                    rate: Ticket::new(n(2), admitted),
+                    tokens: match seqs.len() {
+                        0 => TokenTickets::None,
+                        1 => TokenTickets::One(seqs[0]),
+                        _ => TokenTickets::Many(seqs),
+                    },
+                })
+            }
+            Some(1) => Err(Refusal::Until(self.shared.local_time(n(1), n(2)))),
+            Some(4) => Err(Refusal::Unavailable(self.shared.local_time(n(1), n(2)))),
+            Some(5) => Err(Refusal::Until(at.day_ends)),
+            _ => {
+                // Gone since it was registered: Redis lost its data (or evicted the record).
+                // Made again, held back for timeout + window.
+                log::event(
+                    Level::Warn,
+                    "redis_record_lost",
+                    &[
+                        ("group", Str(&self.spec.group_name)),
+                        ("model", Str(&self.spec.model)),
+                    ],
+                );
+                *self.shared.epoch.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                let Registered { until, now } = self.register(true)?;
+                Err(Refusal::Until(
+                    self.shared.local_time(until.max(now + 1), now),
+                ))
+            }
+        })
+    }
+
+    fn op(&self, op: &str, args: &[String]) -> Result<i64, Error> {
+        if !self.registered.load(Relaxed) {
+            self.register(false)?;
+        }
+        self.shared.run(|c| {
+            let mut inv = scripts::QUOTA_OPS.key(&self.names.meta);
+            inv.arg(op);
+            for a in args {
+                inv.arg(a);
+            }
+            inv.invoke(c)
+        })
+    }
+
+    fn delta(&self, until: u64) -> String {
+        until.saturating_sub(self.shared.clock.now_ms()).to_string()
+    }
+}
+
+impl QuotaRecord for RedisQuota {
+    fn try_admit(&self, at: &Moment, tokens: u64) -> Result<QuotaTicket, Refusal> {
+        match self.admit_remote(at, tokens) {
+            Ok(r) => r,
+            Err(e) => match &self.local {
+                Some(local) => local.try_admit(at, tokens).map(|mut t| {
+                    t.rate.seq |= LOCAL_TICKET;
+                    t
+                }),
+                None => Err(Refusal::Store(e)),
+            },
         }
     }
 
-    fn window(&self) -> Window<'_> {
-        Window {
-            head: &self.head,
-            slots: &self.slots,
-            window_ms: self.window_ms,
-            max_inflight_ms: self.max_inflight_ms,
+    fn complete(
+        &self,
+        ticket: QuotaTicket,
+        now: u64,
+        prompt_tokens: Option<u64>,
+    ) -> Result<(), Error> {
+        if ticket.rate.seq & LOCAL_TICKET != 0 {
+            if let Some(local) = &self.local {
+                let mut t = ticket;
+                t.rate.seq &= !LOCAL_TICKET;
+                local.complete(t, now, prompt_tokens);
+            }
+            return Ok(());
         }
+        let _: i64 = self.shared.run(|c| {
+            let mut inv = scripts::COMPLETE.key(&self.names.meta);
+            inv.key(&self.names.rate)
+                .key(&self.names.tokens)
+                .arg(ticket.rate.record)
+                .arg(ticket.rate.seq)
+                .arg(prompt_tokens.map_or(-1, |n| n.min(i64::MAX as u64) as i64));
+            for t in ticket.tokens.as_slice() {
+                inv.arg(t.seq);
+            }
+            inv.invoke(c)
+        })?;
+        Ok(())
+    }
+
+    fn cool_down(&self, until: u64, cause: CooldownCause) -> Result<(), Error> {
+        self.op("cool", &[self.delta(until), (cause as u64).to_string()])
+            .map(|_| ())
+    }
+
+    fn mark_unavailable(&self, until: u64) -> Result<(), Error> {
+        self.op("unavailable", &[self.delta(until)]).map(|_| ())
+    }
+
+    fn lower_limit(&self, kind: LimitKind, value: u64) -> Result<bool, Error> {
+        let field = match kind {
+            LimitKind::Rate => "r",
+            LimitKind::Daily => "d",
+            LimitKind::Tokens => "tk",
+        };
+        self.op("lower", &[field.to_string(), value.to_string()])
+            .map(|v| v == 1)
+    }
+
+    fn capacity_streak(&self, bump: bool) -> Result<u32, Error> {
+        self.op("streak", &[(bump as u8).to_string()])
+            .map(|v| v.clamp(0, u32::MAX as i64) as u32)
+    }
+
+    fn reset_capacity(&self) -> Result<(), Error> {
+        self.op("reset", &[]).map(|_| ())
+    }
+
+    fn count_fallback(&self) -> Result<(), Error> {
+        self.op("fallback", &[]).map(|_| ())
+    }
+
+    fn snapshot(&self, at: &Moment) -> Result<QuotaSnapshot, Error> {
+        if !self.registered.load(Relaxed) {
+            self.register(false)?;
+        }
+        read_quota(&self.shared, &self.names, at)?.ok_or_else(|| Error::State {
+            message: format!(
+                "Redis at {} has no record of quota group {} and model {}",
+                self.shared.target.address(),
+                self.spec.group_name,
+                self.spec.model
+            ),
+        })
     }
 }
 

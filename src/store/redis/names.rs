@@ -11,15 +11,16 @@ pub struct Names {
     prefix: String,
 }
 
-/// The Redis keys of one key record.
+/// The Redis keys of one (quota group, model) record.
 #[derive(Clone, Debug)]
-pub struct KeyNames {
-    /// A hash: quota, clocks (high-water mark, quarantine), cooldown, disabled reason,
-    /// counters, and the ring's head.
+pub struct QuotaNames {
+    /// A hash: limits (configured and in force), clocks (high-water mark, quarantine), the
+    /// rings' heads, the day's count, cooldown, availability, streak, fallbacks.
     pub meta: String,
-    /// A string of `limit` signed 64-bit slots (`BITFIELD`): 0 free, `t > 0` a request that
-    /// finished at server time `t`, `-t` one in flight since `t`.
-    pub ring: String,
+    /// Strings of signed 64-bit slots (`BITFIELD`): 0 free, `t > 0` a request that finished
+    /// at server time `t`, `-t` one in flight since `t`; requests, then input tokens.
+    pub rate: String,
+    pub tokens: String,
 }
 
 impl Names {
@@ -29,10 +30,16 @@ impl Names {
         }
     }
 
-    pub fn key(&self, id: &KeyId) -> KeyNames {
-        let base = format!("{}key:{{{}}}", self.prefix, hex(id));
-        KeyNames {
-            ring: format!("{base}:ring"),
+    /// A key record's hash: tier, group, disabled reason, counters.
+    pub fn key(&self, id: &KeyId) -> String {
+        format!("{}key:{{{}}}", self.prefix, hex(id))
+    }
+
+    pub fn quota(&self, id: &[u8; 16]) -> QuotaNames {
+        let base = format!("{}quota:{{{}}}", self.prefix, hex(id));
+        QuotaNames {
+            rate: format!("{base}:rate"),
+            tokens: format!("{base}:tokens"),
             meta: base,
         }
     }
@@ -52,10 +59,15 @@ impl Names {
     pub fn key_pattern(&self) -> String {
         format!("{}key:{{*}}", self.prefix)
     }
+
+    /// A `SCAN` pattern for every quota record's hash.
+    pub fn quota_pattern(&self) -> String {
+        format!("{}quota:{{*}}", self.prefix)
+    }
 }
 
 /// The record's id from its hash's name (the hex in the hash tag).
-pub fn key_id_of(meta: &str) -> Option<KeyId> {
+pub fn id_of(meta: &str) -> Option<KeyId> {
     let hex = meta.rsplit_once('{')?.1.strip_suffix('}')?;
     if hex.len() != 32 {
         return None;
@@ -76,8 +88,11 @@ mod tests {
         let names = Names::new("p:");
         let id = crate::key::key_id("secret");
         let k = names.key(&id);
-        assert!(k.meta.starts_with("p:key:{") && k.ring.starts_with(&k.meta));
-        assert_eq!(key_id_of(&k.meta), Some(id));
-        assert!(!k.meta.contains("secret"));
+        assert!(k.starts_with("p:key:{"));
+        assert_eq!(id_of(&k), Some(id));
+        assert!(!k.contains("secret"));
+        let q = names.quota(&id);
+        assert!(q.meta.starts_with("p:quota:{"));
+        assert!(q.rate.starts_with(&q.meta) && q.tokens.starts_with(&q.meta));
     }
 }

@@ -1,23 +1,21 @@
--- KEYS: meta, ring. ARGV: how many counters, then counter pairs to fold in first.
--- Everything a snapshot shows: {now, limit, window, inflight, tier, cd, cdc, dis, q,
--- in_window, in_flight, fp, c0, c1, ...}; {} when there is no such record.
-local meta, ring = KEYS[1], KEYS[2]
+-- KEYS: meta, rate ring, token ring. Everything a quota snapshot shows: {now, cr, win, cdly,
+-- ctok, r, d, tk, unit, day, cnt, cd, cdc, un, fb, tier, rate_in_window, rate_in_flight,
+-- token_slots_in_window, group, model}; {} when there is no such record.
+local meta, rring, tring = KEYS[1], KEYS[2], KEYS[3]
 if redis.call('EXISTS', meta) == 0 then return {} end
-fold(meta, 2)
 local now = server_now(meta)
-local f = redis.call('HMGET', meta, 'limit', 'window', 'inflight', 'tier', 'cd', 'cdc', 'dis', 'q', 'fp')
-local limit, window, inflight = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
-local in_window, in_flight = 0, 0
-for i = 0, limit - 1 do
-  local v = tonumber(redis.call('BITFIELD', ring, 'GET', 'i64', '#' .. i)[1])
-  if now < blocked_until(v, window, inflight) then
-    in_window = in_window + 1
-    if v < 0 then in_flight = in_flight + 1 end
-  end
-end
-local out = {now, limit, window, inflight, tonumber(f[4] or '0'), tonumber(f[5] or '0'),
-  tonumber(f[6] or '0'), tonumber(f[7] or '0'), tonumber(f[8] or '0'), in_window, in_flight, f[9] or ''}
-for c = 0, tonumber(ARGV[1]) - 1 do
-  out[#out + 1] = tonumber(redis.call('HGET', meta, 'c' .. c) or '0')
-end
+local names = {'cr', 'win', 'cdly', 'ctok', 'r', 'd', 'tk', 'unit', 'day', 'cnt', 'cd', 'cdc',
+  'un', 'fb', 'tier', 'tslots', 'infl'}
+local f = redis.call('HMGET', meta, unpack(names))
+local n = {}
+for i = 1, #names do n[i] = tonumber(f[i] or '0') end
+local rw, rf = usage(rring, rate_len(n[1], n[5]), now, n[2], n[17])
+local tw = usage(tring, tok_len(n[4], n[7], n[8], n[16]), now, n[2], n[17])
+local out = {now}
+for i = 1, 15 do out[#out + 1] = n[i] end
+out[#out + 1] = rw
+out[#out + 1] = rf
+out[#out + 1] = tw
+out[#out + 1] = redis.call('HGET', meta, 'grp') or ''
+out[#out + 1] = redis.call('HGET', meta, 'model') or ''
 return out

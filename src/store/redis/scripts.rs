@@ -13,17 +13,19 @@ macro_rules! script {
     };
 }
 
-/// Admission: the rolling-window rule of `limiter.rs`, on a ring of `limit` slots.
+/// Admission on a quota record: the three quotas, all or nothing.
 pub static ADMIT: Lazy<Script> = script!("admit.lua");
-/// Completion: stamps the admission's slot with the server's time.
+/// Completion: stamps the admission's slots, corrects the token reservation.
 pub static COMPLETE: Lazy<Script> = script!("complete.lua");
-/// Registration: creates a record (held back after a loss of data) or checks its quota.
+/// Registration: creates a quota record (held back after a loss of data) or checks its limits.
 pub static REGISTER: Lazy<Script> = script!("register.lua");
 /// The generation marker, and the server's time.
 pub static EPOCH: Lazy<Script> = script!("epoch.lua");
-/// Cooldown, disable, enable.
-pub static HEALTH: Lazy<Script> = script!("health.lua");
-/// A record's snapshot.
+/// A quota record's rare writes: cooldown, unavailability, lowered limits, streak, fallbacks.
+pub static QUOTA_OPS: Lazy<Script> = script!("quota_ops.lua");
+/// A quota record's snapshot.
 pub static READ: Lazy<Script> = script!("read.lua");
+/// A key record: register, disable, enable, read (with its counters folded in).
+pub static KEY: Lazy<Script> = script!("key.lua");
 /// A pool's counters: add, and read back.
 pub static POOL: Lazy<Script> = script!("pool.lua");

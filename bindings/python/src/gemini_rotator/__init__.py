@@ -23,6 +23,7 @@ from ._errors import (
     IncompleteStreamError,
     InternalError,
     InvalidArgumentError,
+    ModelUnavailableError,
     NoUsableKeysError,
     PoolClosedError,
     StateError,
@@ -39,10 +40,23 @@ from ._stats import KeyStats, LatencyHistogram, PoolCounters, PoolStats
 
 __version__ = "0.2.0"
 
+#: The google-genai transports need httpx, which the package itself does not: imported on first use.
+_HTTPX_NAMES = ("AsyncHttpxTransport", "HttpxTransport", "genai_client")
+
+
+def __getattr__(name: str) -> object:
+    if name in _HTTPX_NAMES:
+        from . import _httpx
+
+        return getattr(_httpx, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "APIError",
     "AllKeysRateLimitedError",
     "AsyncGenerateContentStream",
+    "AsyncHttpxTransport",
     "CancelledError",
     "ConfigError",
     "GeminiClient",
@@ -51,6 +65,7 @@ __all__ = [
     "GenerateContentResponse",
     "GenerateContentStream",
     "GenerateOptions",
+    "HttpxTransport",
     "IncompleteStreamError",
     "InternalError",
     "InvalidArgumentError",
@@ -58,6 +73,7 @@ __all__ = [
     "KeyStats",
     "LatencyHistogram",
     "ModelLimits",
+    "ModelUnavailableError",
     "NoUsableKeysError",
     "PoolClosedError",
     "PoolCounters",
@@ -68,6 +84,7 @@ __all__ = [
     "UsageMetadata",
     "enable_logging",
     "fingerprint",
+    "genai_client",
     "library_version",
     "set_log_handler",
     "set_log_level",

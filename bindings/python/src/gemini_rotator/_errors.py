@@ -111,6 +111,11 @@ class StateError(GeminiError):
 StateUnavailableError = StateError
 
 
+class ModelUnavailableError(GeminiError):
+    """No key of the pool has the model nor any of its fallbacks (the service answered
+    "limit: 0": the model is not on their tier). Waiting does not help; the message names it."""
+
+
 class InternalError(GeminiError):
     """A bug in the library (a panic was caught at the C boundary). Please report it."""
 
@@ -142,6 +147,7 @@ _SIMPLE = {
     _ffi.GR_ERR_STATE: StateError,
     _ffi.GR_ERR_CANCELLED: CancelledError,
     _ffi.GR_ERR_INCOMPLETE_STREAM: IncompleteStreamError,
+    _ffi.GR_ERR_MODEL_UNAVAILABLE: ModelUnavailableError,
     _ffi.GR_ERR_PANIC: InternalError,
 }
 

@@ -67,6 +67,7 @@ GR_ERR_STATE = 11
 GR_STREAM_END = 12  # not an error: gr_stream_next reached the normal end
 GR_ERR_CANCELLED = 13
 GR_ERR_INCOMPLETE_STREAM = 14
+GR_ERR_MODEL_UNAVAILABLE = 15
 GR_ERR_PANIC = 100
 
 
@@ -208,6 +209,7 @@ SIGNATURES: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "gr_response_body": (c_void_p, (ResponsePtr, POINTER(c_size_t))),
     "gr_response_key_fingerprint": (c_char_p, (ResponsePtr,)),
     "gr_response_attempts": (c_uint32, (ResponsePtr,)),
+    "gr_response_model": (c_char_p, (ResponsePtr,)),
     "gr_response_free": (None, (ResponsePtr,)),
     "gr_cancel_new": (gr_status, (POINTER(CancelPtr), _OutError)),
     "gr_cancel_trigger": (None, (CancelPtr,)),
