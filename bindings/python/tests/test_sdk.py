@@ -49,12 +49,13 @@ def cause_chain(error: BaseException):
 
 
 def in_flight(pool) -> int:
+    """Requests in flight on the pool's keys for its default model (each test's pools use MODEL)."""
     return sum(k.in_flight for k in pool.stats().keys)
 
 
 def test_generate_rotates_over_the_keys_and_never_sends_the_placeholder(emulator, make_pool):
     keys = emulator.add_keys(3)
-    client = sdk(make_pool(keys), emulator)
+    client = sdk(make_pool(keys, model=MODEL), emulator)
     unknown_before = emulator.unknown_key_requests()
     for _ in range(6):
         answer = client.models.generate_content(model=MODEL, contents=FIVE)
@@ -68,7 +69,7 @@ def test_generate_rotates_over_the_keys_and_never_sends_the_placeholder(emulator
 
 def test_the_request_body_passes_through_untouched(emulator, make_pool):
     key = emulator.add_key()
-    client = sdk(make_pool([key]), emulator)
+    client = sdk(make_pool([key], model=MODEL), emulator)
     config = types.GenerateContentConfig(temperature=0.25, max_output_tokens=64, seed=7)
     client.models.generate_content(model=MODEL, contents=FIVE, config=config)
     body = emulator.last_body(key)
@@ -78,7 +79,7 @@ def test_the_request_body_passes_through_untouched(emulator, make_pool):
 
 def test_a_429_fails_over_to_another_key(emulator, make_pool):
     keys = emulator.add_keys(2)
-    client = sdk(make_pool(keys), emulator)
+    client = sdk(make_pool(keys, model=MODEL), emulator)
     emulator.fault(keys[0].label, "quota_minute", count=1)
     assert client.models.generate_content(model=MODEL, contents=FIVE).text == ANSWER
     assert [e["status"] for e in emulator.log(keys[0])] == [429]
@@ -87,7 +88,7 @@ def test_a_429_fails_over_to_another_key(emulator, make_pool):
 
 def test_the_pools_limit_reaches_the_caller_through_the_sdk(emulator, make_pool):
     key = emulator.add_key()
-    pool = make_pool([key], free_rate_limit=2)
+    pool = make_pool([key], free_rate_limit=2, model=MODEL)
     client = sdk(pool, emulator)
     for _ in range(2):
         client.models.generate_content(model=MODEL, contents=FIVE)
@@ -99,7 +100,7 @@ def test_the_pools_limit_reaches_the_caller_through_the_sdk(emulator, make_pool)
 
 def test_the_services_own_error_is_the_sdks_error_type(emulator, make_pool):
     key = emulator.add_key()
-    client = sdk(make_pool([key]), emulator)
+    client = sdk(make_pool([key], model=MODEL), emulator)
     with pytest.raises(genai_errors.ClientError) as raised:
         client.models.generate_content(model="gemini-1.0-pro", contents=FIVE)  # retired: 404
     assert raised.value.code == 404
@@ -108,7 +109,7 @@ def test_the_services_own_error_is_the_sdks_error_type(emulator, make_pool):
 
 def test_stream_events_reach_the_sdks_parser(emulator, make_pool):
     keys = emulator.add_keys(2)
-    pool = make_pool(keys)
+    pool = make_pool(keys, model=MODEL)
     client = sdk(pool, emulator)
     chunks = list(client.models.generate_content_stream(model=MODEL, contents=FIVE))
     assert len(chunks) > 1
@@ -119,7 +120,7 @@ def test_stream_events_reach_the_sdks_parser(emulator, make_pool):
 
 def test_stream_failover_before_the_first_event_is_unseen(emulator, make_pool):
     keys = emulator.add_keys(2)
-    client = sdk(make_pool(keys), emulator)
+    client = sdk(make_pool(keys, model=MODEL), emulator)
     emulator.fault(keys[0].label, "quota_minute", count=1)
     emulator.fault(keys[1].label, "stream_error_mid", after_events=0, error="http503", count=1)
     chunks = client.models.generate_content_stream(model=MODEL, contents=FIVE)
@@ -128,7 +129,7 @@ def test_stream_failover_before_the_first_event_is_unseen(emulator, make_pool):
 
 def test_stream_error_after_the_first_event_is_typed_and_not_retried(emulator, make_pool):
     keys = emulator.add_keys(2)
-    pool = make_pool(keys)
+    pool = make_pool(keys, model=MODEL)
     client = sdk(pool, emulator)
     emulator.fault(keys[0].label, "stream_error_mid", after_events=2, error="http503", count=1)
     texts = []
@@ -149,7 +150,7 @@ def test_stream_error_after_the_first_event_is_typed_and_not_retried(emulator, m
 def test_closing_the_sdks_stream_early_frees_the_slot(emulator, make_pool):
     key = emulator.add_key()
     emulator.fault(key.label, "delay", method="streamGenerateContent", gap_ms=100)
-    pool = make_pool([key])
+    pool = make_pool([key], model=MODEL)
     client = sdk(pool, emulator)
     stream = client.models.generate_content_stream(model=MODEL, contents=FIVE)
     next(stream)
@@ -163,7 +164,7 @@ def test_closing_the_sdks_stream_early_frees_the_slot(emulator, make_pool):
 
 def test_count_tokens_and_embed_content(emulator, make_pool):
     keys = emulator.add_keys(2)
-    client = sdk(make_pool(keys), emulator)
+    client = sdk(make_pool(keys, model=MODEL), emulator)
     tokens = client.models.count_tokens(model=MODEL, contents=FIVE)
     assert tokens.total_tokens == 5
     embedded = client.models.embed_content(model="gemini-embedding-001", contents=["a b", "c d"])
@@ -175,12 +176,12 @@ def test_count_tokens_and_embed_content(emulator, make_pool):
 @pytest.mark.parametrize("version", ["v1", "v1beta"])
 def test_both_api_versions_are_served(emulator, make_pool, version):
     key = emulator.add_key()
-    client = sdk(make_pool([key]), emulator, api_version=version)
+    client = sdk(make_pool([key], model=MODEL), emulator, api_version=version)
     assert client.models.generate_content(model=MODEL, contents=FIVE).text == ANSWER
 
 
 def test_requests_not_tied_to_a_model_are_refused_clearly(make_pool, emulator):
-    client = sdk(make_pool(emulator.add_keys(1)), emulator)
+    client = sdk(make_pool(emulator.add_keys(1), model=MODEL), emulator)
     with pytest.raises(Exception) as raised:
         client.files.get(name="files/abc")
     assert "files/abc" in str(raised.value)
@@ -190,7 +191,7 @@ def test_async_calls_run_concurrently_and_rotate(emulator, make_pool):
     keys = emulator.add_keys(4)
     for key in keys:
         emulator.fault(key.label, "delay", method="generateContent", latency_ms=300)
-    client = sdk(make_pool(keys), emulator)
+    client = sdk(make_pool(keys, model=MODEL), emulator)
 
     async def main():
         start = time.monotonic()
@@ -207,7 +208,7 @@ def test_async_calls_run_concurrently_and_rotate(emulator, make_pool):
 
 def test_async_stream_count_tokens_and_embed(emulator, make_pool):
     keys = emulator.add_keys(2)
-    pool = make_pool(keys)
+    pool = make_pool(keys, model=MODEL)
     client = sdk(pool, emulator)
 
     async def main():
@@ -228,7 +229,7 @@ def test_async_stream_count_tokens_and_embed(emulator, make_pool):
 def test_async_cancellation_stops_the_request(emulator, make_pool):
     key = emulator.add_key()
     emulator.fault(key.label, "delay", method="generateContent", latency_ms=3000)
-    pool = make_pool([key])
+    pool = make_pool([key], model=MODEL)
     client = sdk(pool, emulator)
 
     async def main():
@@ -249,6 +250,6 @@ def test_async_cancellation_stops_the_request(emulator, make_pool):
 
 def test_genai_client_helper(emulator, make_pool):
     keys = emulator.add_keys(2)
-    client = gemini_rotator.genai_client(make_pool(keys), base_url=emulator.base_url)
+    client = gemini_rotator.genai_client(make_pool(keys, model=MODEL), base_url=emulator.base_url)
     assert client.models.generate_content(model=MODEL, contents=FIVE).text == ANSWER
     assert sum(emulator.requests(k) for k in keys) == 1
