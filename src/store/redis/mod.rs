@@ -7,8 +7,10 @@
 //!   in this process and folds them into the next script it sends (and when it is read or
 //!   dropped). The pool's counters are flushed at most once a second, and the round-robin
 //!   cursor is this process's own (each process spreads its requests; the limits are shared).
-//! - Exact: the rule of `limiter.rs` on a ring of `limit` slots per key; an in-flight slot of a
-//!   dead process frees itself timeout + window after admission.
+//! - Exact: per (quota group, model) record, the rule of `limiter.rs` on a ring of `limit`
+//!   request slots, a Pacific-day count and a ring of token slots, admitted all or nothing in
+//!   one script; an in-flight slot of a dead process frees itself timeout + window after
+//!   admission.
 //! - Times: the store's time is this host's clock; a script answers with the server's time
 //!   too, and every time it names is converted to this host's by that difference (hosts'
 //!   clocks need not agree with each other or with the server).
