@@ -403,7 +403,7 @@ impl Pool {
                     .unwrap_or(Error::Timeout { after_ms: budget }));
             }
             let lease = self.acquire_waiting(
-                &chain,
+                chain,
                 tokens,
                 progress.wait_until,
                 progress.last_failure.as_ref(),
@@ -418,14 +418,16 @@ impl Pool {
             }
             progress.attempts += 1;
             let key = lease.pool_key();
-            let (index, served) = (lease.index, lease.model().to_string());
+            // The lease's own model state: no second lookup, no copy of its name per attempt.
+            let (index, state) = (lease.index, lease.model.clone());
+            let served = state.model.as_str();
             if served != chain[0].model {
                 lease.quota().count_fallback()?;
                 self.record.add(PoolCounter::ModelFallbacks, 1)?;
                 log::event(
                     Level::Info,
                     "model_fallback",
-                    &[("model", Str(&chain[0].model)), ("served_by", Str(&served))],
+                    &[("model", Str(&chain[0].model)), ("served_by", Str(served))],
                 );
             }
             let (happened, value) = match attempt(lease, remaining, progress.retries > 0)? {
@@ -438,7 +440,6 @@ impl Pool {
                 }
             };
             let now = self.store.now();
-            let state = self.model_state(&served)?;
             let quota = &state.quotas[index];
             let capacity = happened.is_capacity_429();
             let streak = if capacity {
@@ -466,14 +467,14 @@ impl Pool {
                         value,
                         key,
                         attempts: progress.attempts,
-                        model: served,
+                        model: served.to_string(),
                     });
                 }
                 Next::MoveOn(penalty) => {
                     match penalty {
                         Penalty::Quota(hits) => {
                             for hit in &hits {
-                                self.apply(key, index, &served, hit, now)?;
+                                self.apply(key, index, served, hit, now)?;
                             }
                         }
                         Penalty::Disable(reason) => key.disable(reason)?,

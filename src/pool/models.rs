@@ -32,7 +32,8 @@ pub struct ModelState {
     _in_use: Vec<Arc<InUse>>,
 }
 
-/// A model's state, borrowed (the default model) or shared (any other).
+/// A model's state, borrowed (the default model) or shared (any other); cheap to clone.
+#[derive(Clone)]
 pub enum ModelRef<'p> {
     Default(&'p ModelState),
     Other(Arc<ModelState>),

@@ -381,6 +381,7 @@ impl Store for RedisStore {
                 OnFailure::Fail => None,
                 OnFailure::Local { share } => Some(local_cell(spec, share)),
             },
+            streak_seen: AtomicBool::new(false),
         });
         // Register now if Redis answers (conflicting limits are an error now); if it does
         // not, on first use.
@@ -627,6 +628,10 @@ struct RedisQuota {
     spec: QuotaSpec,
     registered: AtomicBool,
     local: Option<QuotaCell>,
+    /// Whether this process saw a capacity streak it has not reset yet, so that a success
+    /// costs no extra round trip (the rule of one per admission and one per completion); a
+    /// streak another process began is reset by that process's next success.
+    streak_seen: AtomicBool,
 }
 
 /// What a registration found: the record admits from this server time on (0: at once); the
@@ -821,12 +826,23 @@ impl QuotaRecord for RedisQuota {
     }
 
     fn capacity_streak(&self, bump: bool) -> Result<u32, Error> {
-        self.op("streak", &[(bump as u8).to_string()])
-            .map(|v| v.clamp(0, u32::MAX as i64) as u32)
+        let streak = self
+            .op("streak", &[(bump as u8).to_string()])
+            .map(|v| v.clamp(0, u32::MAX as i64) as u32)?;
+        if bump || streak > 0 {
+            self.streak_seen.store(true, Relaxed);
+        }
+        Ok(streak)
     }
 
     fn reset_capacity(&self) -> Result<(), Error> {
-        self.op("reset", &[]).map(|_| ())
+        if !self.streak_seen.swap(false, Relaxed) {
+            return Ok(());
+        }
+        self.op("reset", &[]).map(|_| ()).inspect_err(|_| {
+            // Not reset: the next success tries again.
+            self.streak_seen.store(true, Relaxed);
+        })
     }
 
     fn count_fallback(&self) -> Result<(), Error> {
