@@ -52,7 +52,8 @@ func (c *GeminiClient) SimpleTextQuery(ctx context.Context, prompt string) (stri
 }
 
 // GenerateContent sends req on a key the pool chooses and decodes the answer. The response's
-// KeyFingerprint names the key that served it.
+// KeyFingerprint names the key that served it, and its Model the model that did: the one
+// asked for, or a configured fallback of it (see [ModelLimits.Fallback]).
 //
 // The context's deadline becomes the call's time budget (retries included); cancelling the
 // context stops the HTTP request itself and returns ctx.Err() at once. Errors match
@@ -66,16 +67,23 @@ func (c *GeminiClient) GenerateContent(ctx context.Context, req *GeminiRequest) 
 	if err != nil {
 		return nil, newError(ErrInvalidArgument, "encoding the request: %v", err)
 	}
-	raw, fingerprint, err := c.GenerateContentJSON(ctx, req.Model, body)
+	s, err := c.pool().callServed(ctx, "generateContent", c.model(req.Model), body, c.maxWait())
 	if err != nil {
 		return nil, err
 	}
+	return decodeResponse(s, "the response")
+}
+
+// decodeResponse decodes a GenerateContentResponse (what: "the response", "a stream event")
+// and records who served it.
+func decodeResponse(s served, what string) (*GeminiResponse, error) {
 	resp := &GeminiResponse{}
-	if err := json.Unmarshal(raw, resp); err != nil {
-		return nil, newError(ErrTransport, "decoding the response (key %s): %v", fingerprint, err)
+	if err := json.Unmarshal(s.body, resp); err != nil {
+		return nil, newError(ErrTransport, "decoding %s (key %s): %v", what, s.fingerprint, err)
 	}
-	resp.KeyFingerprint = fingerprint
-	resp.Raw = raw
+	resp.KeyFingerprint = s.fingerprint
+	resp.Model = s.model
+	resp.Raw = s.body
 	return resp, nil
 }
 
@@ -84,12 +92,5 @@ func (c *GeminiClient) GenerateContent(ctx context.Context, req *GeminiRequest) 
 // model "" uses the client's Model, then the pool's. Context and errors are as for
 // [GeminiClient.GenerateContent].
 func (c *GeminiClient) GenerateContentJSON(ctx context.Context, model string, body []byte) ([]byte, string, error) {
-	if model == "" && c != nil {
-		model = c.Model
-	}
-	var maxWait time.Duration
-	if c != nil {
-		maxWait = c.MaxWait
-	}
-	return c.pool().call(ctx, "generateContent", model, body, maxWait)
+	return c.pool().call(ctx, "generateContent", c.model(model), body, c.maxWait())
 }

@@ -146,12 +146,25 @@ func (e *emulator) stop() {
 	}
 }
 
-// emuKey is the emulator's key spec.
+// emuKey is the emulator's key spec. Quotas belong to the key's project (its label when
+// Project is ""), per model: every key of a project must carry the same quota fields.
 type emuKey struct {
-	Key      string `json:"key"`
-	Label    string `json:"label"`
-	Limit    *int   `json:"limit"`
-	WindowMS int    `json:"window_ms,omitempty"`
+	Key        string `json:"key"`
+	Label      string `json:"label"`
+	Project    string `json:"project,omitempty"`
+	Limit      *int   `json:"limit"`
+	WindowMS   int    `json:"window_ms,omitempty"`
+	DailyLimit *int   `json:"daily_limit,omitempty"`
+	TokenLimit *int64 `json:"token_limit,omitempty"`
+	// Models overrides the quotas above per model (a limit of 0: not on the project's tier).
+	Models map[string]emuModelLimits `json:"models,omitempty"`
+}
+
+// emuModelLimits is one model's quotas in an emuKey (nil: the key's own field).
+type emuModelLimits struct {
+	Limit      *int   `json:"limit,omitempty"`
+	DailyLimit *int   `json:"daily_limit,omitempty"`
+	TokenLimit *int64 `json:"token_limit,omitempty"`
 }
 
 // emuFault is the emulator's fault spec.
@@ -162,6 +175,8 @@ type emuFault struct {
 	Skip       int    `json:"skip,omitempty"`
 	LatencyMS  int    `json:"latency_ms,omitempty"`
 	RetryDelay string `json:"retry_delay,omitempty"`
+	// Model restricts the fault to one model.
+	Model string `json:"model,omitempty"`
 	// Streams and other methods (see emulator/README.md, Faults).
 	Method      string `json:"method,omitempty"`
 	GapMS       int    `json:"gap_ms,omitempty"`
@@ -171,6 +186,7 @@ type emuFault struct {
 }
 
 type emuKeyStats struct {
+	Project     string         `json:"project"`
 	Requests    int            `json:"requests"`
 	OK          int            `json:"ok"`
 	RateLimited int            `json:"rate_limited"`
@@ -178,11 +194,26 @@ type emuKeyStats struct {
 	ByStatus    map[string]int `json:"by_status"`
 }
 
+// emuProjectModel is what the emulator counted for one (project, model).
+type emuProjectModel struct {
+	Requests    int `json:"requests"`
+	OK          int `json:"ok"`
+	RateLimited int `json:"rate_limited"`
+	InWindow    int `json:"in_window"`
+	Today       int `json:"today"`
+}
+
+type emuProject struct {
+	Keys   []string                   `json:"keys"`
+	Models map[string]emuProjectModel `json:"models"`
+}
+
 type emuStats struct {
 	OpenStreams int                    `json:"open_streams"`
 	Total       int                    `json:"total"`
 	UnknownKey  int                    `json:"unknown_key"`
 	Keys        map[string]emuKeyStats `json:"keys"`
+	Projects    map[string]emuProject  `json:"projects"`
 }
 
 func (e *emulator) post(path string, body any) error {
@@ -228,10 +259,12 @@ func (e *emulator) lastBody(t testing.TB, k testKey) []byte {
 }
 
 type emuLogEntry struct {
-	Label  *string `json:"label"`
-	Status int     `json:"status"`
-	Model  string  `json:"model"`
-	Fault  *string `json:"fault"`
+	Label   *string `json:"label"`
+	Project *string `json:"project"`
+	Status  int     `json:"status"`
+	Model   string  `json:"model"`
+	Method  string  `json:"method"`
+	Fault   *string `json:"fault"`
 }
 
 // log is the emulator's request log, restricted to these keys.
@@ -294,13 +327,28 @@ func newKeys(t testing.TB, n int) []testKey {
 // newLimitedKeys is newKeys with an emulator-side limit per window.
 func newLimitedKeys(t testing.TB, n int, limit *int, windowMS int) []testKey {
 	t.Helper()
+	return newKeysLike(t, n, emuKey{Limit: limit, WindowMS: windowMS})
+}
+
+// newKeysLike makes n keys unique to this test, known to the emulator with spec's project and
+// quotas (its Key and Label are filled in per key).
+func newKeysLike(t testing.TB, n int, spec emuKey) []testKey {
+	t.Helper()
 	keys := unknownKeys(t, n)
 	for _, k := range keys {
-		if err := emu.addKey(emuKey{Key: k.Key, Label: k.Label, Limit: limit, WindowMS: windowMS}); err != nil {
+		spec.Key, spec.Label = k.Key, k.Label
+		if err := emu.addKey(spec); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return keys
+}
+
+// uniqueProject is a project name of this test and run alone: the pool's quota records belong
+// to (project, model) in the state file every test of the run shares, and the emulator's to
+// (project, model) too.
+func uniqueProject() string {
+	return "p-" + uniqueID()
 }
 
 // unknownKeys makes n keys unique to this test that the emulator does not know (it answers

@@ -101,37 +101,61 @@ func budget(ctx context.Context) (uint64, bool, error) {
 	return uint64(millis(left)), true, nil
 }
 
-// call sends one request of a model method through gr_call under ctx.
+// served is what a successful call returned: the body as received, and the key and the
+// model that served it (the model differs from the one asked for when a configured fallback
+// served the call).
+type served struct {
+	body        []byte
+	fingerprint string
+	model       string
+}
+
+// takeServed copies a gr_response's body, key fingerprint and model into Go memory and
+// frees the response.
+func takeServed(resp *C.gr_response) served {
+	model := C.GoString(C.gr_response_model(resp)) // read before takeResponse frees it
+	body, fingerprint := takeResponse(resp)
+	return served{body: body, fingerprint: fingerprint, model: model}
+}
+
+// call sends one request of a model method through gr_call under ctx: the answer's body and
+// the fingerprint of the key that served it.
 func (p *KeyPool) call(ctx context.Context, method, model string, body []byte, maxWait time.Duration) ([]byte, string, error) {
+	s, err := p.callServed(ctx, method, model, body, maxWait)
+	return s.body, s.fingerprint, err
+}
+
+// callServed is [KeyPool.call] with the whole answer, the serving model included.
+func (p *KeyPool) callServed(ctx context.Context, method, model string, body []byte, maxWait time.Duration) (served, error) {
 	timeoutMS, deadlineBudget, err := budget(ctx)
 	if err != nil {
-		return nil, "", err
+		return served{}, err
 	}
 	var cmodel *C.char
 	if model != "" {
 		if cmodel, err = cString(model, "the model name"); err != nil {
-			return nil, "", err
+			return served{}, err
 		}
 		defer C.free(unsafe.Pointer(cmodel))
 	}
 	cmethod, err := cString(method, "the method name")
 	if err != nil {
-		return nil, "", err
+		return served{}, err
 	}
 	defer C.free(unsafe.Pointer(cmethod))
 	cbody, err := cBytes(body, "the request body")
 	if err != nil {
-		return nil, "", err
+		return served{}, err
 	}
 	defer C.free(unsafe.Pointer(cbody))
 	ptr, err := p.acquire()
 	if err != nil {
-		return nil, "", err
+		return served{}, err
 	}
 	defer p.release()
 	w, err := watchContext(ctx)
 	if err != nil {
-		return nil, "", err
+		return served{}, err
 	}
 	defer w.release()
 	var resp *C.gr_response
@@ -139,10 +163,9 @@ func (p *KeyPool) call(ctx context.Context, method, model string, body []byte, m
 	status := C.gr_call(ptr, cmodel, cmethod, cbody, C.uint64_t(millisOrZero(maxWait)), C.uint64_t(timeoutMS), w.token, &resp, &cerr)
 	runtime.KeepAlive(p)
 	if status != C.GR_OK {
-		return nil, "", callError(ctx, status, cerr, deadlineBudget)
+		return served{}, callError(ctx, status, cerr, deadlineBudget)
 	}
-	answer, fingerprint := takeResponse(resp)
-	return answer, fingerprint, nil
+	return takeServed(resp), nil
 }
 
 func millisOrZero(d time.Duration) uint64 {

@@ -41,7 +41,10 @@ type PoolModelStats struct {
 }
 
 // ModelStats is one model's quotas for a key's group (limits in force: lowered when the
-// service said so). DailyLimit and TokenLimit are nil when none is set.
+// service said so). DailyLimit and TokenLimit are nil when none is set. CooldownCause is as
+// for [KeyStats]; Unavailable says the service answered "limit: 0" (the model is not on the
+// group's tier) for UnavailableRemaining still; Fallbacks counts the calls this model served
+// on the group in place of another.
 type ModelStats struct {
 	Model                string
 	RateLimit            uint64
@@ -69,6 +72,30 @@ func (s *Stats) Key(fingerprint string) *KeyStats {
 	return nil
 }
 
+// Model returns the pool-wide figures of a model ("models/" optional), or nil when the pool
+// has not used it.
+func (s *Stats) Model(model string) *PoolModelStats {
+	model = trimModels(model)
+	for i := range s.Models {
+		if s.Models[i].Model == model {
+			return &s.Models[i]
+		}
+	}
+	return nil
+}
+
+// Model returns the key's group's quotas of a model ("models/" optional), or nil when the
+// pool has not used it.
+func (k *KeyStats) Model(model string) *ModelStats {
+	model = trimModels(model)
+	for i := range k.Models {
+		if k.Models[i].Model == model {
+			return &k.Models[i]
+		}
+	}
+	return nil
+}
+
 // KeyStats describes one key. Counters count since the key was first used in this process.
 type KeyStats struct {
 	Fingerprint string
@@ -86,7 +113,7 @@ type KeyStats struct {
 	InFlight uint64
 	// CooldownRemaining is what is left of a cooldown after a 429 (0: none).
 	CooldownRemaining time.Duration
-	// CooldownCause is "per_minute" or "per_day" during a cooldown, "" otherwise.
+	// CooldownCause is "per_minute", "per_day" or "capacity" during a cooldown, "" otherwise.
 	CooldownCause string
 	// Disabled says why the key was disabled ("API_KEY_INVALID", "LEAKED",
 	// "CONSUMER_SUSPENDED", "SERVICE_DISABLED", "PERMISSION_DENIED"); "" if it is usable.

@@ -122,14 +122,7 @@ func (s *stream) next(ctx context.Context) (*GeminiResponse, error) {
 	default:
 		return nil, callError(ctx, status, cerr, false)
 	}
-	raw, fingerprint := takeResponse(resp)
-	event := &GeminiResponse{}
-	if err := json.Unmarshal(raw, event); err != nil {
-		return nil, newError(ErrTransport, "decoding a stream event (key %s): %v", fingerprint, err)
-	}
-	event.KeyFingerprint = fingerprint
-	event.Raw = raw
-	return event, nil
+	return decodeResponse(takeServed(resp), "a stream event")
 }
 
 // free closes the stream (releasing its connection and slot), then frees it, its token and

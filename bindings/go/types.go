@@ -202,6 +202,11 @@ type GeminiResponse struct {
 
 	// KeyFingerprint is the fingerprint of the key that served the request.
 	KeyFingerprint string `json:"-"`
+	// Model is the model that served the request (without "models/"): the one asked for, or,
+	// when no key could serve that one, the first of its configured fallbacks that could
+	// ([ModelLimits.Fallback]). On a stream's events, the stream's model. Not ModelVersion,
+	// which is the service's own name of the version that answered.
+	Model string `json:"-"`
 	// Raw is the response body as the service sent it, with any field not modelled here.
 	Raw json.RawMessage `json:"-"`
 }
