@@ -178,18 +178,28 @@ class Emulator:
         limit: Optional[int] = None,
         window_ms: int = 60000,
         daily_limit: Optional[int] = None,
+        token_limit: Optional[int] = None,
+        project: Optional[str] = None,
+        models: Optional[Dict[str, Dict[str, int]]] = None,
     ) -> Key:
+        """A new key. Its quotas (``limit`` per ``window_ms``, ``daily_limit``,
+        ``token_limit``, and per model in ``models``, e.g. ``{"gemini-3-pro": {"limit": 0}}``)
+        belong to its ``project`` (default: a project of its own, named by its label); every
+        key of a project must carry the same quotas."""
         key = Key(secret=unique(f"{prefix}-secret"), label=unique(prefix))
-        self.post(
-            "keys",
-            {
-                "key": key.secret,
-                "label": key.label,
-                "limit": limit,
-                "window_ms": window_ms,
-                "daily_limit": daily_limit,
-            },
-        )
+        spec: Dict[str, Any] = {
+            "key": key.secret,
+            "label": key.label,
+            "limit": limit,
+            "window_ms": window_ms,
+            "daily_limit": daily_limit,
+            "token_limit": token_limit,
+        }
+        if project is not None:
+            spec["project"] = project
+        if models:
+            spec["models"] = models
+        self.post("keys", spec)
         return key
 
     def add_keys(self, n: int, prefix: str = "free", **spec: Any) -> List[Key]:
@@ -213,6 +223,18 @@ class Emulator:
 
     def requests(self, key: Key) -> int:
         return int(self.key_stats(key)["requests"])
+
+    def project_model_stats(self, project: str, model: str) -> Dict[str, Any]:
+        """The emulator's counters and quota state of one (project, model): ``requests``,
+        ``ok``, ``rate_limited``, ``in_window``, ``today``, ... (zeros when it saw none)."""
+        empty = {"requests": 0, "ok": 0, "rate_limited": 0, "in_window": 0, "today": 0}
+        project_stats = self.stats().get("projects", {}).get(project, {})
+        return project_stats.get("models", {}).get(model, empty)  # type: ignore[no-any-return]
+
+    def clock(self) -> Dict[str, Any]:
+        """The emulator's wall clock: ``now``, ``pacific_date``, ``ms_to_next_reset`` (the
+        time to the next Pacific midnight, when daily quotas reset), ..."""
+        return self.get("clock")  # type: ignore[no-any-return]
 
     def log(self, key: Optional[Key] = None) -> List[Dict[str, Any]]:
         """The request log: every entry, or those of one key."""

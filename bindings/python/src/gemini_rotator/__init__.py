@@ -36,7 +36,14 @@ from ._client import GeminiClient
 from ._options import GenerateOptions
 from ._response import GenerateContentResponse, UsageMetadata
 from ._stream import AsyncGenerateContentStream, GenerateContentStream
-from ._stats import KeyStats, LatencyHistogram, PoolCounters, PoolStats
+from ._stats import (
+    KeyModelStats,
+    KeyStats,
+    LatencyHistogram,
+    PoolCounters,
+    PoolModelStats,
+    PoolStats,
+)
 
 __version__ = "0.2.0"
 
@@ -69,6 +76,7 @@ __all__ = [
     "IncompleteStreamError",
     "InternalError",
     "InvalidArgumentError",
+    "KeyModelStats",
     "KeyPool",
     "KeyStats",
     "LatencyHistogram",
@@ -77,6 +85,7 @@ __all__ = [
     "NoUsableKeysError",
     "PoolClosedError",
     "PoolCounters",
+    "PoolModelStats",
     "PoolStats",
     "StateError",
     "StateUnavailableError",

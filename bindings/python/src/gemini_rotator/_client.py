@@ -71,7 +71,7 @@ class _Call:
     def send(
         self, pool: KeyPool, cancel: Optional[_endpoints.CancelToken] = None
     ) -> GenerateContentResponse:
-        answer, served_by = _endpoints.call(
+        served = _endpoints.call_served(
             pool,
             "generateContent",
             self.model,
@@ -80,7 +80,7 @@ class _Call:
             self.timeout_ms,
             cancel,
         )
-        return GenerateContentResponse.from_json(answer, served_by)
+        return GenerateContentResponse.from_json(served.body, served.key_fingerprint, served.model)
 
     def open_stream(
         self, pool: KeyPool, cancel: Optional[_endpoints.CancelToken] = None

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import json
-from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from . import _ffi
 from . import _validate as check
-from ._calls import response_call
+from ._calls import Served, response_call, served_call
 from ._errors import GeminiError, check as check_status
 from ._managed import Managed
 from ._pool import KeyPool
@@ -69,7 +69,7 @@ def cancel_ptr(token: Optional[CancelToken]) -> Any:
     return None if token is None else token._ptr
 
 
-def call(
+def call_served(
     pool: KeyPool,
     method: str,
     model: Optional[bytes],
@@ -77,10 +77,10 @@ def call(
     max_wait_ms: int = 0,
     timeout_ms: int = 0,
     cancel: Optional[CancelToken] = None,
-) -> tuple[bytes, str]:
-    """One gr_call: (the answer JSON's bytes, the serving key's fingerprint)."""
+) -> Served:
+    """One gr_call: the answer JSON's bytes, and the key and the model that served it."""
     with pool._borrow() as ptr:
-        return response_call(
+        return served_call(
             _ffi.lib.gr_call,
             ptr,
             model,
@@ -90,6 +90,20 @@ def call(
             timeout_ms,
             cancel_ptr(cancel),
         )
+
+
+def call(
+    pool: KeyPool,
+    method: str,
+    model: Optional[bytes],
+    request_json: bytes,
+    max_wait_ms: int = 0,
+    timeout_ms: int = 0,
+    cancel: Optional[CancelToken] = None,
+) -> Tuple[bytes, str]:
+    """:func:`call_served`'s (the answer JSON's bytes, the serving key's fingerprint)."""
+    served = call_served(pool, method, model, request_json, max_wait_ms, timeout_ms, cancel)
+    return served.body, served.key_fingerprint
 
 
 def _json(answer: bytes) -> Dict[str, Any]:

@@ -33,24 +33,32 @@ class UsageMetadata:
 
 
 class GenerateContentResponse:
-    """A ``GenerateContentResponse`` from the service, and which key served it.
+    """A ``GenerateContentResponse`` from the service, and which key and model served it.
 
     A response blocked for safety is a success: it may have no candidates (then ``text`` is
     ``""``, and ``prompt_feedback["blockReason"]`` says why) or a candidate whose
     ``finishReason`` is ``"SAFETY"``.
     """
 
-    __slots__ = ("raw", "key_fingerprint")
+    __slots__ = ("raw", "key_fingerprint", "model")
 
-    def __init__(self, raw: Dict[str, Any], key_fingerprint: Optional[str]) -> None:
+    def __init__(
+        self, raw: Dict[str, Any], key_fingerprint: Optional[str], model: Optional[str] = None
+    ) -> None:
         #: The response as the service sent it (camelCase keys).
         self.raw = raw
         #: Fingerprint of the key that served the call (see :func:`fingerprint`).
         self.key_fingerprint = key_fingerprint
+        #: The model that served the call (without ``models/``): the one asked for or, when no
+        #: key could serve that one, the first of its configured ``fallback`` models that could
+        #: (see ``ModelLimits``). On a stream's events, the stream's model. Not
+        #: :attr:`model_version`, the service's own name of the version that answered. None
+        #: only for a response built by hand.
+        self.model = model
 
     @classmethod
     def from_json(
-        cls, data: Union[bytes, str], key_fingerprint: Optional[str]
+        cls, data: Union[bytes, str], key_fingerprint: Optional[str], model: Optional[str] = None
     ) -> "GenerateContentResponse":
         """Parses the response JSON, as the service's bytes (UTF-8, decoded by the parser
         itself) or as text."""
@@ -62,7 +70,7 @@ class GenerateContentResponse:
             raise GeminiError(
                 f"the service's response is not a JSON object but a {type(raw).__name__}"
             )
-        return cls(raw, key_fingerprint)
+        return cls(raw, key_fingerprint, model)
 
     @property
     def candidates(self) -> List[Dict[str, Any]]:
@@ -121,5 +129,5 @@ class GenerateContentResponse:
         shown = text if len(text) <= 60 else text[:57] + "..."
         return (
             f"<GenerateContentResponse text={shown!r} finish_reason={self.finish_reason!r} "
-            f"key={self.key_fingerprint}>"
+            f"key={self.key_fingerprint} model={self.model}>"
         )

@@ -14,6 +14,7 @@ import ctypes
 from typing import Any, Callable, Optional
 
 from . import _ffi
+from ._calls import take_served
 from ._endpoints import CancelToken, cancel_ptr, run_cancellable
 from ._errors import check
 from ._managed import Managed
@@ -113,8 +114,8 @@ class GenerateContentStream:
         if status != _ffi.GR_OK:
             self.close()
             check(status, error)
-        answer, fp = _ffi.take_response(response)
-        return GenerateContentResponse.from_json(answer, fp)
+        served = take_served(response)
+        return GenerateContentResponse.from_json(served.body, served.key_fingerprint, served.model)
 
     def _read_usage(self, ptr: Any) -> None:
         prompt = int(_ffi.lib.gr_stream_prompt_token_count(ptr))
