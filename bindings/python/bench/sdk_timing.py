@@ -251,7 +251,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("google-genai", "httpx", "httpx2")
                          if _installed(p))
-    print(f"### {args.heading}\n")
+    print(f"## {args.heading}\n")
     print(f"bindings/python/bench/sdk_timing.py: Python {sys.version.split()[0]}, {versions}; "
           f"model {MODEL}; {args.rounds} interleaved rounds of {n} calls per variant, the order "
           "rotating every round. A batch's figure is its median call; ratio: the variant's "
