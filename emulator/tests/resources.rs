@@ -660,7 +660,7 @@ fn the_log_and_stats_name_versions_paths_keys_and_resources() {
         &format!("v1beta/models/{MODEL}:generateContent"),
         &using(Some(&name), None),
     );
-    assert_eq!(emulator.log()[4].resources, [name]);
+    assert_eq!(emulator.log()[4].resources, std::slice::from_ref(&name));
 
     emulator.reset();
     assert!(emulator.resources().is_empty());
