@@ -284,6 +284,11 @@ impl Resources {
         Ok((upload_id, file_id))
     }
 
+    /// Who opened the upload session `upload_id`, if it is open.
+    pub fn upload_owner(&self, upload_id: &str) -> Option<Owner> {
+        Some(self.uploads.get(upload_id)?.owner.clone())
+    }
+
     /// The file id of an open session that `project` may use.
     pub fn upload_file_id(&self, upload_id: &str, project: &str) -> Result<String, ApiError> {
         let session = self

@@ -52,6 +52,9 @@ pub struct Arrival<'a> {
     /// The files and cached contents a model call's body names, checked against the
     /// key's project before the quota is.
     pub refs: &'a [ResourceRef],
+    /// For a request on an upload URL that carries no key: the upload session's owner. As in
+    /// the service, the `upload_id` is then the credential (google-genai sends no key there).
+    pub session_owner: Option<Owner>,
     /// The model in the path ("" for models.list).
     pub model: &'a str,
     pub method: Method,
@@ -214,10 +217,13 @@ impl Shared {
         let seq = inner.next_seq;
         inner.next_seq += 1;
 
-        let label = arrival
-            .key
-            .and_then(|key| inner.label_of_key.get(key).cloned());
+        let label = match (arrival.key, &arrival.session_owner) {
+            (Some(key), _) => inner.label_of_key.get(key).cloned(),
+            (None, Some(owner)) => Some(Arc::clone(&owner.label)),
+            (None, None) => None,
+        };
         let caller = match (arrival.key, &label) {
+            (None, Some(label)) => Caller::Known(Arc::clone(label)),
             (None, _) => Caller::Missing,
             (Some(_), None) => Caller::Unknown,
             (Some(_), Some(label)) => Caller::Known(Arc::clone(label)),
@@ -664,6 +670,7 @@ mod tests {
             version: "v1beta",
             path: "/v1beta/models/m:generateContent",
             refs: &[],
+            session_owner: None,
             model,
             method: Method::GenerateContent,
             input: Input::Tokens(1),
