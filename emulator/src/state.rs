@@ -147,6 +147,7 @@ impl Shared {
             base_url: OnceLock::new(),
             inner: Mutex::new(Inner {
                 wall_at_start_ms,
+                resources: Resources::with_seed(id_seed()),
                 ..Inner::default()
             }),
         };
@@ -478,6 +479,16 @@ impl Shared {
             inner.recorder.update_stream(seq, events, end);
         }
     }
+}
+
+/// A seed for resource ids that differs between emulators, even two started at once.
+fn id_seed() -> u64 {
+    static STARTED: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let nth = STARTED.fetch_add(1, Ordering::Relaxed);
+    nanos ^ u64::from(std::process::id()).rotate_left(32) ^ nth.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// The 429 the emulator's own quotas answer: one violation per exceeded quota, the longest

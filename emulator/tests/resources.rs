@@ -276,7 +276,10 @@ fn upload_protocol_errors_name_what_is_wrong() {
     let (status, upload, body) = parts(keyless.send().unwrap());
     assert_eq!((status, upload.as_deref()), (200, Some("final")), "{body}");
     let entry = emulator.log().pop().unwrap();
-    assert_eq!((entry.label.as_deref(), entry.key_fingerprint), (Some("a2"), None));
+    assert_eq!(
+        (entry.label.as_deref(), entry.key_fingerprint),
+        (Some("a2"), None)
+    );
     // Without a key, an unknown upload_id has no owner to stand for one.
     let spent = client().post(&url).header("x-goog-upload-command", "query");
     assert_eq!(spent.send().unwrap().status(), 403);
