@@ -7,15 +7,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::{EmulatorConfig, KeySpec, ModelLimits, StreamConfig};
 use crate::errors::{duration_string, ApiError, QuotaId};
 use crate::faults::{AppliedFault, Fault, FaultTable};
+use crate::fingerprint::fingerprint;
 use crate::limiter::{Dimension, Limits, Quota, Usage, Violation};
 use crate::method::{is_retired, Method};
 use crate::pacific;
+use crate::resources::{Owner, ResourceRef, ResourceView, Resources};
 use crate::stats::{Caller, LogEntry, Outcome, Recorder, Stats};
 
 /// The `retryDelay` of a spent daily quota. The real service sends a short one ("0s", "22s",
@@ -44,7 +46,15 @@ pub struct Arrival<'a> {
     /// A `key` query parameter was present.
     pub key_in_url: bool,
     /// "v1beta" or "v1".
-    pub version: &'a str,
+    pub version: &'static str,
+    /// The path and query (without any `key` parameter), as the log shows it.
+    pub path: &'a str,
+    /// The files and cached contents a model call's body names, checked against the
+    /// key's project before the quota is.
+    pub refs: &'a [ResourceRef],
+    /// For a request on an upload URL that carries no key: the upload session's owner. As in
+    /// the service, the `upload_id` is then the credential (google-genai sends no key there).
+    pub session_owner: Option<Owner>,
     /// The model in the path ("" for models.list).
     pub model: &'a str,
     pub method: Method,
@@ -76,6 +86,8 @@ pub struct Shared {
     next_response_id: AtomicU64,
     global_models: BTreeMap<String, ModelLimits>,
     stream: StreamConfig,
+    /// `http://127.0.0.1:PORT`, set once the socket is bound: upload URLs and file URIs.
+    base_url: OnceLock<String>,
     inner: Mutex<Inner>,
 }
 
@@ -92,6 +104,7 @@ struct Inner {
     faults: FaultTable,
     recorder: Recorder,
     bodies: HashMap<Arc<str>, String>,
+    resources: Resources,
 }
 
 #[derive(Debug)]
@@ -131,8 +144,10 @@ impl Shared {
             next_response_id: AtomicU64::new(1),
             global_models: config.models.clone(),
             stream: config.stream.clone(),
+            base_url: OnceLock::new(),
             inner: Mutex::new(Inner {
                 wall_at_start_ms,
+                resources: Resources::with_seed(id_seed()),
                 ..Inner::default()
             }),
         };
@@ -159,6 +174,32 @@ impl Shared {
         self.started.elapsed().as_nanos() as u64
     }
 
+    /// Records the emulator's base URL (once; later calls change nothing).
+    pub fn set_base_url(&self, base_url: String) {
+        let _ = self.base_url.set(base_url);
+    }
+
+    /// The emulator's base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        self.base_url
+            .get()
+            .map_or("http://127.0.0.1", String::as_str)
+    }
+
+    /// Runs `f` on the files, uploads and cached contents, with the wall-clock time (ms
+    /// since the Unix epoch) that decides their expiry.
+    pub fn with_resources<R>(&self, f: impl FnOnce(&mut Resources, i64) -> R) -> R {
+        let now_ns = self.now_ns();
+        let mut inner = self.lock();
+        let wall_ms = inner.wall_at_start_ms + (now_ns / 1_000_000) as i64;
+        f(&mut inner.resources, wall_ms)
+    }
+
+    /// Every live resource (`GET /_emulator/resources`).
+    pub fn resource_views(&self) -> Vec<ResourceView> {
+        self.with_resources(|resources, now_ms| resources.views(now_ms))
+    }
+
     /// Every model the catalog lists beyond the built-in ones.
     pub fn configured_models(&self) -> impl Iterator<Item = &String> {
         self.global_models.keys()
@@ -177,10 +218,13 @@ impl Shared {
         let seq = inner.next_seq;
         inner.next_seq += 1;
 
-        let label = arrival
-            .key
-            .and_then(|key| inner.label_of_key.get(key).cloned());
+        let label = match (arrival.key, &arrival.session_owner) {
+            (Some(key), _) => inner.label_of_key.get(key).cloned(),
+            (None, Some(owner)) => Some(Arc::clone(&owner.label)),
+            (None, None) => None,
+        };
         let caller = match (arrival.key, &label) {
+            (None, Some(label)) => Caller::Known(Arc::clone(label)),
             (None, _) => Caller::Missing,
             (Some(_), None) => Caller::Unknown,
             (Some(_), Some(label)) => Caller::Known(Arc::clone(label)),
@@ -193,7 +237,11 @@ impl Shared {
             t_ns,
             caller,
             project: entry.map(|entry| Arc::clone(&entry.project)),
+            key_fingerprint: arrival.key.map(fingerprint),
             key_in_url: arrival.key_in_url,
+            version: arrival.version,
+            path: arrival.path.to_string(),
+            resources: arrival.refs.iter().map(ResourceRef::name).collect(),
             model: arrival.model.to_string(),
             method: arrival.method,
             tokens: None,
@@ -246,6 +294,19 @@ impl Shared {
         }
 
         let wall_ms = inner.wall_at_start_ms + (t_ns / 1_000_000) as i64;
+        // A model call may use only its own project's files and cached contents.
+        let input = match input {
+            Input::Tokens(tokens) if !arrival.refs.is_empty() => {
+                match inner
+                    .resources
+                    .check_refs(arrival.refs, &project, model, wall_ms)
+                {
+                    Ok(()) => Input::Tokens(tokens),
+                    Err(error) => Input::Invalid(error),
+                }
+            }
+            input => input,
+        };
         let day = pacific::pacific_day(wall_ms);
         let quota = inner
             .quotas
@@ -317,13 +378,21 @@ impl Shared {
             })
             .collect();
         let quotas = &mut inner.quotas;
-        inner.recorder.stats(|project, model| {
+        let mut stats = inner.recorder.stats(|project, model| {
             let window_ns = windows.get(project).copied().unwrap_or(60_000_000_000);
             match quotas.get_mut(&(Arc::from(project), model.to_string())) {
                 Some(quota) => quota.usage(now_ns, day, window_ns),
                 None => Usage::default(),
             }
-        })
+        });
+        let wall_ms = inner.wall_at_start_ms + (now_ns / 1_000_000) as i64;
+        for (project, counts) in inner.resources.counts(wall_ms) {
+            let entry = stats.projects.entry(project).or_default();
+            entry.files = counts.files;
+            entry.cached_contents = counts.cached_contents;
+            entry.upload_sessions = counts.upload_sessions;
+        }
+        stats
     }
 
     pub fn log(&self) -> Vec<LogEntry> {
@@ -372,6 +441,7 @@ impl Shared {
         inner.recorder.clear();
         inner.bodies.clear();
         inner.quotas.clear();
+        inner.resources.clear();
     }
 
     /// The wall clock now.
@@ -411,6 +481,16 @@ impl Shared {
     }
 }
 
+/// A seed for resource ids that differs between emulators, even two started at once.
+fn id_seed() -> u64 {
+    static STARTED: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let nth = STARTED.fetch_add(1, Ordering::Relaxed);
+    nanos ^ u64::from(std::process::id()).rotate_left(32) ^ nth.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// The 429 the emulator's own quotas answer: one violation per exceeded quota, the longest
 /// wait in RetryInfo; a `limit: 0` answer carries the 1.1 s trap instead.
 fn quota_error(violations: &[Violation], model: &str) -> ApiError {
@@ -448,7 +528,11 @@ pub struct Pending {
     t_ns: u64,
     caller: Caller,
     project: Option<Arc<str>>,
+    key_fingerprint: Option<String>,
     key_in_url: bool,
+    version: &'static str,
+    path: String,
+    resources: Vec<String>,
     model: String,
     method: Method,
     tokens: Option<u64>,
@@ -470,6 +554,21 @@ impl Pending {
     /// The model named in the path.
     pub fn model(&self) -> &str {
         &self.model
+    }
+
+    /// The label and project of a known key.
+    pub fn owner(&self) -> Option<Owner> {
+        Some(Owner {
+            label: Arc::clone(self.label()?),
+            project: Arc::clone(self.project.as_ref()?),
+        })
+    }
+
+    /// Names the resource the request is about, for the log.
+    pub fn name_resource(&mut self, name: String) {
+        if !self.resources.contains(&name) {
+            self.resources.push(name);
+        }
     }
 
     /// How long the applied fault (of any kind) delays the answer.
@@ -505,7 +604,11 @@ impl Pending {
             t_ns: self.t_ns,
             caller: self.caller.clone(),
             project: self.project.clone(),
+            key_fingerprint: self.key_fingerprint.take(),
             key_in_url: self.key_in_url,
+            version: self.version,
+            path: std::mem::take(&mut self.path),
+            resources: std::mem::take(&mut self.resources),
             status,
             model: std::mem::take(&mut self.model),
             method: self.method,
@@ -576,6 +679,9 @@ mod tests {
             key,
             key_in_url: false,
             version: "v1beta",
+            path: "/v1beta/models/m:generateContent",
+            refs: &[],
+            session_owner: None,
             model,
             method: Method::GenerateContent,
             input: Input::Tokens(1),
