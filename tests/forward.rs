@@ -62,24 +62,37 @@ fn model_methods_keep_the_api_version_and_rotate() {
     }
     served.sort();
     assert_eq!(served, ["free0", "free1"], "the keys rotate");
+    // The version reaches the service: its 404 for a retired model names it.
+    let e = forward(
+        &pool,
+        "POST",
+        "/v1/models/gemini-1.0-pro:generateContent",
+        &[],
+        GENERATE.as_bytes(),
+    )
+    .unwrap_err();
+    let Error::Api(api) = e else { panic!("{e:?}") };
+    assert_eq!(api.http_status, 404);
+    assert!(api.message.contains("API version v1"), "{}", api.message);
     let log = w.emu.log();
     assert!(
         log.iter().all(|e| e.label.is_some()),
         "the pool's keys, never the placeholder"
     );
-    assert_eq!(log.len(), 2);
+    assert_eq!(log.len(), 3);
 }
 
 #[test]
 fn the_raw_error_body_is_kept_with_its_details() {
     let w = World::new("fwd-error", 1, false, None, 60_000);
     let pool = w.pool(json!({}));
+    w.fault(json!({"kind": "bad_request", "count": 1}));
     let e = forward(
         &pool,
         "POST",
         "/v1beta/models/gemini-3-flash:generateContent",
         &[],
-        br#"{"contents":[]}"#,
+        GENERATE.as_bytes(),
     )
     .unwrap_err();
     let Error::Api(api) = e else { panic!("{e:?}") };
@@ -87,6 +100,15 @@ fn the_raw_error_body_is_kept_with_its_details() {
     let raw: Value = serde_json::from_slice(&api.body).unwrap();
     assert_eq!(raw["error"]["code"], 400);
     assert_eq!(raw["error"]["message"], api.message);
+    let details = raw["error"]["details"].as_array().unwrap();
+    assert!(
+        details[0]["@type"]
+            .as_str()
+            .unwrap()
+            .ends_with("google.rpc.BadRequest"),
+        "{raw}"
+    );
+    assert!(details[0]["fieldViolations"].is_array(), "{raw}");
 }
 
 #[test]
