@@ -69,6 +69,7 @@ static const test_case TESTS[] = {
     TEST(forward_raw_error_body),
     TEST(forward_refusals),
     TEST(forward_stream_and_models),
+    TEST(forward_pins),
     TEST(threads),
 };
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "tests.h"
@@ -215,4 +216,129 @@ void test_forward_stream_and_models(void) {
         gr_response_free(r);
     }
     fx_stop(&fx);
+}
+
+/* The project ("pa" or "pb") of the key with fingerprint `fp` among `fps`. */
+static const char *project_of(const char *fp, char fps[3][32]) {
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(fp, fps[i]) == 0) {
+            return i < 2 ? "pa" : "pb";
+        }
+    }
+    return "none";
+}
+
+void test_forward_pins(void) {
+    /* Keys a0, a1 of project pa and b0 of project pb, for the emulator and the pool. */
+    char keys[3][128], fps[3][32], entries[3][200];
+    int pid = (int)getpid();
+    const char *projects[] = {"pa", "pa", "pb"};
+    for (int i = 0; i < 3; i++) {
+        h_key(keys[i], sizeof keys[i], "pin", i);
+        h_fingerprint(keys[i], fps[i], sizeof fps[i]);
+        snprintf(entries[i], sizeof entries[i], "c%d-%s:%s", pid, projects[i], keys[i]);
+    }
+    char *emu_config = h_strdupf(
+        "{\"keys\":[{\"key\":\"%s\",\"label\":\"a0\",\"project\":\"pa\"},"
+        "{\"key\":\"%s\",\"label\":\"a1\",\"project\":\"pa\"},"
+        "{\"key\":\"%s\",\"label\":\"b0\",\"project\":\"pb\"}]}",
+        keys[0], keys[1], keys[2]);
+    emulator emu;
+    int started = emu_start(&emu, emu_config);
+    free(emu_config);
+    if (started != 0) {
+        emu_stop(&emu);
+        return;
+    }
+    const char *free_keys[] = {entries[0], entries[1], entries[2]};
+    char *config = h_pool_config(&emu, free_keys, 3, NULL, NULL);
+    gr_pool *pool = h_pool(config);
+    free(config);
+    if (pool == NULL) {
+        emu_stop(&emu);
+        return;
+    }
+    /* The resumable upload, as both SDKs send it. */
+    char *start = h_strdupf("{\"file\":{\"name\":\"files/c%d\",\"displayName\":\"notes\"}}", pid);
+    gr_response *r = NULL;
+    gr_error *err = NULL;
+    CHECK_OK(gr_forward(pool, "POST", "/upload/v1beta/files",
+                        "{\"x-goog-upload-protocol\":\"resumable\",\"x-goog-upload-command\":"
+                        "\"start\",\"x-goog-upload-header-content-length\":\"5\","
+                        "\"x-goog-upload-header-content-type\":\"text/plain\","
+                        "\"content-type\":\"application/json\",\"x-goog-api-key\":\"" PLACEHOLDER
+                        "\"}",
+                        (const uint8_t *)start, strlen(start), 0, 0, NULL, &r, &err),
+             err);
+    free(start);
+    gr_error_free(err);
+    char path[512] = "", starter[32] = "";
+    if (r != NULL) {
+        const char *url = gr_response_header(r, "X-Goog-Upload-URL");
+        CHECKF(url != NULL && strstr(url, "/upload/") != NULL, "upload URL %s", url ? url : "NULL");
+        if (url != NULL && strstr(url, "/upload/") != NULL) {
+            snprintf(path, sizeof path, "%s", strstr(url, "/upload/"));
+        }
+        CHECK_STREQ(gr_response_header(r, "x-goog-upload-status"), "active");
+        snprintf(starter, sizeof starter, "%s", gr_response_key_fingerprint(r));
+        gr_response_free(r);
+    }
+    r = NULL;
+    err = NULL;
+    CHECK_OK(gr_forward(pool, "POST", path,
+                        "{\"x-goog-upload-command\":\"upload, finalize\","
+                        "\"x-goog-upload-offset\":\"0\"}",
+                        (const uint8_t *)"hello", 5, 0, 0, NULL, &r, &err),
+             err);
+    gr_error_free(err);
+    if (r != NULL) {
+        CHECK_STREQ(gr_response_key_fingerprint(r), starter);
+        CHECK_CONTAINS(gr_response_body(r, NULL), "\"name\":\"files/c");
+        gr_response_free(r);
+    }
+    const char *project = project_of(starter, fps);
+    /* Model calls naming the file: only its project's keys. */
+    char *ask = h_strdupf("{\"contents\":[{\"parts\":[{\"text\":\"sum up\"},{\"fileData\":"
+                          "{\"fileUri\":\"files/c%d\",\"mimeType\":\"text/plain\"}}]}]}",
+                          pid);
+    for (int i = 0; i < 4; i++) {
+        r = NULL;
+        err = NULL;
+        CHECK_OK(forward(pool, "POST", "/v1beta/models/gemini-3-flash:generateContent", ask, &r,
+                         &err),
+                 err);
+        gr_error_free(err);
+        if (r != NULL) {
+            CHECK_STREQ(project_of(gr_response_key_fingerprint(r), fps), project);
+            gr_response_free(r);
+        }
+    }
+    free(ask);
+    /* Deleted, then gone: the service's 403, raw, and no key disabled for it. */
+    char *file_path = h_strdupf("/v1beta/files/c%d", pid);
+    r = NULL;
+    err = NULL;
+    CHECK_OK(forward(pool, "DELETE", file_path, NULL, &r, &err), err);
+    gr_error_free(err);
+    if (r != NULL) {
+        CHECK_STREQ(project_of(gr_response_key_fingerprint(r), fps), project);
+        gr_response_free(r);
+    }
+    r = NULL;
+    err = NULL;
+    CHECK_STATUS(forward(pool, "GET", file_path, NULL, &r, &err), GR_ERR_API, err);
+    CHECK_EQ_INT(gr_error_http_status(err), 403);
+    CHECK_CONTAINS(gr_error_api_body(err, NULL), "PERMISSION_DENIED");
+    gr_error_free(err);
+    free(file_path);
+    json_value *stats = h_pool_stats(pool);
+    for (int i = 0; i < 3; i++) {
+        CHECK(h_key_stats(stats, fps[i]) != NULL);
+        CHECKF(json_get(h_key_stats(stats, fps[i]), "disabled") == NULL ||
+                   json_string_at(h_key_stats(stats, fps[i]), "disabled") == NULL,
+               "key %d disabled", i);
+    }
+    json_free(stats);
+    gr_pool_free(pool);
+    emu_stop(&emu);
 }

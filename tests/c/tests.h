@@ -75,6 +75,7 @@ void test_forward_model_methods(void);
 void test_forward_raw_error_body(void);
 void test_forward_refusals(void);
 void test_forward_stream_and_models(void);
+void test_forward_pins(void);
 
 /* test_threads.c */
 void test_threads(void);
