@@ -23,10 +23,13 @@
 mod attempt;
 mod call;
 mod decide;
+mod forward;
 mod models;
+mod resource;
 mod select;
 mod stream;
 
+pub use forward::{ForwardRequest, Forwarded};
 pub use models::{ModelRef, ModelState};
 pub use select::NoKey;
 pub use stream::{Stream, Usage};
@@ -350,6 +353,16 @@ impl Pool {
         self.call(Method::GenerateContent, request_json, options, None)
     }
 
+    /// Runs one call, counted on the pool: a request when it starts, its outcome when it ends.
+    /// When the call fails, its own error is returned even if counting it failed too.
+    fn counted<T>(&self, call: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+        self.record.add(PoolCounter::Requests, 1)?;
+        let result = call();
+        let counted = self.count_outcome(result.as_ref().map(|_| ()));
+        let value = result?;
+        counted.map(|()| value)
+    }
+
     /// Counts a call's outcome on the pool (requests were counted when it started).
     fn count_outcome(&self, result: Result<(), &Error>) -> Result<(), Error> {
         match result {
@@ -380,13 +393,15 @@ impl Pool {
     /// The attempt loop of one call, over the models of `chain` (the one asked for, then its
     /// fallbacks), admitting `tokens` input tokens per attempt. `attempt` sends one attempt on
     /// the lease it is given (whose model is the one to send to), with the call's remaining
-    /// time and whether it retries a transient failure; the loop decides what next and
+    /// time. `only`: when given, the keys (by position) the call may use (a pinned resource's
+    /// group); `None` is every key, with no cost on the admitting path and whether it retries a transient failure; the loop decides what next and
     /// applies it.
     fn run<'p, T>(
         &'p self,
         options: &CallOptions,
         chain: &[ModelRef<'p>],
         tokens: u64,
+        only: Option<&[bool]>,
         mut attempt: impl FnMut(Lease<'p>, u64, bool) -> Result<Tried<T>, Error>,
     ) -> Result<Done<'p, T>, Error> {
         let budget = options
@@ -405,6 +420,7 @@ impl Pool {
             let lease = self.acquire_waiting(
                 chain,
                 tokens,
+                only,
                 progress.wait_until,
                 progress.last_failure.as_ref(),
             )?;
