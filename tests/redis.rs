@@ -389,15 +389,18 @@ fn every_redis_key_is_under_the_prefix_and_no_value_holds_an_api_key() {
     }
 }
 
-/// Sets the record's high-water mark: the scripts' time is then at least `t`, which drives
-/// the server's clock forward exactly, to test the boundaries to the millisecond.
+/// Sets the record's high-water mark (the header's last word, at the start of its ring
+/// string): the scripts' time is then at least `t`, which drives the server's clock forward
+/// exactly, to test the boundaries to the millisecond.
 fn set_hwm(server: &Server, secret: &str, t: u64) {
     let id = spec(secret, 1, 1, 1).id;
     let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
     let mut c = server.client(None);
-    let _: () = redis::cmd("HSET")
-        .arg(format!("gemini-rotator:quota:{{{hex}}}"))
-        .arg("hwm")
+    let _: Vec<i64> = redis::cmd("BITFIELD")
+        .arg(format!("gemini-rotator:quota:{{{hex}}}:rate"))
+        .arg("SET")
+        .arg("i64")
+        .arg(format!("#{}", gemini_rotator::store::redis::HEADER_WORDS - 1))
         .arg(t)
         .query(&mut c)
         .unwrap();

@@ -28,6 +28,7 @@ mod names;
 mod scripts;
 
 pub use conn::{OnFailure, Target};
+pub use names::HEADER_WORDS;
 
 use super::group::{token_geometry, QuotaCell};
 use super::{
@@ -750,7 +751,7 @@ impl RedisQuota {
         }
         self.shared.run(|c| {
             let mut inv = scripts::QUOTA_OPS.key(&self.names.meta);
-            inv.arg(op);
+            inv.key(&self.names.rate).arg(op);
             for a in args {
                 inv.arg(a);
             }
