@@ -55,6 +55,11 @@ impl Names {
         format!("{}pool:{{{}}}", self.prefix, hex(id))
     }
 
+    /// A pool's round-robin cursor: a counter (`cursor`).
+    pub fn cursor(&self, id: &[u8; 16]) -> String {
+        format!("{}:cursor", self.pool(id))
+    }
+
     /// The generation marker: the server time at which this Redis (under this prefix) was
     /// first used since it last lost its data.
     pub fn epoch(&self) -> String {
