@@ -565,3 +565,121 @@ fn three_quotas_admit_all_or_nothing_and_completion_corrects_the_tokens() {
     let e = store.quota(&other).err().expect("a conflict");
     assert!(e.to_string().contains("gemini-test"), "{e}");
 }
+
+/// A Redis Cluster node that owns every slot: it refuses any script whose keys are not all in
+/// one slot (CROSSSLOT), and a script that touches an undeclared key of another slot.
+fn cluster_node() -> Server {
+    let server = Server::start(&["--cluster-enabled", "yes"]);
+    let mut c = server.client(None);
+    let _: () = redis::cmd("CLUSTER")
+        .arg("ADDSLOTSRANGE")
+        .arg(0)
+        .arg(16383)
+        .query(&mut c)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut c).unwrap();
+        if info.contains("cluster_state:ok") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cluster did not come up: {info}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
+
+#[test]
+fn every_script_runs_on_a_cluster_node_so_each_records_keys_share_a_slot() {
+    let server = cluster_node();
+    let mut c = server.client(None);
+    // The node does check: a script on keys of two slots is refused.
+    let refused: redis::RedisResult<i64> = redis::cmd("EVAL")
+        .arg("return 1")
+        .arg(2)
+        .arg("a")
+        .arg("b")
+        .query(&mut c);
+    let e = refused.unwrap_err();
+    assert_eq!(e.code(), Some("CROSSSLOT"), "the node checks slots: {e}");
+    established(&server);
+    let store = open(&server.url());
+    let secret = "AIza-test-cluster";
+    let mut s = spec(secret, 3, 60_000, 1000);
+    s.limits.daily = Some(Quota::requests_per_day(100));
+    s.limits.tokens = Some(Quota::tokens_per_window(1000, 60_000));
+    // Every script of the store, once: registration, admission, completion, the rare writes,
+    // snapshots, the key's record, the pool's record and its cursor.
+    let q = store.quota(&s).unwrap().record;
+    let t = q.try_admit(&at(&store), 10).unwrap();
+    q.complete(t, store.now(), Some(5)).unwrap();
+    q.cool_down(store.now() + 10, gemini_rotator::health::CooldownCause::PerMinute)
+        .unwrap();
+    q.mark_unavailable(store.now() + 10).unwrap();
+    assert!(q
+        .lower_limit(gemini_rotator::store::LimitKind::Rate, 2)
+        .unwrap());
+    q.capacity_streak(true).unwrap();
+    q.reset_capacity().unwrap();
+    q.count_fallback().unwrap();
+    let snap = q.snapshot(&at(&store)).unwrap();
+    assert_eq!((snap.usage.in_window, snap.today, snap.fallbacks), (1, 1, 1));
+    assert_eq!(store.all_quotas(&at(&store)).unwrap().len(), 1);
+    let key = store.key(&key_spec(secret)).unwrap().record;
+    key.count(gemini_rotator::metrics::counters::KeyCounter::Admitted)
+        .unwrap();
+    key.disable(gemini_rotator::health::DisabledReason::Leaked)
+        .unwrap();
+    assert!(key.disabled().unwrap().is_some());
+    assert!(key.snapshot().unwrap().disabled.is_some());
+    let fp = gemini_rotator::key::fingerprint(secret);
+    assert!(matches!(
+        store.enable(&fp).unwrap(),
+        gemini_rotator::store::Enabled::Enabled { was: Some(_) }
+    ));
+    let pool = store.pool(&[9; 16]).unwrap();
+    let first = pool.next_cursor().unwrap();
+    // The cursor's counter moves in passing with the next admission.
+    std::thread::sleep(Duration::from_millis(1100));
+    q.try_admit(&at(&store), 1).unwrap();
+    assert_eq!(pool.next_cursor().unwrap(), first + 1);
+    pool.add(gemini_rotator::metrics::counters::PoolCounter::Requests, 1)
+        .unwrap();
+    assert_eq!(
+        pool.snapshot()
+            .unwrap()
+            .counter(gemini_rotator::metrics::counters::PoolCounter::Requests),
+        1
+    );
+    // And by name: the Redis keys of each record (its hash tag) hash to one slot.
+    let names: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+    let mut by_tag = std::collections::HashMap::<String, Vec<(String, i64)>>::new();
+    for name in names {
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(&name)
+            .query(&mut c)
+            .unwrap();
+        let tag = match (name.find('{'), name.find('}')) {
+            (Some(a), Some(b)) => name[a..=b].to_string(),
+            _ => name.clone(),
+        };
+        by_tag.entry(tag).or_default().push((name, slot));
+    }
+    let quota_names = by_tag
+        .values()
+        .find(|v| v.iter().any(|(n, _)| n.ends_with(":rate")))
+        .expect("the quota record");
+    assert_eq!(quota_names.len(), 3, "{quota_names:?}");
+    let pool_names = by_tag
+        .values()
+        .find(|v| v.iter().any(|(n, _)| n.ends_with(":cursor")))
+        .expect("the pool record");
+    assert_eq!(pool_names.len(), 2, "{pool_names:?}");
+    for names in by_tag.values() {
+        assert!(
+            names.iter().all(|(_, slot)| *slot == names[0].1),
+            "one record, one slot: {names:?}"
+        );
+    }
+}
