@@ -400,7 +400,10 @@ fn set_hwm(server: &Server, secret: &str, t: u64) {
         .arg(format!("gemini-rotator:quota:{{{hex}}}:rate"))
         .arg("SET")
         .arg("i64")
-        .arg(format!("#{}", gemini_rotator::store::redis::HEADER_WORDS - 1))
+        .arg(format!(
+            "#{}",
+            gemini_rotator::store::redis::HEADER_WORDS - 1
+        ))
         .arg(t)
         .query(&mut c)
         .unwrap();
@@ -583,7 +586,10 @@ fn cluster_node() -> Server {
         if info.contains("cluster_state:ok") {
             break;
         }
-        assert!(Instant::now() < deadline, "the cluster did not come up: {info}");
+        assert!(
+            Instant::now() < deadline,
+            "the cluster did not come up: {info}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     server
@@ -613,8 +619,11 @@ fn every_script_runs_on_a_cluster_node_so_each_records_keys_share_a_slot() {
     let q = store.quota(&s).unwrap().record;
     let t = q.try_admit(&at(&store), 10).unwrap();
     q.complete(t, store.now(), Some(5)).unwrap();
-    q.cool_down(store.now() + 10, gemini_rotator::health::CooldownCause::PerMinute)
-        .unwrap();
+    q.cool_down(
+        store.now() + 10,
+        gemini_rotator::health::CooldownCause::PerMinute,
+    )
+    .unwrap();
     q.mark_unavailable(store.now() + 10).unwrap();
     assert!(q
         .lower_limit(gemini_rotator::store::LimitKind::Rate, 2)
@@ -623,7 +632,10 @@ fn every_script_runs_on_a_cluster_node_so_each_records_keys_share_a_slot() {
     q.reset_capacity().unwrap();
     q.count_fallback().unwrap();
     let snap = q.snapshot(&at(&store)).unwrap();
-    assert_eq!((snap.usage.in_window, snap.today, snap.fallbacks), (1, 1, 1));
+    assert_eq!(
+        (snap.usage.in_window, snap.today, snap.fallbacks),
+        (1, 1, 1)
+    );
     assert_eq!(store.all_quotas(&at(&store)).unwrap().len(), 1);
     let key = store.key(&key_spec(secret)).unwrap().record;
     key.count(gemini_rotator::metrics::counters::KeyCounter::Admitted)
@@ -682,4 +694,178 @@ fn every_script_runs_on_a_cluster_node_so_each_records_keys_share_a_slot() {
             "one record, one slot: {names:?}"
         );
     }
+}
+
+/// A throwaway certificate authority and a certificate it signs for 127.0.0.1, made with the
+/// `openssl` command in `dir`: (CA file, server certificate, server key).
+fn certificates(dir: &std::path::Path, name: &str) -> (String, String, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let f = |n: &str| dir.join(format!("{name}-{n}")).display().to_string();
+    let (ca, ca_key, crt, key, csr, ext) = (
+        f("ca.crt"),
+        f("ca.key"),
+        f("server.crt"),
+        f("server.key"),
+        f("server.csr"),
+        f("ext.cnf"),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    for args in [
+        [
+            &["req", "-x509"][..],
+            &ec[..],
+            &["-keyout", &ca_key, "-out", &ca, "-days", "2"],
+            &[
+                "-subj",
+                "/CN=gemini-rotator test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec[..],
+            &["-keyout", &key, "-out", &csr, "-subj", "/CN=127.0.0.1"],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+    ] {
+        let out = std::process::Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("the openssl command is installed (tests/run needs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (ca, crt, key)
+}
+
+#[test]
+fn admissions_over_tls_trust_the_configured_ca_and_a_wrong_one_is_a_state_error() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("redis-tls-{}", std::process::id()));
+    let (ca, crt, key) = certificates(&dir, "good");
+    let (other_ca, _, _) = certificates(&dir, "other");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let p = port.to_string();
+    let _server = Server::start_on(
+        port,
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &p,
+            "--tls-cert-file",
+            &crt,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    let url = format!("rediss://127.0.0.1:{port}/0");
+    let with_ca = |file: Option<&str>| {
+        let mut t = target(&url);
+        t.ca_file = file.map(Into::into);
+        RedisStore::open(&t, Arc::new(SystemClock))
+    };
+    // Trusting the CA that signed the server's certificate: admissions over TLS.
+    let store = with_ca(Some(&ca)).unwrap();
+    let q = store
+        .quota(&spec("AIza-test-tls", 2, 100, 100))
+        .unwrap()
+        .record;
+    // A new generation: held back first, then admitted.
+    let until = match q.try_admit(&at(&store), 0) {
+        Err(Refusal::Until(t)) => t,
+        other => panic!("{other:?}"),
+    };
+    let t = admit_from(&store, &*q, until).expect("admitted over TLS");
+    q.complete(t, store.now(), None).unwrap();
+    assert_eq!(q.snapshot(&at(&store)).unwrap().usage.in_window, 1);
+    // Another CA, or the default roots: the server is not trusted, a state error naming it.
+    for file in [Some(other_ca.as_str()), None] {
+        let store = with_ca(file).expect("an untrusted server is no error yet");
+        let q = store
+            .quota(&spec("AIza-test-tls", 2, 100, 100))
+            .unwrap()
+            .record;
+        let e = match q.try_admit(&at(&store), 0) {
+            Err(Refusal::Store(e)) => e,
+            other => panic!("{file:?}: {other:?}"),
+        };
+        let text = e.to_string();
+        assert!(matches!(e, Error::State { .. }), "{e:?}");
+        assert!(
+            text.contains(&url)
+                && text.contains("not trusted")
+                && text.contains("GEMINI_ROTATOR_REDIS_CA_FILE"),
+            "{text}"
+        );
+    }
+    // A file that cannot be read, or holds no certificate: a configuration error naming the
+    // setting and the file.
+    let not_pem = dir.join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let missing = dir.join("missing.pem");
+    for (file, words) in [(&missing, "cannot be read"), (&not_pem, "no certificate")] {
+        let e = with_ca(Some(file.to_str().unwrap()))
+            .err()
+            .expect("refused");
+        let text = e.to_string();
+        assert!(matches!(e, Error::Config { .. }), "{e:?}");
+        assert!(
+            text.contains("GEMINI_ROTATOR_REDIS_CA_FILE")
+                && text.contains(file.to_str().unwrap())
+                && text.contains(words),
+            "{text}"
+        );
+    }
+    // A CA file for a plain redis:// URL is a mistake, said so.
+    let mut t = target(&format!("redis://127.0.0.1:{port}/0"));
+    t.ca_file = Some(ca.clone().into());
+    let e = RedisStore::open(&t, Arc::new(SystemClock))
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("no TLS"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

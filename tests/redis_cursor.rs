@@ -116,7 +116,11 @@ fn two_processes_sharing_a_redis_take_the_keys_in_turn_as_one_pool_would() {
     // Each process uses the value it took at its previous admission: from the third lease of
     // each on, the two together take the keys strictly in turn, as one pool would.
     for i in 5..used.len() {
-        assert_eq!(used[i], (used[i - 1] + 1) % 3, "keys in order of use: {used:?}");
+        assert_eq!(
+            used[i],
+            (used[i - 1] + 1) % 3,
+            "keys in order of use: {used:?}"
+        );
     }
     for k in 0..3 {
         let n = used.iter().filter(|&&u| u == k).count();

@@ -39,6 +39,7 @@ use super::{
     Refusal, Store, StoredKey, TokenTickets,
 };
 use crate::clock::Clock;
+use crate::config::settings;
 use crate::error::Error;
 use crate::health::{CooldownCause, DisabledReason};
 use crate::key::{fingerprint_of_id, hex, KeyId, Tier};
@@ -100,7 +101,12 @@ impl Shared {
 
     fn error(&self, e: &redis::RedisError) -> Error {
         let detail = e.to_string();
-        let why = if e.is_timeout() {
+        let why = if self.target.tls && detail.to_lowercase().contains("certificate") {
+            format!(
+                "TLS: its certificate is not trusted ({detail}); name the authority that signed it in {}",
+                settings::REDIS_CA_FILE.env.unwrap_or("GEMINI_ROTATOR_REDIS_CA_FILE")
+            )
+        } else if e.is_timeout() {
             format!("no answer within {} ms", self.target.timeout_ms)
         } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
             format!("unreachable ({detail})")
@@ -588,7 +594,8 @@ impl KeyRecord for RedisKey {
     fn disabled(&self) -> Result<Option<DisabledReason>, Error> {
         let now = self.shared.clock.now_ms();
         let word = self.disabled_word.load(Relaxed);
-        if word != UNREAD && now.saturating_sub(self.disabled_read.load(Relaxed)) < DISABLED_FRESH_MS
+        if word != UNREAD
+            && now.saturating_sub(self.disabled_read.load(Relaxed)) < DISABLED_FRESH_MS
         {
             return Ok(DisabledReason::from_word(word));
         }

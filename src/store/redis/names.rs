@@ -113,7 +113,10 @@ mod tests {
         let lua = include_str!("record.lua");
         let list = lua.split("local FIELDS = {").nth(1).unwrap();
         let list = &list[..list.find('}').unwrap()];
-        let fields: Vec<&str> = list.split(',').map(|f| f.trim().trim_matches('\'')).collect();
+        let fields: Vec<&str> = list
+            .split(',')
+            .map(|f| f.trim().trim_matches('\''))
+            .collect();
         assert_eq!(fields.len() as u64, HEADER_WORDS);
         assert_eq!(fields.last(), Some(&"hwm"));
     }
