@@ -869,3 +869,73 @@ fn admissions_over_tls_trust_the_configured_ca_and_a_wrong_one_is_a_state_error(
     assert!(e.to_string().contains("no TLS"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_head_slot_still_in_flight_is_passed_over_and_a_refusal_keeps_nothing() {
+    let server = Server::start(&[]);
+    established(&server);
+    let store = open(&server.url());
+    let q = store
+        .quota(&spec("AIza-test-head", 3, 200, 60_000))
+        .unwrap()
+        .record;
+    let a = q.try_admit(&at(&store), 0).unwrap();
+    let b = q.try_admit(&at(&store), 0).unwrap();
+    let c = q.try_admit(&at(&store), 0).unwrap();
+    assert_eq!((a.rate.seq, b.rate.seq, c.rate.seq), (0, 1, 2));
+    // a stays in flight (for up to a minute); b and c finish.
+    q.complete(b, store.now(), None).unwrap();
+    q.complete(c, store.now(), None).unwrap();
+    std::thread::sleep(Duration::from_millis(260));
+    // The head (seq 3) is a's slot: put back untouched, and the next free slot taken.
+    let d = q.try_admit(&at(&store), 0).expect("b's slot is free");
+    assert_eq!(d.rate.seq, 4);
+    let e = q.try_admit(&at(&store), 0).expect("c's slot is free");
+    assert_eq!(e.rate.seq, 5);
+    assert!(matches!(
+        q.try_admit(&at(&store), 0),
+        Err(Refusal::Until(_))
+    ));
+    let snap = q.snapshot(&at(&store)).unwrap();
+    assert_eq!((snap.usage.in_window, snap.usage.in_flight), (3, 3));
+    q.complete(d, store.now(), None).unwrap();
+    q.complete(e, store.now(), None).unwrap();
+    assert_eq!(q.snapshot(&at(&store)).unwrap().usage.in_flight, 1, "a's");
+
+    // Tokens that fit and a rate that does not: the refusal keeps no token slot, no day count.
+    let mut s = spec("AIza-test-keep-nothing", 1, 60_000, 1000);
+    s.limits.daily = Some(Quota::requests_per_day(10));
+    s.limits.tokens = Some(Quota::tokens_per_window(100, 60_000));
+    let q = store.quota(&s).unwrap().record;
+    q.try_admit(&at(&store), 10).unwrap();
+    assert!(matches!(
+        q.try_admit(&at(&store), 10),
+        Err(Refusal::Until(_))
+    ));
+    let snap = q.snapshot(&at(&store)).unwrap();
+    assert_eq!(
+        (snap.usage.in_window, snap.today, snap.tokens_in_window),
+        (1, 1, 10)
+    );
+    // A lowered rate limit and a cooldown live in the record's header, shared.
+    let other = open(&server.url());
+    let seen = other.quota(&s).unwrap().record;
+    assert!(q
+        .lower_limit(gemini_rotator::store::LimitKind::Tokens, 50)
+        .unwrap());
+    q.cool_down(
+        store.now() + 5000,
+        gemini_rotator::health::CooldownCause::PerMinute,
+    )
+    .unwrap();
+    let snap = seen.snapshot(&at(&other)).unwrap();
+    assert_eq!(
+        snap.limits.tokens,
+        Some(Quota::tokens_per_window(50, 60_000))
+    );
+    assert_eq!(
+        snap.cooldown_cause,
+        gemini_rotator::health::CooldownCause::PerMinute
+    );
+    assert!(snap.cooldown_until > other.now() + 4000);
+}
