@@ -7,18 +7,21 @@
 //! lives in another Cluster slot than the pool's, so the counter cannot be moved inside the
 //! admission script. Instead each process takes its next value in passing: the `INCRBY` rides
 //! in the same pipeline (one round trip) as an admission, and the value it returns serves the
-//! process's next admission. So no admission pays a round trip for the cursor, except a
-//! process's first (and one that finds nothing held because more threads admitted at once than
-//! admissions refilled). What it costs: a process uses the value it took at its previous
-//! admission, one step behind the others, so under concurrency the order in which keys are
-//! taken is a round robin of the values (every key gets every k-th value: the load is even)
-//! rather than of the moments; a value taken by a process that then exits is never used (one
-//! key skipped once). When Redis does not answer, the cursor counts in this process.
+//! process's next admission. So no admission ever pays a round trip for the cursor. What it
+//! costs: a process uses the value it took at its previous admission, one step behind the
+//! others, so the order in which keys are taken is a round robin of the values (every key
+//! gets every k-th value: the load is even) rather than of the exact moments; a process's
+//! first admission (and one that finds nothing held, because more threads admitted at once
+//! than refills arrived, or Redis did not answer) counts on a local cursor instead; a value
+//! taken by a process that then exits is never used (one key skipped once).
 
 use redis::{FromRedisValue, RedisResult, Script};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+
+/// The most values one cursor asks for in one refill.
+const MAX_OWED: u64 = 64;
 
 /// One pool's cursor.
 pub(super) struct Cursor {
@@ -54,19 +57,16 @@ impl Cursor {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The value for this admission: one taken in passing before, or (none held) one taken
-    /// now with `fetch` (a round trip), or a local count when that fails.
-    pub fn next(
-        self: &Arc<Self>,
-        refills: &Refills,
-        fetch: impl FnOnce(&str) -> Option<u64>,
-    ) -> u64 {
+    /// The value for this admission: one taken in passing before, or (none held: this
+    /// process's first admission, or more threads at once than refills arrived) a local
+    /// count. Either way one more value is owed, so that the next admission takes it.
+    pub fn next(self: &Arc<Self>, refills: &Refills) -> u64 {
         let held = self.held().pop_front();
-        let value = match held.or_else(|| fetch(&self.name)) {
-            Some(v) => v,
-            None => return self.local.fetch_add(1, Relaxed),
-        };
-        self.owed.fetch_add(1, Relaxed);
+        let value = held.unwrap_or_else(|| self.local.fetch_add(1, Relaxed));
+        // Bounded: while Redis does not answer, refills fail and the debt would grow.
+        if self.owed.load(Relaxed) < MAX_OWED {
+            self.owed.fetch_add(1, Relaxed);
+        }
         if !self.queued.swap(true, Relaxed) {
             refills.lock().push(self.clone());
         }

@@ -992,13 +992,7 @@ impl RedisPool {
 
 impl PoolRecord for RedisPool {
     fn next_cursor(&self) -> Result<u64, Error> {
-        Ok(self.cursor.next(&self.shared.refills, |name| {
-            let after: Option<u64> = self
-                .shared
-                .run(|c| redis::cmd("INCRBY").arg(name).arg(1).query(c))
-                .ok();
-            after.map(|v| v.saturating_sub(1))
-        }))
+        Ok(self.cursor.next(&self.shared.refills))
     }
 
     fn add(&self, counter: PoolCounter, n: u64) -> Result<(), Error> {
