@@ -1,7 +1,8 @@
 //! Where the Redis server is and how to talk to it: the URL of `GEMINI_ROTATOR_STATE`
-//! (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS through rustls), the
-//! timeouts that bound every call, and a small pool of connections that replaces a broken
-//! connection by itself on the next call.
+//! (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS through rustls, trusting
+//! the default roots or the authorities of `GEMINI_ROTATOR_REDIS_CA_FILE`), the timeouts that
+//! bound every call, and a small pool of connections that replaces a broken connection by
+//! itself on the next call.
 //!
 //! The password is kept out of every `Debug`, `Display` and error: the address a message
 //! names is [`Target::address`], which has none.
