@@ -13,25 +13,42 @@ mod redis_support;
 
 use gemini_rotator::clock::SystemClock;
 use gemini_rotator::key::{fingerprint, key_id, Tier};
-use gemini_rotator::quota::Quota;
+use gemini_rotator::quota::{Limits, Quota};
 use gemini_rotator::store::redis::{RedisStore, Target};
-use gemini_rotator::store::{KeySpec, Store};
+use gemini_rotator::store::{quota_id, Moment, QuotaSpec, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const N: u32 = 20_000;
 
-fn spec(secret: &str) -> KeySpec {
-    KeySpec {
-        id: key_id(secret),
-        fingerprint: fingerprint(secret),
+/// A (group, model) record with a rate limit only, never full: a slot frees 1 ms after its
+/// completion, and there are 4,096.
+fn spec(secret: &str) -> QuotaSpec {
+    let group = key_id(secret);
+    QuotaSpec {
+        id: quota_id(&group, "gemini-bench"),
+        group,
+        group_name: format!("key:{}", fingerprint(secret)),
+        model: "gemini-bench".into(),
         tier: Tier::Free,
-        // Never full: a slot frees 1 ms after its completion, and there are 4,096.
-        quota: Quota::requests_per_window(4096, 1),
+        limits: Limits {
+            rate: Quota::requests_per_window(4096, 1),
+            daily: None,
+            tokens: None,
+        },
         max_inflight_ms: 1000,
         limit_setting: "limit".into(),
         window_setting: "window".into(),
     }
+}
+
+/// The store's time now, with its Pacific day.
+fn at(store: &RedisStore) -> Moment {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    Moment::of(store.now(), unix)
 }
 
 fn micros(d: Duration, n: u32) -> f64 {
@@ -49,22 +66,22 @@ fn main() {
         .unwrap();
     let target = Target::parse(&server.url(), "GEMINI_ROTATOR_STATE").unwrap();
     let store = Arc::new(RedisStore::open(&target, Arc::new(SystemClock)).unwrap());
-    let key = store.key(&spec("bench-one")).unwrap().record;
+    let key = store.quota(&spec("bench-one")).unwrap().record;
 
     let trivial = redis::Script::new("return 1");
     for _ in 0..2000 {
         let _: i64 = trivial.invoke(&mut conn).unwrap();
-        let t = key.try_admit(store.now()).unwrap();
-        key.complete(t, store.now()).unwrap();
+        let t = key.try_admit(&at(&store), 0).unwrap();
+        key.complete(t, store.now(), None).unwrap();
     }
     let (mut bare, mut admit, mut complete) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for _ in 0..N {
         let t0 = Instant::now();
         let _: i64 = trivial.invoke(&mut conn).unwrap();
         let t1 = Instant::now();
-        let ticket = key.try_admit(store.now()).expect("never full");
+        let ticket = key.try_admit(&at(&store), 0).expect("never full");
         let t2 = Instant::now();
-        key.complete(ticket, store.now()).unwrap();
+        key.complete(ticket, store.now(), None).unwrap();
         bare += t1 - t0;
         admit += t2 - t1;
         complete += t2.elapsed();
@@ -105,7 +122,7 @@ fn main() {
     reset(&mut conn);
     for _ in 0..4000 {
         // The key of the loop above: its ring is full size, every slot free (as in service).
-        key.try_admit(store.now()).expect("4,096 slots");
+        key.try_admit(&at(&store), 0).expect("4,096 slots");
     }
     println!(
         "inside the server: {:.1} µs per admission script, {:.1} µs per trivial script",
@@ -113,7 +130,7 @@ fn main() {
         trivial_us
     );
 
-    let eight = store.key(&spec("bench-eight")).unwrap().record;
+    let eight = store.quota(&spec("bench-eight")).unwrap().record;
     let per = N / 2;
     let started = Instant::now();
     std::thread::scope(|s| {
@@ -121,8 +138,8 @@ fn main() {
             let (eight, store) = (&eight, &store);
             s.spawn(move || {
                 for _ in 0..per {
-                    let t = eight.try_admit(store.now()).expect("never full");
-                    eight.complete(t, store.now()).unwrap();
+                    let t = eight.try_admit(&at(&store), 0).expect("never full");
+                    eight.complete(t, store.now(), None).unwrap();
                 }
             });
         }

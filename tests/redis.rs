@@ -389,15 +389,21 @@ fn every_redis_key_is_under_the_prefix_and_no_value_holds_an_api_key() {
     }
 }
 
-/// Sets the record's high-water mark: the scripts' time is then at least `t`, which drives
-/// the server's clock forward exactly, to test the boundaries to the millisecond.
+/// Sets the record's high-water mark (the header's last word, at the start of its ring
+/// string): the scripts' time is then at least `t`, which drives the server's clock forward
+/// exactly, to test the boundaries to the millisecond.
 fn set_hwm(server: &Server, secret: &str, t: u64) {
     let id = spec(secret, 1, 1, 1).id;
     let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
     let mut c = server.client(None);
-    let _: () = redis::cmd("HSET")
-        .arg(format!("gemini-rotator:quota:{{{hex}}}"))
-        .arg("hwm")
+    let _: Vec<i64> = redis::cmd("BITFIELD")
+        .arg(format!("gemini-rotator:quota:{{{hex}}}:rate"))
+        .arg("SET")
+        .arg("i64")
+        .arg(format!(
+            "#{}",
+            gemini_rotator::store::redis::HEADER_WORDS - 1
+        ))
         .arg(t)
         .query(&mut c)
         .unwrap();
@@ -561,4 +567,376 @@ fn three_quotas_admit_all_or_nothing_and_completion_corrects_the_tokens() {
     other.limits.rate = Quota::requests_per_window(5, 60_000);
     let e = store.quota(&other).err().expect("a conflict");
     assert!(e.to_string().contains("gemini-test"), "{e}");
+}
+
+/// A Redis Cluster node that owns every slot: it refuses any script whose keys are not all in
+/// one slot (CROSSSLOT), and a script that touches an undeclared key of another slot.
+fn cluster_node() -> Server {
+    let server = Server::start(&["--cluster-enabled", "yes"]);
+    let mut c = server.client(None);
+    let _: () = redis::cmd("CLUSTER")
+        .arg("ADDSLOTSRANGE")
+        .arg(0)
+        .arg(16383)
+        .query(&mut c)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut c).unwrap();
+        if info.contains("cluster_state:ok") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster did not come up: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
+
+#[test]
+fn every_script_runs_on_a_cluster_node_so_each_records_keys_share_a_slot() {
+    let server = cluster_node();
+    let mut c = server.client(None);
+    // The node does check: a script on keys of two slots is refused.
+    let refused: redis::RedisResult<i64> = redis::cmd("EVAL")
+        .arg("return 1")
+        .arg(2)
+        .arg("a")
+        .arg("b")
+        .query(&mut c);
+    let e = refused.unwrap_err();
+    assert_eq!(e.code(), Some("CROSSSLOT"), "the node checks slots: {e}");
+    established(&server);
+    let store = open(&server.url());
+    let secret = "AIza-test-cluster";
+    let mut s = spec(secret, 3, 60_000, 1000);
+    s.limits.daily = Some(Quota::requests_per_day(100));
+    s.limits.tokens = Some(Quota::tokens_per_window(1000, 60_000));
+    // Every script of the store, once: registration, admission, completion, the rare writes,
+    // snapshots, the key's record, the pool's record and its cursor.
+    let q = store.quota(&s).unwrap().record;
+    let t = q.try_admit(&at(&store), 10).unwrap();
+    q.complete(t, store.now(), Some(5)).unwrap();
+    q.cool_down(
+        store.now() + 10,
+        gemini_rotator::health::CooldownCause::PerMinute,
+    )
+    .unwrap();
+    q.mark_unavailable(store.now() + 10).unwrap();
+    assert!(q
+        .lower_limit(gemini_rotator::store::LimitKind::Rate, 2)
+        .unwrap());
+    q.capacity_streak(true).unwrap();
+    q.reset_capacity().unwrap();
+    q.count_fallback().unwrap();
+    let snap = q.snapshot(&at(&store)).unwrap();
+    assert_eq!(
+        (snap.usage.in_window, snap.today, snap.fallbacks),
+        (1, 1, 1)
+    );
+    assert_eq!(store.all_quotas(&at(&store)).unwrap().len(), 1);
+    let key = store.key(&key_spec(secret)).unwrap().record;
+    key.count(gemini_rotator::metrics::counters::KeyCounter::Admitted)
+        .unwrap();
+    key.disable(gemini_rotator::health::DisabledReason::Leaked)
+        .unwrap();
+    assert!(key.disabled().unwrap().is_some());
+    assert!(key.snapshot().unwrap().disabled.is_some());
+    let fp = gemini_rotator::key::fingerprint(secret);
+    assert!(matches!(
+        store.enable(&fp).unwrap(),
+        gemini_rotator::store::Enabled::Enabled { was: Some(_) }
+    ));
+    let pool = store.pool(&[9; 16]).unwrap();
+    // The first value is local; the next admission takes the shared counter's first in
+    // passing (its INCRBY pipelined with the script: commands of two slots, no script).
+    pool.next_cursor().unwrap();
+    std::thread::sleep(Duration::from_millis(100)); // the cooldown and unavailability end
+    q.try_admit(&at(&store), 1).unwrap();
+    assert_eq!(pool.next_cursor().unwrap(), 0);
+    pool.add(gemini_rotator::metrics::counters::PoolCounter::Requests, 1)
+        .unwrap();
+    assert_eq!(
+        pool.snapshot()
+            .unwrap()
+            .counter(gemini_rotator::metrics::counters::PoolCounter::Requests),
+        1
+    );
+    // And by name: the Redis keys of each record (its hash tag) hash to one slot.
+    let names: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+    let mut by_tag = std::collections::HashMap::<String, Vec<(String, i64)>>::new();
+    for name in names {
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(&name)
+            .query(&mut c)
+            .unwrap();
+        let tag = match (name.find('{'), name.find('}')) {
+            (Some(a), Some(b)) => name[a..=b].to_string(),
+            _ => name.clone(),
+        };
+        by_tag.entry(tag).or_default().push((name, slot));
+    }
+    let quota_names = by_tag
+        .values()
+        .find(|v| v.iter().any(|(n, _)| n.ends_with(":rate")))
+        .expect("the quota record");
+    assert_eq!(quota_names.len(), 3, "{quota_names:?}");
+    let pool_names = by_tag
+        .values()
+        .find(|v| v.iter().any(|(n, _)| n.ends_with(":cursor")))
+        .expect("the pool record");
+    assert_eq!(pool_names.len(), 2, "{pool_names:?}");
+    for names in by_tag.values() {
+        assert!(
+            names.iter().all(|(_, slot)| *slot == names[0].1),
+            "one record, one slot: {names:?}"
+        );
+    }
+}
+
+/// A throwaway certificate authority and a certificate it signs for 127.0.0.1, made with the
+/// `openssl` command in `dir`: (CA file, server certificate, server key).
+fn certificates(dir: &std::path::Path, name: &str) -> (String, String, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let f = |n: &str| dir.join(format!("{name}-{n}")).display().to_string();
+    let (ca, ca_key, crt, key, csr, ext) = (
+        f("ca.crt"),
+        f("ca.key"),
+        f("server.crt"),
+        f("server.key"),
+        f("server.csr"),
+        f("ext.cnf"),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    for args in [
+        [
+            &["req", "-x509"][..],
+            &ec[..],
+            &["-keyout", &ca_key, "-out", &ca, "-days", "2"],
+            &[
+                "-subj",
+                "/CN=gemini-rotator test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec[..],
+            &["-keyout", &key, "-out", &csr, "-subj", "/CN=127.0.0.1"],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+    ] {
+        let out = std::process::Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("the openssl command is installed (tests/run needs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (ca, crt, key)
+}
+
+#[test]
+fn admissions_over_tls_trust_the_configured_ca_and_a_wrong_one_is_a_state_error() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("redis-tls-{}", std::process::id()));
+    let (ca, crt, key) = certificates(&dir, "good");
+    let (other_ca, _, _) = certificates(&dir, "other");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let p = port.to_string();
+    let _server = Server::start_on(
+        port,
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &p,
+            "--tls-cert-file",
+            &crt,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    let url = format!("rediss://127.0.0.1:{port}/0");
+    let with_ca = |file: Option<&str>| {
+        let mut t = target(&url);
+        t.ca_file = file.map(Into::into);
+        RedisStore::open(&t, Arc::new(SystemClock))
+    };
+    // Trusting the CA that signed the server's certificate: admissions over TLS.
+    let store = with_ca(Some(&ca)).unwrap();
+    let q = store
+        .quota(&spec("AIza-test-tls", 2, 100, 100))
+        .unwrap()
+        .record;
+    // A new generation: held back first, then admitted.
+    let until = match q.try_admit(&at(&store), 0) {
+        Err(Refusal::Until(t)) => t,
+        other => panic!("{other:?}"),
+    };
+    let t = admit_from(&store, &*q, until).expect("admitted over TLS");
+    q.complete(t, store.now(), None).unwrap();
+    assert_eq!(q.snapshot(&at(&store)).unwrap().usage.in_window, 1);
+    // Another CA, or the default roots: the server is not trusted, a state error naming it.
+    for file in [Some(other_ca.as_str()), None] {
+        let store = with_ca(file).expect("an untrusted server is no error yet");
+        let q = store
+            .quota(&spec("AIza-test-tls", 2, 100, 100))
+            .unwrap()
+            .record;
+        let e = match q.try_admit(&at(&store), 0) {
+            Err(Refusal::Store(e)) => e,
+            other => panic!("{file:?}: {other:?}"),
+        };
+        let text = e.to_string();
+        assert!(matches!(e, Error::State { .. }), "{e:?}");
+        assert!(
+            text.contains(&url)
+                && text.contains("not trusted")
+                && text.contains("GEMINI_ROTATOR_REDIS_CA_FILE"),
+            "{text}"
+        );
+    }
+    // A file that cannot be read, or holds no certificate: a configuration error naming the
+    // setting and the file.
+    let not_pem = dir.join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let missing = dir.join("missing.pem");
+    for (file, words) in [(&missing, "cannot be read"), (&not_pem, "no certificate")] {
+        let e = with_ca(Some(file.to_str().unwrap()))
+            .err()
+            .expect("refused");
+        let text = e.to_string();
+        assert!(matches!(e, Error::Config { .. }), "{e:?}");
+        assert!(
+            text.contains("GEMINI_ROTATOR_REDIS_CA_FILE")
+                && text.contains(file.to_str().unwrap())
+                && text.contains(words),
+            "{text}"
+        );
+    }
+    // A CA file for a plain redis:// URL is a mistake, said so.
+    let mut t = target(&format!("redis://127.0.0.1:{port}/0"));
+    t.ca_file = Some(ca.clone().into());
+    let e = RedisStore::open(&t, Arc::new(SystemClock))
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("no TLS"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_head_slot_still_in_flight_is_passed_over_and_a_refusal_keeps_nothing() {
+    let server = Server::start(&[]);
+    established(&server);
+    let store = open(&server.url());
+    let q = store
+        .quota(&spec("AIza-test-head", 3, 200, 60_000))
+        .unwrap()
+        .record;
+    let a = q.try_admit(&at(&store), 0).unwrap();
+    let b = q.try_admit(&at(&store), 0).unwrap();
+    let c = q.try_admit(&at(&store), 0).unwrap();
+    assert_eq!((a.rate.seq, b.rate.seq, c.rate.seq), (0, 1, 2));
+    // a stays in flight (for up to a minute); b and c finish.
+    q.complete(b, store.now(), None).unwrap();
+    q.complete(c, store.now(), None).unwrap();
+    std::thread::sleep(Duration::from_millis(260));
+    // The head (seq 3) is a's slot: put back untouched, and the next free slot taken.
+    let d = q.try_admit(&at(&store), 0).expect("b's slot is free");
+    assert_eq!(d.rate.seq, 4);
+    let e = q.try_admit(&at(&store), 0).expect("c's slot is free");
+    assert_eq!(e.rate.seq, 5);
+    assert!(matches!(
+        q.try_admit(&at(&store), 0),
+        Err(Refusal::Until(_))
+    ));
+    let snap = q.snapshot(&at(&store)).unwrap();
+    assert_eq!((snap.usage.in_window, snap.usage.in_flight), (3, 3));
+    q.complete(d, store.now(), None).unwrap();
+    q.complete(e, store.now(), None).unwrap();
+    assert_eq!(q.snapshot(&at(&store)).unwrap().usage.in_flight, 1, "a's");
+
+    // Tokens that fit and a rate that does not: the refusal keeps no token slot, no day count.
+    let mut s = spec("AIza-test-keep-nothing", 1, 60_000, 1000);
+    s.limits.daily = Some(Quota::requests_per_day(10));
+    s.limits.tokens = Some(Quota::tokens_per_window(100, 60_000));
+    let q = store.quota(&s).unwrap().record;
+    q.try_admit(&at(&store), 10).unwrap();
+    assert!(matches!(
+        q.try_admit(&at(&store), 10),
+        Err(Refusal::Until(_))
+    ));
+    let snap = q.snapshot(&at(&store)).unwrap();
+    assert_eq!(
+        (snap.usage.in_window, snap.today, snap.tokens_in_window),
+        (1, 1, 10)
+    );
+    // A lowered rate limit and a cooldown live in the record's header, shared.
+    let other = open(&server.url());
+    let seen = other.quota(&s).unwrap().record;
+    assert!(q
+        .lower_limit(gemini_rotator::store::LimitKind::Tokens, 50)
+        .unwrap());
+    q.cool_down(
+        store.now() + 5000,
+        gemini_rotator::health::CooldownCause::PerMinute,
+    )
+    .unwrap();
+    let snap = seen.snapshot(&at(&other)).unwrap();
+    assert_eq!(
+        snap.limits.tokens,
+        Some(Quota::tokens_per_window(50, 60_000))
+    );
+    assert_eq!(
+        snap.cooldown_cause,
+        gemini_rotator::health::CooldownCause::PerMinute
+    );
+    assert!(snap.cooldown_until > other.now() + 4000);
 }

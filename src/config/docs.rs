@@ -59,6 +59,7 @@ fn row_json(s: &Setting) -> Value {
         Kind::State => ("state", None, None),
         Kind::RedisPrefix => ("redis_prefix", None, None),
         Kind::OnFailure => ("on_failure", None, None),
+        Kind::PemFile => ("pem_file", None, None),
         Kind::LogLevel => ("log_level", None, None),
         Kind::File => ("file", None, None),
         Kind::Models => ("models", None, None),

@@ -311,6 +311,7 @@ struct RedisSettings {
     prefix: Option<String>,
     on_failure: Option<crate::store::redis::OnFailure>,
     timeout_ms: Option<u64>,
+    ca_file: Option<std::path::PathBuf>,
 }
 
 impl RedisSettings {
@@ -324,13 +325,16 @@ impl RedisSettings {
         if let Some(t) = self.timeout_ms {
             target.timeout_ms = t;
         }
+        if let Some(f) = self.ca_file {
+            target.ca_file = Some(f);
+        }
     }
 }
 
 /// The Redis settings (the host's, like the location: read from the environment whatever
 /// the configuration's origin).
 fn redis_settings(src: &dyn Source) -> Result<RedisSettings, Error> {
-    use super::settings::{REDIS_ON_FAILURE, REDIS_PREFIX, REDIS_TIMEOUT};
+    use super::settings::{REDIS_CA_FILE, REDIS_ON_FAILURE, REDIS_PREFIX, REDIS_TIMEOUT};
     let mut target = RedisSettings::default();
     let host_text = |s: &Setting| -> Result<Option<(String, String)>, Error> {
         let env = s.env.ok_or_else(|| table_mistake(src, s))?;
@@ -392,6 +396,10 @@ fn redis_settings(src: &dyn Source) -> Result<RedisSettings, Error> {
                 ))
             }
         });
+    }
+    // Read (and checked) when the store connects: the error names this setting and the file.
+    if let Some((path, _)) = host_text(&REDIS_CA_FILE)? {
+        target.ca_file = Some(path.into());
     }
     Ok(target)
 }

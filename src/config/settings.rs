@@ -51,6 +51,8 @@ pub enum Kind {
     RedisPrefix,
     /// `fail` or `local:N`.
     OnFailure,
+    /// A PEM file of certificates.
+    PemFile,
     /// `off`, `error`, `warn`, `info` or `debug`.
     LogLevel,
     /// A file path (the config file).
@@ -268,6 +270,14 @@ pub const REDIS_TIMEOUT: Setting = Setting {
     doc: "With Redis state: the bound of one connect and of one command's wait for its answer, in milliseconds",
 };
 
+pub const REDIS_CA_FILE: Setting = Setting {
+    env: Some("GEMINI_ROTATOR_REDIS_CA_FILE"),
+    json: None,
+    kind: Kind::PemFile,
+    default: DefaultValue::Unset("the default roots"),
+    doc: "With `rediss://` state: the certificate authorities that the Redis server's certificate must chain to (e.g. your own CA), instead of the default roots",
+};
+
 pub const MODELS: Setting = Setting {
     env: None,
     json: Some("models"),
@@ -314,6 +324,7 @@ pub static SETTINGS: &[&Setting] = &[
     &REDIS_PREFIX,
     &REDIS_ON_FAILURE,
     &REDIS_TIMEOUT,
+    &REDIS_CA_FILE,
     &LOG,
     &MODELS,
     &CONFIG_FILE,
@@ -342,6 +353,7 @@ impl Kind {
             Kind::State => "`shm`, `shm:/absolute/path`, `memory`, `redis://[user:password@]host:port[/db]` or `rediss://...`".into(),
             Kind::RedisPrefix => "1 to 64 printable ASCII characters, no spaces, braces or `*?[]`".into(),
             Kind::OnFailure => "`fail` or `local:N` (N from 1 to 1000)".into(),
+            Kind::PemFile => "a PEM file path (one or more `BEGIN CERTIFICATE` blocks)".into(),
             Kind::LogLevel => "`off`, `error`, `warn`, `info` or `debug`".into(),
             Kind::File => "a file path (JSON, or TOML when it ends in `.toml`)".into(),
             Kind::Models => "an object: model name to its limits and `fallback` list".into(),

@@ -1,7 +1,8 @@
 //! Where the Redis server is and how to talk to it: the URL of `GEMINI_ROTATOR_STATE`
-//! (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS through rustls), the
-//! timeouts that bound every call, and a small pool of connections that replaces a broken
-//! connection by itself on the next call.
+//! (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS through rustls, trusting
+//! the default roots or the authorities of `GEMINI_ROTATOR_REDIS_CA_FILE`), the timeouts that
+//! bound every call, and a small pool of connections that replaces a broken connection by
+//! itself on the next call.
 //!
 //! The password is kept out of every `Debug`, `Display` and error: the address a message
 //! names is [`Target::address`], which has none.
@@ -37,6 +38,9 @@ pub struct Target {
     pub on_failure: OnFailure,
     /// The bound of one connect, and of one command's wait for its answer.
     pub timeout_ms: u64,
+    /// With TLS: a PEM file of the certificate authorities to trust instead of the default
+    /// roots (`GEMINI_ROTATOR_REDIS_CA_FILE`).
+    pub ca_file: Option<std::path::PathBuf>,
     /// How the configuration names the URL (for errors).
     pub setting: String,
 }
@@ -50,6 +54,7 @@ impl fmt::Debug for Target {
             .field("prefix", &self.prefix)
             .field("on_failure", &self.on_failure)
             .field("timeout_ms", &self.timeout_ms)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -109,6 +114,7 @@ impl Target {
                 DefaultValue::Count(n) => n,
                 _ => 2000,
             },
+            ca_file: None,
             setting: setting.into(),
         })
     }
@@ -218,14 +224,68 @@ pub(super) struct Connections {
     timeout: Duration,
 }
 
+/// The certificate authorities of `GEMINI_ROTATOR_REDIS_CA_FILE`, read and checked.
+fn trusted_roots(target: &Target) -> Result<Option<redis::TlsCertificates>, Error> {
+    let setting = settings::REDIS_CA_FILE
+        .env
+        .unwrap_or("GEMINI_ROTATOR_REDIS_CA_FILE");
+    let Some(path) = &target.ca_file else {
+        return Ok(None);
+    };
+    let bad = |why: String| Error::config(setting, format!("{}: {why}", path.display()));
+    if !target.tls {
+        return Err(Error::config(
+            setting,
+            format!(
+                "is set, but {} names {} (no TLS): use rediss://, or unset it",
+                target.setting,
+                target.address()
+            ),
+        ));
+    }
+    let pem = std::fs::read(path).map_err(|e| bad(format!("cannot be read ({e})")))?;
+    let certificates = pem
+        .windows(b"-----BEGIN CERTIFICATE-----".len())
+        .filter(|w| *w == b"-----BEGIN CERTIFICATE-----")
+        .count();
+    if certificates == 0 {
+        return Err(bad(
+            "holds no certificate (a PEM file of `-----BEGIN CERTIFICATE-----` blocks)".into(),
+        ));
+    }
+    Ok(Some(redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    }))
+}
+
 impl Connections {
     pub fn new(target: &Target) -> Result<Connections, Error> {
-        let client = redis::Client::open(target.connection_info()).map_err(|e| {
-            Error::config(
-                target.setting.clone(),
-                format!("cannot use {}: {}", target.address(), e.category()),
-            )
-        })?;
+        let client = match trusted_roots(target)? {
+            Some(roots) => {
+                redis::Client::build_with_tls(target.connection_info(), roots).map_err(|e| {
+                    Error::config(
+                        settings::REDIS_CA_FILE
+                            .env
+                            .unwrap_or("GEMINI_ROTATOR_REDIS_CA_FILE"),
+                        format!(
+                            "{}: not a PEM file of certificates ({e})",
+                            target
+                                .ca_file
+                                .as_deref()
+                                .unwrap_or(std::path::Path::new(""))
+                                .display()
+                        ),
+                    )
+                })?
+            }
+            None => redis::Client::open(target.connection_info()).map_err(|e| {
+                Error::config(
+                    target.setting.clone(),
+                    format!("cannot use {}: {}", target.address(), e.category()),
+                )
+            })?,
+        };
         Ok(Connections {
             client,
             idle: Mutex::new(Vec::new()),

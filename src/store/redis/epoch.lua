@@ -1,6 +1,5 @@
 -- KEYS: the generation marker. Returns {born, now}: when this Redis began its generation
 -- (set now if the marker is missing: a new Redis, or one that lost its data).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
+local now = server_time()
 redis.call('SET', KEYS[1], now, 'NX')
 return {tonumber(redis.call('GET', KEYS[1])), now}

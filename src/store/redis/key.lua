@@ -1,7 +1,7 @@
 -- KEYS: a key record's hash. ARGV: op, then its arguments; every op first folds the counter
 -- increments a client sends along: pairs of (field, increment) from ARGV[first] on.
 --   register, tier, group (hex), fingerprint: creates the record if missing; returns 0;
---   disable, reason: the first reason recorded stays; returns 0;
+--   disable, reason: the first reason recorded stays; returns the reason in force;
 --   enable: back into service; returns the reason it was disabled (0: none);
 --   read, counters: {tier, dis, group, c0, c1, ...}; {} when there is no such record.
 local meta, op = KEYS[1], ARGV[1]
@@ -19,10 +19,10 @@ if redis.call('EXISTS', meta) == 0 then
 end
 if op == 'disable' then
   fold(meta, 3)
-  if tonumber(redis.call('HGET', meta, 'dis') or '0') == 0 then
-    redis.call('HSET', meta, 'dis', ARGV[2])
-  end
-  return 0
+  local was = tonumber(redis.call('HGET', meta, 'dis') or '0')
+  if was ~= 0 then return was end
+  redis.call('HSET', meta, 'dis', ARGV[2])
+  return tonumber(ARGV[2])
 elseif op == 'enable' then
   fold(meta, 2)
   local was = tonumber(redis.call('HGET', meta, 'dis') or '0')

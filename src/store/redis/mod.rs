@@ -5,8 +5,9 @@
 //!   (`scripts`), atomic on the server, on the server's clock (`TIME` in the script, never
 //!   below the record's high-water mark). Counters ride along: a record keeps its increments
 //!   in this process and folds them into the next script it sends (and when it is read or
-//!   dropped). The pool's counters are flushed at most once a second, and the round-robin
-//!   cursor is this process's own (each process spreads its requests; the limits are shared).
+//!   dropped). The pool's counters are flushed at most once a second. The round-robin cursor
+//!   is shared (`cursor`): its counter moves in the admission's round trip, for the next one.
+//!   A key's disabled flag is read at most once a second (`DISABLED_FRESH_MS`).
 //! - Exact: per (quota group, model) record, the rule of `limiter.rs` on a ring of `limit`
 //!   request slots, a Pacific-day count and a ring of token slots, admitted all or nothing in
 //!   one script; an in-flight slot of a dead process frees itself timeout + window after
@@ -24,11 +25,13 @@
 //!   as it is up: records register on first use.
 
 mod conn;
+mod cursor;
 mod names;
 mod pins;
 mod scripts;
 
 pub use conn::{OnFailure, Target};
+pub use names::HEADER_WORDS;
 
 use super::group::{token_geometry, QuotaCell};
 use super::{
@@ -37,6 +40,7 @@ use super::{
     Refusal, Store, StoredKey, TokenTickets,
 };
 use crate::clock::Clock;
+use crate::config::settings;
 use crate::error::Error;
 use crate::health::{CooldownCause, DisabledReason};
 use crate::key::{fingerprint_of_id, hex, KeyId, Tier};
@@ -47,6 +51,7 @@ use crate::metrics::counters::{
 };
 use crate::quota::{Limits, Quota};
 use conn::Connections;
+use cursor::{Cursor, Refills};
 use names::{Names, QuotaNames};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -55,6 +60,14 @@ use std::sync::{Arc, Mutex};
 const LOCAL_TICKET: u64 = 1 << 63;
 /// How often at most a pool's counters are written to Redis.
 const POOL_FLUSH_MS: u64 = 1000;
+/// How long a key's disabled flag, once read, is taken as it was: the pool asks before every
+/// admission, and a round trip each time would double the admission's cost. A key another
+/// host disabled is seen here within this time (a request sent meanwhile gets the service's
+/// own refusal, which disables the key here too); this process's own disable and enable are
+/// seen at once.
+const DISABLED_FRESH_MS: u64 = 1000;
+/// `RedisKey::disabled_word` before the flag was read.
+const UNREAD: u64 = u64::MAX;
 
 /// What every record of one store shares.
 struct Shared {
@@ -65,6 +78,8 @@ struct Shared {
     /// The generation's start (server time), once read.
     epoch: Mutex<Option<u64>>,
     checked_policy: AtomicBool,
+    /// Pools' cursors owed values, refilled in passing by the next admission.
+    refills: Refills,
 }
 
 impl Shared {
@@ -87,7 +102,12 @@ impl Shared {
 
     fn error(&self, e: &redis::RedisError) -> Error {
         let detail = e.to_string();
-        let why = if e.is_timeout() {
+        let why = if self.target.tls && detail.to_lowercase().contains("certificate") {
+            format!(
+                "TLS: its certificate is not trusted ({detail}); name the authority that signed it in {}",
+                settings::REDIS_CA_FILE.env.unwrap_or("GEMINI_ROTATOR_REDIS_CA_FILE")
+            )
+        } else if e.is_timeout() {
             format!("no answer within {} ms", self.target.timeout_ms)
         } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
             format!("unreachable ({detail})")
@@ -181,6 +201,7 @@ impl RedisStore {
             clock,
             epoch: Mutex::new(None),
             checked_policy: AtomicBool::new(false),
+            refills: Refills::default(),
         });
         let name = shared.names.epoch();
         match shared
@@ -363,6 +384,8 @@ impl Store for RedisStore {
             registered: AtomicBool::new(false),
             pending: Default::default(),
             last_flush: AtomicU64::new(self.shared.clock.now_ms()),
+            disabled_word: AtomicU64::new(UNREAD),
+            disabled_read: AtomicU64::new(0),
         });
         // Register now if Redis answers; if it does not, on first use.
         let _ = record.register();
@@ -399,8 +422,12 @@ impl Store for RedisStore {
         Ok(Arc::new(RedisPool {
             shared: self.shared.clone(),
             name: self.shared.names.pool(id),
-            // Each process starts its own round robin somewhere else.
-            cursor: AtomicU64::new(self.shared.clock.now_ms().wrapping_mul(0x9E37_79B9) >> 7),
+            // Shared through Redis; counting locally (while Redis does not answer), each
+            // process starts somewhere else.
+            cursor: Cursor::new(
+                self.shared.names.cursor(id),
+                self.shared.clock.now_ms().wrapping_mul(0x9E37_79B9) >> 7,
+            ),
             pending: Mutex::new(PoolPending::default()),
             last_flush: AtomicU64::new(self.shared.clock.now_ms()),
         }))
@@ -476,6 +503,10 @@ struct RedisKey {
     /// Counter increments not yet sent, by counter.
     pending: [AtomicU64; KEY_COUNTERS],
     last_flush: AtomicU64,
+    /// The disabled reason's word as last read or written (`UNREAD`: never), and when
+    /// (`DISABLED_FRESH_MS`).
+    disabled_word: AtomicU64,
+    disabled_read: AtomicU64,
 }
 
 impl RedisKey {
@@ -524,6 +555,12 @@ impl RedisKey {
         }
     }
 
+    fn remember_disabled(&self, word: u64) {
+        self.disabled_word.store(word, Relaxed);
+        self.disabled_read
+            .store(self.shared.clock.now_ms(), Relaxed);
+    }
+
     /// Runs a key op (registering first if need be), folding the pending counters in.
     fn op(&self, op: &str, args: &[u64]) -> Result<i64, Error> {
         if !self.registered.load(Relaxed) {
@@ -550,18 +587,29 @@ impl RedisKey {
 
 impl KeyRecord for RedisKey {
     fn disable(&self, reason: DisabledReason) -> Result<(), Error> {
-        self.op("disable", &[reason as u64]).map(|_| ())
+        let w = self.op("disable", &[reason as u64])?;
+        self.remember_disabled(w.max(0) as u64);
+        Ok(())
     }
 
     fn enable(&self) -> Result<Option<DisabledReason>, Error> {
-        self.op("enable", &[])
-            .map(|w| DisabledReason::from_word(w.max(0) as u64))
+        let was = self.op("enable", &[])?;
+        self.remember_disabled(0);
+        Ok(DisabledReason::from_word(was.max(0) as u64))
     }
 
     fn disabled(&self) -> Result<Option<DisabledReason>, Error> {
+        let now = self.shared.clock.now_ms();
+        let word = self.disabled_word.load(Relaxed);
+        if word != UNREAD
+            && now.saturating_sub(self.disabled_read.load(Relaxed)) < DISABLED_FRESH_MS
+        {
+            return Ok(DisabledReason::from_word(word));
+        }
         let w: Option<u64> = self
             .shared
             .run(|c| redis::cmd("HGET").arg(&self.meta).arg("dis").query(c))?;
+        self.remember_disabled(w.unwrap_or(0));
         Ok(DisabledReason::from_word(w.unwrap_or(0)))
     }
 
@@ -582,7 +630,10 @@ impl KeyRecord for RedisKey {
         }
         let pending = self.take_pending();
         match read_key(&self.shared, &self.meta, &pending) {
-            Ok(Some(s)) => Ok(s),
+            Ok(Some(s)) => {
+                self.remember_disabled(s.disabled.map_or(0, |r| r as u64));
+                Ok(s)
+            }
             Ok(None) => {
                 self.give_back(&pending);
                 Err(Error::State {
@@ -705,14 +756,14 @@ impl RedisQuota {
                 return Ok(Err(Refusal::Until(self.shared.local_time(until, now))));
             }
         }
+        let names = &self.names;
         let v: Vec<i64> = self.shared.run(|c| {
-            scripts::ADMIT
-                .key(&self.names.meta)
-                .key(&self.names.rate)
-                .key(&self.names.tokens)
-                .arg(at.day)
-                .arg(tokens)
-                .invoke(c)
+            self.shared.refills.invoke(
+                c,
+                &scripts::ADMIT,
+                &[&names.meta, &names.rate, &names.tokens],
+                &[at.day, tokens],
+            )
         })?;
         let n = |i: usize| v.get(i).copied().unwrap_or(0).max(0) as u64;
         Ok(match v.first() {
@@ -757,7 +808,7 @@ impl RedisQuota {
         }
         self.shared.run(|c| {
             let mut inv = scripts::QUOTA_OPS.key(&self.names.meta);
-            inv.arg(op);
+            inv.key(&self.names.rate).arg(op);
             for a in args {
                 inv.arg(a);
             }
@@ -910,7 +961,7 @@ impl PoolPending {
 struct RedisPool {
     shared: Arc<Shared>,
     name: String,
-    cursor: AtomicU64,
+    cursor: Arc<Cursor>,
     pending: Mutex<PoolPending>,
     last_flush: AtomicU64,
 }
@@ -948,7 +999,7 @@ impl RedisPool {
 
 impl PoolRecord for RedisPool {
     fn next_cursor(&self) -> Result<u64, Error> {
-        Ok(self.cursor.fetch_add(1, Relaxed))
+        Ok(self.cursor.next(&self.shared.refills))
     }
 
     fn add(&self, counter: PoolCounter, n: u64) -> Result<(), Error> {

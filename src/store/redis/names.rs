@@ -5,6 +5,10 @@
 
 use crate::key::{hex, KeyId};
 
+/// The words of a quota record's header at the start of its ring string (`record.lua`'s
+/// `FIELDS`); the last one is the high-water mark.
+pub const HEADER_WORDS: u64 = 19;
+
 /// The names under one prefix.
 #[derive(Clone, Debug)]
 pub struct Names {
@@ -14,12 +18,15 @@ pub struct Names {
 /// The Redis keys of one (quota group, model) record.
 #[derive(Clone, Debug)]
 pub struct QuotaNames {
-    /// A hash: limits (configured and in force), clocks (high-water mark, quarantine), the
-    /// rings' heads, the day's count, cooldown, availability, streak, fallbacks.
+    /// A hash of what is read rarely: tier, group, model, capacity streak, fallbacks, birth.
     pub meta: String,
-    /// Strings of signed 64-bit slots (`BITFIELD`): 0 free, `t > 0` a request that finished
-    /// at server time `t`, `-t` one in flight since `t`; requests, then input tokens.
+    /// A string of signed 64-bit `BITFIELD` words: first [`HEADER_WORDS`], the header the hot
+    /// scripts read in one command (limits configured and in force, the rings' heads, the
+    /// day's count, cooldown, availability, quarantine, the high-water mark: `record.lua`
+    /// names them), then the rate ring's slots: 0 free, `t > 0` a request that finished at
+    /// server time `t`, `-t` one in flight since `t`.
     pub rate: String,
+    /// The input tokens' ring, slots as the rate ring's.
     pub tokens: String,
 }
 
@@ -46,6 +53,11 @@ impl Names {
 
     pub fn pool(&self, id: &[u8; 16]) -> String {
         format!("{}pool:{{{}}}", self.prefix, hex(id))
+    }
+
+    /// A pool's round-robin cursor: a counter (`cursor`).
+    pub fn cursor(&self, id: &[u8; 16]) -> String {
+        format!("{}:cursor", self.pool(id))
     }
 
     /// The generation marker: the server time at which this Redis (under this prefix) was
@@ -94,5 +106,18 @@ mod tests {
         let q = names.quota(&id);
         assert!(q.meta.starts_with("p:quota:{"));
         assert!(q.rate.starts_with(&q.meta) && q.tokens.starts_with(&q.meta));
+    }
+
+    #[test]
+    fn the_header_words_are_the_fields_record_lua_names() {
+        let lua = include_str!("record.lua");
+        let list = lua.split("local FIELDS = {").nth(1).unwrap();
+        let list = &list[..list.find('}').unwrap()];
+        let fields: Vec<&str> = list
+            .split(',')
+            .map(|f| f.trim().trim_matches('\''))
+            .collect();
+        assert_eq!(fields.len() as u64, HEADER_WORDS);
+        assert_eq!(fields.last(), Some(&"hwm"));
     }
 }

@@ -1,4 +1,4 @@
--- KEYS: a quota record's meta. ARGV: op, then its arguments. The rare writes:
+-- KEYS: a quota record's meta and ring. ARGV: op, then its arguments. The rare writes:
 --   cool, delta_ms, cause: cool down until now + delta, unless it already cools longer;
 --   unavailable, delta_ms: the model is not on the group's tier until now + delta (later wins);
 --   lower, field (r, d or tk), value: lowers a limit in force (never raises it, never below 1);
@@ -6,24 +6,27 @@
 --   streak, bump (0 or 1): returns the capacity streak before the bump;
 --   reset: ends the streak; fallback: counts a call served as a fallback.
 -- Returns -1 when there is no such record.
-local meta, op = KEYS[1], ARGV[1]
-if redis.call('EXISTS', meta) == 0 then return -1 end
+local meta, ring, op = KEYS[1], KEYS[2], ARGV[1]
+local h = header(ring)
+if not h then return -1 end
 if op == 'cool' then
-  local untl = server_now(meta) + tonumber(ARGV[2])
-  if untl > tonumber(redis.call('HGET', meta, 'cd') or '0') then
-    redis.call('HSET', meta, 'cd', untl, 'cdc', ARGV[3])
-  end
+  local untl = clock(h) + tonumber(ARGV[2])
+  if untl > h.cd then h.cd, h.cdc = untl, tonumber(ARGV[3]) end
+  write_header(ring, h)
   return 0
 elseif op == 'unavailable' then
-  local untl = server_now(meta) + tonumber(ARGV[2])
-  if untl > tonumber(redis.call('HGET', meta, 'un') or '0') then
-    redis.call('HSET', meta, 'un', untl)
-  end
+  local untl = clock(h) + tonumber(ARGV[2])
+  if untl > h.un then h.un = untl end
+  write_header(ring, h)
   return 0
 elseif op == 'lower' then
-  local v = math.max(1, tonumber(ARGV[3]))
-  if v < tonumber(redis.call('HGET', meta, ARGV[2]) or '0') then
-    redis.call('HSET', meta, ARGV[2], v)
+  local field, v = ARGV[2], math.max(1, tonumber(ARGV[3]))
+  if field ~= 'r' and field ~= 'd' and field ~= 'tk' then
+    return redis.error_reply('a limit in force is r, d or tk, not ' .. field)
+  end
+  if v < h[field] then
+    h[field] = v
+    write_header(ring, h)
     return 1
   end
   return 0

@@ -1,15 +1,16 @@
 //! The server-side scripts: each operation on a record is one script, so one round trip,
 //! atomic on the server. Each is sent by its SHA1 (`EVALSHA`) and, when the server does not
 //! know it (`NOSCRIPT`: after a restart or `SCRIPT FLUSH`; nothing ran), once more in full
-//! (`redis::Script` does both). The helpers they share (`clock.lua`: the server's time with
-//! its high-water mark, counter folding, the slot rule) are prepended to each.
+//! (`redis::Script` does both). What they share (`record.lua`: the quota record's header
+//! words, the server's time with its high-water mark, counter folding, the slot rule) is
+//! prepended to each.
 
 use once_cell::sync::Lazy;
 use redis::Script;
 
 macro_rules! script {
     ($file:literal) => {
-        Lazy::new(|| Script::new(concat!(include_str!("clock.lua"), include_str!($file))))
+        Lazy::new(|| Script::new(concat!(include_str!("record.lua"), include_str!($file))))
     };
 }
 

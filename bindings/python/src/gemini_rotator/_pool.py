@@ -159,8 +159,8 @@ class KeyPool(Managed["_ffi.PoolPtr"]):  # type: ignore[valid-type]
         ``GEMINI_PAID_TOKEN_LIMIT``, ``GEMINI_STREAM_FIRST_EVENT_TIMEOUT_MS``,
         ``GEMINI_STREAM_IDLE_TIMEOUT_MS``, the Redis settings of the host
         (``GEMINI_ROTATOR_REDIS_PREFIX``, ``GEMINI_ROTATOR_REDIS_ON_FAILURE``,
-        ``GEMINI_ROTATOR_REDIS_TIMEOUT_MS``, read from the environment for every pool, like the
-        state), and ``GEMINI_ROTATOR_CONFIG``: a config file (JSON, or TOML
+        ``GEMINI_ROTATOR_REDIS_TIMEOUT_MS``, ``GEMINI_ROTATOR_REDIS_CA_FILE``, read from the
+        environment for every pool, like the state), and ``GEMINI_ROTATOR_CONFIG``: a config file (JSON, or TOML
         when its name ends in ``.toml``) with the fields of ``KeyPool(...)``, ``models``
         included, whose fields a variable that is set overrides. Raises :class:`ConfigError`
         naming the variable (or the file and its field) that is missing or wrong."""
