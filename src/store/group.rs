@@ -8,35 +8,41 @@ use super::{LimitKind, Moment, QuotaSnapshot, QuotaTicket, Refusal, TokenTickets
 use crate::error::Error;
 use crate::health::CooldownCause;
 use crate::key::Tier;
-use crate::limiter::{Usage, Window};
+use crate::limiter::{Ticket, Usage, Window, MAX_SLOTS};
 use crate::quota::{Limits, Quota};
 use std::sync::atomic::{AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed};
 
-const Q_RATE_HEAD: usize = 0;
-const Q_TOKEN_HEAD: usize = 1;
-/// Configured limits (compared with the next pool's) ...
-const Q_CONF_RATE: usize = 2;
-const Q_WINDOW_MS: usize = 3;
-const Q_CONF_DAILY: usize = 4; // 0: none
-const Q_CONF_TOKENS: usize = 5; // 0: none
-/// ... and the ones in force, which only go down.
-const Q_RATE: usize = 6;
-const Q_DAILY: usize = 7;
-const Q_TOKENS: usize = 8;
-const Q_TOKEN_UNIT: usize = 9;
-const Q_MAX_INFLIGHT_MS: usize = 10;
-/// `day << DAY_SHIFT | count`.
-const Q_DAY: usize = 11;
+// The words an admission reads, together (one cache line when the record is aligned) ...
+const Q_UNAVAILABLE_UNTIL: usize = 0;
 /// The end of a cooldown (low 56 bits) and its cause (high 8 bits), in one word so that the
 /// two always agree.
-const Q_COOLDOWN: usize = 12;
-const Q_UNAVAILABLE_UNTIL: usize = 13;
-const Q_CAPACITY_STREAK: usize = 14;
-const Q_FALLBACKS: usize = 15;
-const Q_TIER: usize = 16;
-const Q_GROUP: usize = 17; // two words
-const Q_MODEL_LEN: usize = 19;
-const Q_MODEL: usize = 20;
+const Q_COOLDOWN: usize = 1;
+/// The limits in force, which only go down (0: none) ...
+const Q_RATE: usize = 2;
+/// ... and the rate ring's length (the configured rate limit).
+const Q_CONF_RATE: usize = 3;
+const Q_WINDOW_MS: usize = 4;
+const Q_MAX_INFLIGHT_MS: usize = 5;
+const Q_DAILY: usize = 6;
+const Q_TOKENS: usize = 7;
+const Q_TOKEN_UNIT: usize = 8;
+/// The token ring's length (`token_geometry` of the configured token limit).
+const Q_TOKEN_SLOTS: usize = 9;
+// ... then the ones it writes: where each ring's next admission looks first (a hint) ...
+const Q_RATE_START: usize = 10;
+const Q_TOKEN_START: usize = 11;
+/// `day << DAY_SHIFT | count`.
+const Q_DAY: usize = 12;
+// ... and the rest: the configured limits (compared with the next pool's), the counters, the
+// names.
+const Q_CONF_DAILY: usize = 13; // 0: none
+const Q_CONF_TOKENS: usize = 14; // 0: none
+const Q_CAPACITY_STREAK: usize = 15;
+const Q_FALLBACKS: usize = 16;
+const Q_TIER: usize = 17;
+const Q_GROUP: usize = 18; // two words
+const Q_MODEL_LEN: usize = 20;
+const Q_MODEL: usize = 21;
 const MODEL_WORDS: usize = 16; // 128 bytes, the longest model name accepted
 pub(crate) const QUOTA_HEADER_WORDS: usize = Q_MODEL + MODEL_WORDS;
 
@@ -47,6 +53,9 @@ const DAY_SHIFT: u32 = 44;
 const COUNT_MASK: u64 = (1 << DAY_SHIFT) - 1;
 const COOLDOWN_SHIFT: u32 = 56;
 const COOLDOWN_MASK: u64 = (1 << COOLDOWN_SHIFT) - 1;
+/// Below this many requests left of a day's limit, the count is taken with a compare-and-swap
+/// (it never goes past the limit, even for a moment); above, with one add.
+const DAY_MARGIN: u64 = 64;
 
 /// The token window's slots and the tokens each stands for, for a limit.
 pub(crate) fn token_geometry(limit: u64) -> (u64, u64) {
@@ -92,6 +101,7 @@ impl QuotaCell {
             (Q_DAILY, daily),
             (Q_TOKENS, tokens),
             (Q_TOKEN_UNIT, token_geometry(tokens).1),
+            (Q_TOKEN_SLOTS, token_geometry(tokens).0),
             (Q_TIER, (tier == Tier::Paid) as u64),
         ] {
             self.w(i).store(v, Relaxed);
@@ -112,8 +122,10 @@ impl QuotaCell {
     /// checked before its rings are used).
     pub fn fits(&self) -> bool {
         let rate = self.load(Q_CONF_RATE);
-        let (token_slots, _) = token_geometry(self.load(Q_CONF_TOKENS));
+        let token_slots = self.load(Q_TOKEN_SLOTS);
         rate > 0
+            && rate <= MAX_SLOTS
+            && (token_slots, self.load(Q_TOKEN_UNIT)) == token_geometry(self.load(Q_CONF_TOKENS))
             && self.load(Q_MODEL_LEN) <= (MODEL_WORDS * 8) as u64
             && (QUOTA_HEADER_WORDS as u64)
                 .saturating_add(rate)
@@ -162,34 +174,40 @@ impl QuotaCell {
             .fetch_max(max_inflight_ms, Relaxed);
     }
 
-    /// The rate ring, as long as the rate in force (a lowered rate uses the first slots).
+    /// The rate ring (admissions use as many slots as the rate in force).
     #[inline]
     fn rate_window(&self) -> Window<'_> {
         let words = self.0.as_slice();
         let ring = self.load(Q_CONF_RATE) as usize;
-        let in_force = (self.load(Q_RATE) as usize).clamp(1, ring);
         Window {
-            head: &words[Q_RATE_HEAD],
-            slots: &words[QUOTA_HEADER_WORDS..QUOTA_HEADER_WORDS + in_force],
+            start: &words[Q_RATE_START],
+            slots: &words[QUOTA_HEADER_WORDS..QUOTA_HEADER_WORDS + ring],
+            in_force: (self.load(Q_RATE) as usize).clamp(1, ring),
+            links: &[],
             window_ms: self.load(Q_WINDOW_MS),
             max_inflight_ms: self.load(Q_MAX_INFLIGHT_MS),
         }
     }
 
-    /// The token ring (empty without a token limit) and the tokens a slot stands for.
+    /// The token ring (empty without a token limit), whose slots link to the rate ring's, and
+    /// the tokens a slot stands for.
     #[inline]
     fn token_window(&self) -> (Window<'_>, u64) {
         let words = self.0.as_slice();
-        let start = QUOTA_HEADER_WORDS + self.load(Q_CONF_RATE) as usize;
-        let (ring, unit) = token_geometry(self.load(Q_CONF_TOKENS));
+        let rate_start = QUOTA_HEADER_WORDS;
+        let start = rate_start + self.load(Q_CONF_RATE) as usize;
+        let ring = self.load(Q_TOKEN_SLOTS) as usize;
+        let unit = self.load(Q_TOKEN_UNIT);
         let in_force = self
             .load(Q_TOKENS)
             .checked_div(unit)
-            .map_or(0, |n| n.clamp(1, ring));
+            .map_or(0, |n| (n as usize).clamp(1, ring));
         (
             Window {
-                head: &words[Q_TOKEN_HEAD],
-                slots: &words[start..start + in_force as usize],
+                start: &words[Q_TOKEN_START],
+                slots: &words[start..start + ring],
+                in_force,
+                links: &words[rate_start..start],
                 window_ms: self.load(Q_WINDOW_MS),
                 max_inflight_ms: self.load(Q_MAX_INFLIGHT_MS),
             },
@@ -230,21 +248,56 @@ impl QuotaCell {
         }
     }
 
-    /// Counts one request on the day of `at`, unless the day's limit is reached.
+    /// Counts one request on the day of `at`, unless the day's limit is reached. A count
+    /// never moves back to an earlier day: a process whose clock has not reached the midnight
+    /// another process has passed counts on the later day.
+    ///
+    /// Far from the limit the count is one add: each request that finds the count below the
+    /// limit is admitted, so at most `limit` are, however many race; one that finds it at the
+    /// limit takes its add back. Near the limit (and to start a day) it is a compare-and-swap,
+    /// so the count never shows more than the limit there.
     #[inline]
     fn count_day(&self, at: &Moment, limit: u64) -> Result<(), u64> {
         let word = self.w(Q_DAY);
+        let current = word.load(Acquire);
+        if current >> DAY_SHIFT == at.day && (current & COUNT_MASK) + DAY_MARGIN < limit {
+            let before = word.fetch_add(1, AcqRel);
+            if before >> DAY_SHIFT == at.day && before & COUNT_MASK < limit {
+                return Ok(());
+            }
+            self.take_back_day(before);
+        }
+        self.count_day_exactly(at, limit)
+    }
+
+    /// Takes back an add made on the word `before` was, unless the day has moved on since
+    /// (the add then counted on a day that is over).
+    #[cold]
+    fn take_back_day(&self, before: u64) {
+        let word = self.w(Q_DAY);
+        let mut current = word.load(Acquire);
+        while current >> DAY_SHIFT == before >> DAY_SHIFT && current & COUNT_MASK > 0 {
+            match word.compare_exchange_weak(current, current - 1, AcqRel, Acquire) {
+                Ok(_) => return,
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    /// The day's count by compare-and-swap.
+    fn count_day_exactly(&self, at: &Moment, limit: u64) -> Result<(), u64> {
+        let word = self.w(Q_DAY);
         let mut current = word.load(Acquire);
         loop {
-            let count = if current >> DAY_SHIFT == at.day {
-                current & COUNT_MASK
-            } else {
-                0
+            let (day, count) = match current >> DAY_SHIFT {
+                d if d == at.day => (d, current & COUNT_MASK),
+                d if d > at.day && current != 0 => (d, current & COUNT_MASK),
+                _ => (at.day, 0),
             };
             if count >= limit {
                 return Err(at.day_ends);
             }
-            let new = at.day << DAY_SHIFT | (count + 1);
+            let new = day << DAY_SHIFT | (count + 1);
             match word.compare_exchange_weak(current, new, AcqRel, Acquire) {
                 Ok(_) => return Ok(()),
                 Err(seen) => current = seen,
@@ -252,14 +305,20 @@ impl QuotaCell {
         }
     }
 
-    /// Takes `units` slots of the token ring at `now`, all or none.
-    fn take_tokens(&self, window: &Window<'_>, units: u64, now: u64) -> Result<TokenTickets, u64> {
+    /// Takes `units` slots of the token ring at `now`, all or none, linked to the request's
+    /// slot `rate` of the rate ring.
+    fn take_tokens(
+        window: &Window<'_>,
+        units: u64,
+        now: u64,
+        rate: Ticket,
+    ) -> Result<TokenTickets, u64> {
         if units == 1 {
-            return window.try_admit(now).map(TokenTickets::One);
+            return window.try_admit_linked(now, rate).map(TokenTickets::One);
         }
         let mut taken = Vec::with_capacity(units as usize);
         for _ in 0..units {
-            match window.try_admit(now) {
+            match window.try_admit_linked(now, rate) {
                 Ok(t) => taken.push(t),
                 Err(ready) => {
                     for t in taken {
@@ -274,7 +333,8 @@ impl QuotaCell {
 
     /// Admits a request of `tokens` estimated input tokens at `at` on every quota, or on none.
     /// The quotas that can be taken back (the windows' slots) are taken first and the day's
-    /// count, which is never taken back, last.
+    /// count, which is never taken back, last. The token slots link to the request's rate
+    /// slot, so that its completion stamps them all.
     #[inline]
     pub fn try_admit(&self, at: &Moment, tokens: u64) -> Result<QuotaTicket, Refusal> {
         let now = at.now;
@@ -294,10 +354,10 @@ impl QuotaCell {
         let rate_window = self.rate_window();
         let rate = rate_window.try_admit(now).map_err(Refusal::Until)?;
         let mut token_tickets = TokenTickets::None;
-        if tokens > 0 && self.load(Q_CONF_TOKENS) > 0 {
+        if tokens > 0 && self.load(Q_TOKEN_SLOTS) > 0 {
             let (window, unit) = self.token_window();
-            let units = tokens.div_ceil(unit).min(window.slots.len() as u64).max(1);
-            match self.take_tokens(&window, units, now) {
+            let units = tokens.div_ceil(unit).min(window.in_force as u64).max(1);
+            match Self::take_tokens(&window, units, now, rate) {
                 Ok(t) => token_tickets = t,
                 Err(ready) => {
                     rate_window.cancel(rate);
@@ -307,11 +367,7 @@ impl QuotaCell {
         }
         if daily > 0 {
             if let Err(ends) = self.count_day(at, daily) {
-                rate_window.cancel(rate);
-                let (window, _) = self.token_window();
-                for t in token_tickets.as_slice() {
-                    window.cancel(*t);
-                }
+                self.take_back(&rate_window, rate, &token_tickets);
                 return Err(Refusal::Until(ends));
             }
         }
@@ -321,23 +377,36 @@ impl QuotaCell {
         })
     }
 
-    /// Stamps the admission's slots with `now`, and corrects its token reservation to
-    /// `prompt_tokens` when known: slots above it are freed, and missing ones taken if free.
+    /// Takes back the slots of an admission that another quota refused: the token slots
+    /// first, then the rate slot they link to.
+    #[cold]
+    fn take_back(&self, rate_window: &Window<'_>, rate: Ticket, tokens: &TokenTickets) {
+        let (window, _) = self.token_window();
+        for t in tokens.as_slice() {
+            window.cancel(*t);
+        }
+        rate_window.cancel(rate);
+    }
+
+    /// Stamps the admission's slots with `now` (the token slots follow the rate slot they link
+    /// to), and corrects its token reservation to `prompt_tokens` when known: slots above it
+    /// are freed, and missing ones taken if free.
     #[inline]
     pub fn complete(&self, ticket: QuotaTicket, now: u64, prompt_tokens: Option<u64>) {
         self.rate_window().complete(ticket.rate, now);
+        if let Some(counted) = prompt_tokens {
+            self.correct_tokens(ticket, now, counted);
+        }
+    }
+
+    /// The token part of [`QuotaCell::complete`] beyond the link's implicit stamp.
+    fn correct_tokens(&self, ticket: QuotaTicket, now: u64, counted: u64) {
+        if self.load(Q_TOKEN_SLOTS) == 0 {
+            return;
+        }
         let held = ticket.tokens.as_slice();
-        if held.is_empty() && prompt_tokens.is_none() {
-            return;
-        }
-        if self.load(Q_CONF_TOKENS) == 0 {
-            return;
-        }
         let (window, unit) = self.token_window();
-        let needed = match prompt_tokens {
-            Some(n) => n.div_ceil(unit).min(window.slots.len() as u64) as usize,
-            None => held.len(),
-        };
+        let needed = counted.div_ceil(unit).min(window.in_force as u64) as usize;
         for (i, t) in held.iter().enumerate() {
             if i < needed {
                 window.complete(*t, now);
@@ -363,7 +432,7 @@ impl QuotaCell {
         let horizon = old.load(Q_WINDOW_MS).max(self.load(Q_WINDOW_MS));
         self.rate_window()
             .seed(&old.rate_window().live_records(now, horizon));
-        if self.load(Q_CONF_TOKENS) > 0 && old.load(Q_CONF_TOKENS) > 0 {
+        if self.load(Q_TOKEN_SLOTS) > 0 && old.load(Q_TOKEN_SLOTS) > 0 {
             // Slots of another size: as many of the old reserved tokens as the new slots hold.
             let (old_window, old_unit) = old.token_window();
             let (new_window, new_unit) = self.token_window();
@@ -388,7 +457,7 @@ impl QuotaCell {
 
     pub fn snapshot(&self, at: &Moment) -> QuotaSnapshot {
         let (cooldown_until, cooldown_cause) = self.cooldown();
-        let tokens_in_window = if self.load(Q_CONF_TOKENS) > 0 {
+        let tokens_in_window = if self.load(Q_TOKEN_SLOTS) > 0 {
             let (window, unit) = self.token_window();
             window.usage(at.now).in_window * unit
         } else {
