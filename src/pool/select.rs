@@ -62,8 +62,13 @@ impl Pool {
         let mut earliest = u64::MAX;
         let k = self.free.len();
         if k > 0 {
-            let cursor = self.record.next_cursor().map_err(NoKey::Store)?;
-            let start = (cursor % k as u64) as usize;
+            // With one free key there is nothing to rotate: the shared cursor is left alone.
+            let start = if k == 1 {
+                0
+            } else {
+                let cursor = self.record.next_cursor().map_err(NoKey::Store)?;
+                (cursor % k as u64) as usize
+            };
             // From the cursor to the end, then from the start: no division per key.
             for (from, to) in [(start, k), (0, start)] {
                 let mut index = from;
@@ -169,7 +174,10 @@ impl Pool {
     ) -> Result<QuotaTicket, Refusal> {
         let admitted = match key.record.disabled() {
             Ok(Some(reason)) => Err(Refusal::Disabled(reason)),
-            Ok(None) => model.quotas[index].try_admit(at, tokens),
+            Ok(None) => match &model.cells[index] {
+                Some(cell) => cell.try_admit(at, tokens),
+                None => model.quotas[index].try_admit(at, tokens),
+            },
             Err(e) => Err(Refusal::Store(e)),
         };
         match admitted {

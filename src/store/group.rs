@@ -356,7 +356,12 @@ impl QuotaCell {
         let mut token_tickets = TokenTickets::None;
         if tokens > 0 && self.load(Q_TOKEN_SLOTS) > 0 {
             let (window, unit) = self.token_window();
-            let units = tokens.div_ceil(unit).min(window.in_force as u64).max(1);
+            // (No division for a request within one slot's tokens, the common case.)
+            let units = if tokens <= unit {
+                1
+            } else {
+                tokens.div_ceil(unit).min(window.in_force as u64).max(1)
+            };
             match Self::take_tokens(&window, units, now, rate) {
                 Ok(t) => token_tickets = t,
                 Err(ready) => {
@@ -552,6 +557,10 @@ impl super::QuotaRecord for QuotaCell {
 
     fn snapshot(&self, at: &Moment) -> Result<QuotaSnapshot, Error> {
         Ok(QuotaCell::snapshot(self, at))
+    }
+
+    fn cell(&self) -> Option<&QuotaCell> {
+        Some(self)
     }
 }
 
