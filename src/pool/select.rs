@@ -163,7 +163,7 @@ impl Pool {
     /// Asks key `index` to admit a request of `model`: the key must be in service, and its
     /// group's record of the model must admit. A refusal is counted and becomes the key's hint
     /// for the model.
-    #[inline]
+    #[inline(always)]
     fn try_key(
         &self,
         index: usize,
@@ -228,6 +228,7 @@ impl Pool {
     /// Admits one request of the pool's default model at `now_ms` (a [`Pool::now`] time) on
     /// the key the pool chooses, or says why no key would. No HTTP, no waiting, no counters
     /// but the keys' own: the selection and admission alone.
+    #[inline]
     pub fn try_lease(&self, now_ms: u64) -> Result<Lease<'_>, NoKey> {
         self.acquire(now_ms, &ModelRef::Default(&self.models.default), 1)
     }

@@ -67,6 +67,16 @@ pub(crate) fn token_geometry(limit: u64) -> (u64, u64) {
     (limit / unit, unit)
 }
 
+/// The count a day's word holds for `day` (0: the word is of another day).
+#[inline]
+fn count_of(word: u64, day: u64) -> u64 {
+    if word >> DAY_SHIFT == day {
+        word & COUNT_MASK
+    } else {
+        0
+    }
+}
+
 /// A (quota group, model) record: header, then the rate ring, then the token ring.
 #[derive(Clone)]
 pub struct QuotaCell(pub Words);
@@ -240,28 +250,22 @@ impl QuotaCell {
     /// Requests counted on `day`.
     #[inline]
     fn count_on(&self, day: u64) -> u64 {
-        let w = self.w(Q_DAY).load(Acquire);
-        if w >> DAY_SHIFT == day {
-            w & COUNT_MASK
-        } else {
-            0
-        }
+        count_of(self.w(Q_DAY).load(Acquire), day)
     }
 
-    /// Counts one request on the day of `at`, unless the day's limit is reached. A count
-    /// never moves back to an earlier day: a process whose clock has not reached the midnight
-    /// another process has passed counts on the later day.
+    /// Counts one request on the day of `at`, unless the day's limit is reached; `seen` is
+    /// the day's word as the admission first read it. A count never moves back to an earlier
+    /// day: a process whose clock has not reached the midnight another process has passed
+    /// counts on the later day.
     ///
     /// Far from the limit the count is one add: each request that finds the count below the
     /// limit is admitted, so at most `limit` are, however many race; one that finds it at the
     /// limit takes its add back. Near the limit (and to start a day) it is a compare-and-swap,
     /// so the count never shows more than the limit there.
     #[inline]
-    fn count_day(&self, at: &Moment, limit: u64) -> Result<(), u64> {
-        let word = self.w(Q_DAY);
-        let current = word.load(Acquire);
-        if current >> DAY_SHIFT == at.day && (current & COUNT_MASK) + DAY_MARGIN < limit {
-            let before = word.fetch_add(1, AcqRel);
+    fn count_day(&self, at: &Moment, limit: u64, seen: u64) -> Result<(), u64> {
+        if seen >> DAY_SHIFT == at.day && (seen & COUNT_MASK) + DAY_MARGIN < limit {
+            let before = self.w(Q_DAY).fetch_add(1, AcqRel);
             if before >> DAY_SHIFT == at.day && before & COUNT_MASK < limit {
                 return Ok(());
             }
@@ -285,6 +289,7 @@ impl QuotaCell {
     }
 
     /// The day's count by compare-and-swap.
+    #[cold]
     fn count_day_exactly(&self, at: &Moment, limit: u64) -> Result<(), u64> {
         let word = self.w(Q_DAY);
         let mut current = word.load(Acquire);
@@ -339,30 +344,30 @@ impl QuotaCell {
     pub fn try_admit(&self, at: &Moment, tokens: u64) -> Result<QuotaTicket, Refusal> {
         let now = at.now;
         let unavailable = self.load(Q_UNAVAILABLE_UNTIL);
-        if now < unavailable {
-            return Err(Refusal::Unavailable(unavailable));
-        }
-        let (cool, _) = self.cooldown();
-        if now < cool {
-            return Err(Refusal::Until(cool));
-        }
+        let cool = self.load(Q_COOLDOWN) & COOLDOWN_MASK;
         let daily = self.load(Q_DAILY);
-        // A spent day refuses before any slot is touched.
-        if daily > 0 && self.count_on(at.day) >= daily {
-            return Err(Refusal::Until(at.day_ends));
+        let day = if daily > 0 {
+            self.w(Q_DAY).load(Acquire)
+        } else {
+            0
+        };
+        // Unavailable, cooling, or a spent day: refused before any slot is touched.
+        if now < unavailable || now < cool || (daily > 0 && count_of(day, at.day) >= daily) {
+            return Err(self.blocked(at));
         }
         let rate_window = self.rate_window();
         let rate = rate_window.try_admit(now).map_err(Refusal::Until)?;
         let mut token_tickets = TokenTickets::None;
         if tokens > 0 && self.load(Q_TOKEN_SLOTS) > 0 {
             let (window, unit) = self.token_window();
-            // (No division for a request within one slot's tokens, the common case.)
-            let units = if tokens <= unit {
-                1
+            let taken = if tokens <= unit {
+                // One slot (no division): the common case.
+                window.try_admit_linked(now, rate).map(TokenTickets::One)
             } else {
-                tokens.div_ceil(unit).min(window.in_force as u64).max(1)
+                let units = tokens.div_ceil(unit).min(window.in_force as u64).max(1);
+                Self::take_tokens(&window, units, now, rate)
             };
-            match Self::take_tokens(&window, units, now, rate) {
+            match taken {
                 Ok(t) => token_tickets = t,
                 Err(ready) => {
                     rate_window.cancel(rate);
@@ -371,7 +376,7 @@ impl QuotaCell {
             }
         }
         if daily > 0 {
-            if let Err(ends) = self.count_day(at, daily) {
+            if let Err(ends) = self.count_day(at, daily, day) {
                 self.take_back(&rate_window, rate, &token_tickets);
                 return Err(Refusal::Until(ends));
             }
@@ -380,6 +385,20 @@ impl QuotaCell {
             rate,
             tokens: token_tickets,
         })
+    }
+
+    /// Why a record that is unavailable, cooling down or spent for the day refuses.
+    #[cold]
+    fn blocked(&self, at: &Moment) -> Refusal {
+        let unavailable = self.load(Q_UNAVAILABLE_UNTIL);
+        if at.now < unavailable {
+            return Refusal::Unavailable(unavailable);
+        }
+        let (cool, _) = self.cooldown();
+        if at.now < cool {
+            return Refusal::Until(cool);
+        }
+        Refusal::Until(at.day_ends)
     }
 
     /// Takes back the slots of an admission that another quota refused: the token slots
