@@ -707,6 +707,105 @@ mod tests {
         assert_eq!(c.capacity_streak(false).unwrap(), 0);
     }
 
+    /// Threads racing on one record, each admitting (and completing) until refused: how many
+    /// got in, on day 3.
+    fn race_for_the_day(c: &QuotaCell, threads: usize, attempts: u64) -> u64 {
+        let admitted = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    for i in 0..attempts {
+                        if let Ok(t) = c.try_admit(&at(10 + i, 3), 1) {
+                            admitted.fetch_add(1, Relaxed);
+                            c.complete(t, 10 + i, None);
+                        }
+                    }
+                });
+            }
+        });
+        admitted.load(Relaxed)
+    }
+
+    #[test]
+    fn far_from_the_limit_the_day_is_one_add_and_the_race_for_the_last_slots_is_exact() {
+        // The first requests take the add (count + margin below the limit), the last ones the
+        // compare-and-swap; threads crossing from one to the other admit exactly the limit.
+        let limit = DAY_MARGIN + 40;
+        let c = cell(limits(100_000, Some(limit), Some(1_000_000)));
+        assert_eq!(race_for_the_day(&c, 4, 200), limit);
+        assert_eq!(c.snapshot(&at(300, 3)).today, limit);
+        assert!(c.try_admit(&at(300, 3), 1).is_err());
+        // Started near the limit: the same.
+        let c = cell(limits(100_000, Some(limit), None));
+        for i in 0..limit - DAY_MARGIN - 3 {
+            let t = c.try_admit(&at(1 + i, 3), 0).unwrap();
+            c.complete(t, 1 + i, None);
+        }
+        assert_eq!(race_for_the_day(&c, 4, 100), DAY_MARGIN + 3);
+        assert_eq!(c.snapshot(&at(300, 3)).today, limit);
+        // Far from a large limit, many threads: never more than it, nor less.
+        let c = cell(limits(100_000, Some(5_000), None));
+        assert_eq!(race_for_the_day(&c, 4, 2_000), 5_000);
+    }
+
+    #[test]
+    fn an_add_that_found_the_day_full_is_taken_back_unless_the_day_moved_on() {
+        let c = cell(limits(10, Some(1_000), None));
+        let word = |day: u64, count: u64| day << DAY_SHIFT | count;
+        c.w(Q_DAY).store(word(4, 7), Relaxed);
+        c.take_back_day(word(4, 6));
+        assert_eq!(c.w(Q_DAY).load(Relaxed), word(4, 6));
+        // The day moved on (a new day's count replaced the word): nothing to take back.
+        c.w(Q_DAY).store(word(5, 1), Relaxed);
+        c.take_back_day(word(4, 6));
+        assert_eq!(c.w(Q_DAY).load(Relaxed), word(5, 1));
+    }
+
+    #[test]
+    fn the_day_never_moves_back_to_an_earlier_day() {
+        // Two processes straddle midnight: one is on day 6, the other still on day 5. The
+        // later day's count is never reset by the earlier one's requests: they count on it.
+        let c = cell(limits(100, Some(3), None));
+        for (now, day) in [(10, 6), (11, 5), (12, 6)] {
+            let t = c.try_admit(&at(now, day), 0).unwrap();
+            c.complete(t, now, None);
+        }
+        assert_eq!(c.snapshot(&at(13, 6)).today, 3);
+        assert!(c.try_admit(&at(14, 5), 0).is_err(), "day 6 is full, for everyone");
+        assert!(c.try_admit(&at(15, 6), 0).is_err());
+    }
+
+    #[test]
+    fn token_slots_are_stamped_by_the_request_s_completion_and_freed_with_it() {
+        let c = cell(limits(10, None, Some(10)));
+        // Completed at 500: its tokens count until one window (1,000) after that.
+        let t = c.try_admit(&at(10, 1), 10).unwrap();
+        c.complete(t, 500, None);
+        assert_eq!(c.snapshot(&at(1_500, 1)).tokens_in_window, 10);
+        assert!(c.try_admit(&at(1_500, 1), 1).is_err());
+        assert_eq!(c.snapshot(&at(1_501, 1)).tokens_in_window, 0);
+        // Never completed (its process died): freed after the in-flight allowance (1,000)
+        // and the window, with its rate slot.
+        let _lost = c.try_admit(&at(2_000, 1), 10).unwrap();
+        assert!(c.try_admit(&at(4_000, 1), 1).is_err());
+        let s = c.snapshot(&at(4_000, 1));
+        assert_eq!((s.usage.in_flight, s.tokens_in_window), (1, 10));
+        let t = c.try_admit(&at(4_001, 1), 1).expect("freed");
+        c.complete(t, 4_001, Some(1));
+    }
+
+    #[test]
+    fn a_completion_after_the_limit_was_lowered_stamps_its_own_slot() {
+        let c = cell(limits(3, None, None));
+        let tickets: Vec<_> = (0..3).map(|i| c.try_admit(&at(10 + i, 1), 0).unwrap()).collect();
+        assert!(c.lower_limit(LimitKind::Rate, 1).unwrap());
+        for t in tickets {
+            c.complete(t, 20, None);
+        }
+        let s = c.snapshot(&at(21, 1));
+        assert_eq!((s.usage.in_window, s.usage.in_flight), (3, 0));
+    }
+
     #[test]
     fn threads_racing_for_the_last_of_the_day_never_exceed_it() {
         let c = cell(limits(1_000, Some(37), Some(100_000)));
