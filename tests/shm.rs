@@ -78,7 +78,7 @@ fn the_file_is_private_versioned_and_holds_no_key() {
     assert_eq!(&bytes[..8], b"GRSTATE1");
     assert_eq!(
         u64::from_le_bytes(bytes[8..16].try_into().unwrap()),
-        2,
+        3,
         "layout version"
     );
     assert_eq!(
