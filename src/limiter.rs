@@ -681,4 +681,67 @@ mod tests {
             prop_assert!(max_in_any_window(&mut stamps, window) <= limit);
         }
     }
+
+    proptest! {
+        /// The token window's bound with its slots linked to the rate window's: on any
+        /// schedule of admissions (a rate slot, then `units` linked token slots or none),
+        /// completions (which stamp only the rate slot) and cancellations, no rolling window
+        /// ever holds more than the token ring's slots, counting each request's units at its
+        /// completion.
+        #[test]
+        fn linked_token_slots_hold_the_bound_on_random_schedules(
+            rate_limit in 1usize..10,
+            token_slots in 1usize..10,
+            window in 1u64..300,
+            ops in proptest::collection::vec((0u8..4, 0u64..200, 1u64..4), 1..300),
+        ) {
+            let rate = Owned::new(rate_limit);
+            let tokens = Owned::new(token_slots);
+            let r = rate.window(window, 1_000_000);
+            let t = tokens.linked(window, 1_000_000, &rate.slots);
+            let mut now = 1u64;
+            let mut pending: Vec<(Ticket, Vec<Ticket>)> = Vec::new();
+            let mut stamps: Vec<u64> = Vec::new();
+            for (kind, dt, units) in ops {
+                match kind {
+                    0 => now += dt,
+                    1 => {
+                        let Ok(req) = r.try_admit(now) else { continue };
+                        let mut held = Vec::new();
+                        for _ in 0..units {
+                            match t.try_admit_linked(now, req) {
+                                Ok(tk) => held.push(tk),
+                                Err(_) => break,
+                            }
+                        }
+                        if held.len() as u64 == units {
+                            pending.push((req, held));
+                        } else {
+                            for tk in held {
+                                t.cancel(tk);
+                            }
+                            r.cancel(req);
+                        }
+                    }
+                    _ => {
+                        if pending.is_empty() {
+                            continue;
+                        }
+                        let (req, held) = pending.remove((dt as usize) % pending.len());
+                        r.complete(req, now);
+                        for tk in &held {
+                            t.complete(*tk, now);
+                            stamps.push(now);
+                        }
+                    }
+                }
+                let in_flight: usize = pending.iter().map(|(_, h)| h.len()).sum();
+                let recent = stamps.iter().filter(|&&s| now <= s + window).count();
+                prop_assert!(in_flight + recent <= token_slots,
+                    "{} in flight and {} in the window at {}", in_flight, recent, now);
+                prop_assert_eq!(t.usage(now).in_window as usize, in_flight + recent);
+            }
+            prop_assert!(max_in_any_window(&mut stamps, window) <= token_slots);
+        }
+    }
 }
