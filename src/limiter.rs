@@ -32,7 +32,9 @@
 //!
 //! Everything here is pure: `now` is an argument, so tests drive a fake clock.
 
-use std::sync::atomic::{AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{
+    AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 const TIME_BITS: u32 = 43;
 const TIME_MASK: u64 = (1 << TIME_BITS) - 1;
@@ -533,15 +535,34 @@ mod tests {
         let t = tokens.linked(100, 1_000, &rate.slots);
         let req = r.try_admit(10).unwrap();
         let tok = t.try_admit_linked(10, req).unwrap();
-        assert_eq!(t.usage(50), Usage { in_window: 1, in_flight: 1 });
+        assert_eq!(
+            t.usage(50),
+            Usage {
+                in_window: 1,
+                in_flight: 1
+            }
+        );
         r.complete(req, 60);
         t.complete(tok, 60); // nothing to stamp: the link follows the rate slot
-        assert_eq!(t.usage(70), Usage { in_window: 1, in_flight: 0 });
+        assert_eq!(
+            t.usage(70),
+            Usage {
+                in_window: 1,
+                in_flight: 0
+            }
+        );
         assert_eq!(t.live_records(70, 100), vec![(false, 60)]);
         let other = t.try_admit_linked(70, r.try_admit(70).unwrap()).unwrap();
         assert_ne!(other.seq, tok.seq);
-        assert_eq!(t.try_admit(80), Err(161), "both token slots taken, one frees at 161");
-        assert!(t.try_admit(161).is_ok(), "free once the linked request left the window");
+        assert_eq!(
+            t.try_admit(80),
+            Err(161),
+            "both token slots taken, one frees at 161"
+        );
+        assert!(
+            t.try_admit(161).is_ok(),
+            "free once the linked request left the window"
+        );
         // A cancelled link frees at once; an abandoned request frees its links with it.
         let rate = Owned::new(1);
         let tokens = Owned::new(1);
@@ -552,7 +573,10 @@ mod tests {
         t.cancel(tok);
         let tok = t.try_admit_linked(11, lost).unwrap();
         assert_eq!(t.try_admit(1_110), Err(1_111));
-        assert!(r.try_admit(1_111).is_ok(), "the abandoned rate slot is taken again");
+        assert!(
+            r.try_admit(1_111).is_ok(),
+            "the abandoned rate slot is taken again"
+        );
         assert!(t.try_admit(1_111).is_ok(), "and the link to it is free");
         t.cancel(tok); // stale: nothing to take back
     }

@@ -771,7 +771,10 @@ mod tests {
             c.complete(t, now, None);
         }
         assert_eq!(c.snapshot(&at(13, 6)).today, 3);
-        assert!(c.try_admit(&at(14, 5), 0).is_err(), "day 6 is full, for everyone");
+        assert!(
+            c.try_admit(&at(14, 5), 0).is_err(),
+            "day 6 is full, for everyone"
+        );
         assert!(c.try_admit(&at(15, 6), 0).is_err());
     }
 
@@ -797,7 +800,9 @@ mod tests {
     #[test]
     fn a_completion_after_the_limit_was_lowered_stamps_its_own_slot() {
         let c = cell(limits(3, None, None));
-        let tickets: Vec<_> = (0..3).map(|i| c.try_admit(&at(10 + i, 1), 0).unwrap()).collect();
+        let tickets: Vec<_> = (0..3)
+            .map(|i| c.try_admit(&at(10 + i, 1), 0).unwrap())
+            .collect();
         assert!(c.lower_limit(LimitKind::Rate, 1).unwrap());
         for t in tickets {
             c.complete(t, 20, None);
