@@ -208,10 +208,15 @@ impl QuotaCell {
         let start = rate_start + self.load(Q_CONF_RATE) as usize;
         let ring = self.load(Q_TOKEN_SLOTS) as usize;
         let unit = self.load(Q_TOKEN_UNIT);
-        let in_force = self
-            .load(Q_TOKENS)
-            .checked_div(unit)
-            .map_or(0, |n| (n as usize).clamp(1, ring));
+        // The whole ring unless a 429 lowered the limit (no division per admission then).
+        let tokens = self.load(Q_TOKENS);
+        let in_force = if tokens == self.load(Q_CONF_TOKENS) {
+            ring
+        } else {
+            tokens
+                .checked_div(unit)
+                .map_or(0, |n| (n as usize).clamp(1, ring))
+        };
         (
             Window {
                 start: &words[Q_TOKEN_START],
