@@ -1,39 +1,63 @@
 //! The rolling-window admission rule, lock-free, on memory that may be shared between processes.
 //!
-//! A key with limit `L` and window `W` owns a ring of `L` slots and a counter `head` of the
-//! admissions made so far. Admission number `n` goes to slot `n mod L`, replacing the record of
-//! admission `n - L`, and only if that record is more than `W` old. Every slot therefore holds a
-//! sequence of admissions spaced more than `W` apart, so any window of length `W` sees at most
-//! one admission per slot: at most `L` in all. That argument rests on one thing only, the
-//! compare-and-swap of a slot against the record it replaces, so it holds however threads or
-//! processes interleave and whichever of them dies where. `head` only spreads admissions over
-//! the slots; a thread that finds the slot for `head` already taken helps `head` forward, so a
-//! process killed between the two steps blocks nobody; and a slot that cannot be taken (in
-//! flight, or finished inside the window) is passed by, so every record, a dead process's
-//! included, holds its one slot and never the key.
+//! A key with limit `L` and window `W` owns a ring of `L` slots. An admission takes a slot whose
+//! record is more than `W` old (or free), replacing that record by a compare-and-swap. Every slot
+//! therefore holds a sequence of admissions spaced more than `W` apart, so any window of length
+//! `W` sees at most one admission per slot: at most `L` in all. That argument rests on one thing
+//! only, the compare-and-swap of a slot against the record it replaces, so it holds however
+//! threads or processes interleave and whichever of them dies where. Where an admission looks
+//! first is a hint (`start`, the slot after the last one taken, written with a plain store): a
+//! stale or raced hint costs a few more slots looked at, never a wrong answer, and a process
+//! killed at any point leaves nothing half done. A slot that cannot be taken (in flight, or
+//! finished inside the window) is passed by, so every record, a dead process's included, holds
+//! its one slot and never the key.
 //!
 //! The window must be counted on the service's clock, which sees a request when it arrives, not
 //! when it was admitted. So a slot is written *in flight* at admission and stamped with the
 //! completion time when the response is in: the service cannot have seen the request later than
 //! that. An in-flight slot whose owner died frees itself `max_inflight_ms + W` after admission.
 //!
+//! A slot may instead hold a *link* to a slot of another ring (the token window's slots link to
+//! the request's slot of the rate window): it is then in flight, finished or free exactly when
+//! the record it links to is, so one completion stamps both. A link names the other slot and
+//! that record's generation; once the other slot is taken again (which needs its record to be
+//! free), the link is free too.
+//!
+//! Each record carries its slot's generation (one more than the record it replaced), so a
+//! record is never written twice in one slot, and a completion or cancellation that comes after
+//! its slot was presumed abandoned and reused changes nothing.
+//!
 //! Times are `clock::now_ms()` values: whole milliseconds rounded up, never 0. A record at `t`
 //! blocks its slot while `now <= t + W`, so two admissions of one slot are more than `W` apart.
 //!
 //! Everything here is pure: `now` is an argument, so tests drive a fake clock.
 
-use std::sync::atomic::{AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Release};
+use std::sync::atomic::{
+    AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 const TIME_BITS: u32 = 43;
 const TIME_MASK: u64 = (1 << TIME_BITS) - 1;
 const INFLIGHT: u64 = 1 << TIME_BITS;
-const TAG_SHIFT: u32 = TIME_BITS + 1;
-const TAG_MASK: u64 = (1 << (64 - TAG_SHIFT)) - 1;
+const GEN_SHIFT: u32 = TIME_BITS + 1;
+const GEN_MASK: u64 = (1 << 19) - 1;
+/// A link to a slot of another ring: its generation as above, its index in the low bits.
+const LINK: u64 = 1 << 63;
+const INDEX_MASK: u64 = (1 << 20) - 1;
 
-/// One key's window: the admission counter and the ring of slots, wherever they live.
+/// Slots a ring may have at most (a link names a slot in 20 bits).
+pub const MAX_SLOTS: u64 = 1 << 20;
+
+/// One window: a ring of slots, wherever they live.
 pub struct Window<'a> {
-    pub head: &'a AtomicU64,
+    /// The slot the next admission looks at first (a hint; see the module's text).
+    pub start: &'a AtomicU64,
+    /// The whole ring, as made; completions and cancellations find their slot here.
     pub slots: &'a [AtomicU64],
+    /// How many of the first slots admissions use (the limit in force, which can only go down).
+    pub in_force: usize,
+    /// The ring this one's links point into (empty: it holds none).
+    pub links: &'a [AtomicU64],
     pub window_ms: u64,
     /// How long an in-flight request may last before its slot is presumed abandoned.
     pub max_inflight_ms: u64,
@@ -41,9 +65,9 @@ pub struct Window<'a> {
 
 /// Proof of an admission, to be handed back to the store that made it (here:
 /// [`Window::complete`]). Its two words mean what the store that made it says: a store outside
-/// this crate makes its own with [`Ticket::new`]. For a [`Window`], `seq` is the admission's
-/// number (its slot is `seq mod limit`) and `record` the in-flight record it wrote there, which
-/// completion replaces only if it is still there.
+/// this crate makes its own with [`Ticket::new`]. For a [`Window`], `seq` is the slot's index
+/// and `record` the in-flight record (or link) written there, which completion replaces only if
+/// it is still there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ticket {
     pub seq: u64,
@@ -65,26 +89,54 @@ pub struct Usage {
     pub in_flight: u64,
 }
 
-fn tag_of(seq: u64, limit: u64) -> u64 {
-    (seq / limit) & TAG_MASK
+#[inline]
+fn generation(record: u64) -> u64 {
+    (record >> GEN_SHIFT) & GEN_MASK
 }
 
-fn encode(tag: u64, in_flight: bool, time: u64) -> u64 {
+#[inline]
+fn encode(generation: u64, in_flight: bool, time: u64) -> u64 {
     debug_assert!(time > 0 && time <= TIME_MASK);
-    (tag << TAG_SHIFT) | if in_flight { INFLIGHT } else { 0 } | (time & TIME_MASK)
+    (generation & GEN_MASK) << GEN_SHIFT | if in_flight { INFLIGHT } else { 0 } | (time & TIME_MASK)
+}
+
+/// A free record that keeps its slot's generation (a cancelled admission's).
+#[inline]
+fn freed(record: u64) -> u64 {
+    if record & LINK != 0 {
+        0
+    } else {
+        record & (GEN_MASK << GEN_SHIFT)
+    }
 }
 
 impl Window<'_> {
-    fn limit(&self) -> u64 {
-        self.slots.len() as u64
+    /// The record a slot's record stands for: itself, or for a link the record it links to
+    /// (0, free, once that slot has moved on).
+    #[inline]
+    fn resolve(&self, record: u64) -> u64 {
+        if record & LINK == 0 {
+            return record;
+        }
+        let target = match self.links.get((record & INDEX_MASK) as usize) {
+            Some(slot) => slot.load(Acquire),
+            None => return 0,
+        };
+        if target & LINK == 0 && generation(target) == generation(record) {
+            target
+        } else {
+            0
+        }
     }
 
-    /// The first `now` at which a slot holding `record` may be taken again (0: it is free).
+    /// The first `now` at which a slot holding `record` (resolved) may be taken again (0: it
+    /// is free).
+    #[inline]
     fn blocked_until(&self, record: u64) -> u64 {
-        if record == 0 {
+        let time = record & TIME_MASK;
+        if time == 0 {
             return 0;
         }
-        let time = record & TIME_MASK;
         let hold = if record & INFLIGHT != 0 {
             self.max_inflight_ms + self.window_ms
         } else {
@@ -103,63 +155,86 @@ impl Window<'_> {
         }
     }
 
-    /// Admits one request at `now`, or says from when on it may try again.
-    ///
-    /// A slot that cannot be taken (its request is still in flight, or finished inside the
-    /// window) is passed by: `head` moves on without writing it, and the slot is looked at again
-    /// a lap later. So each record holds its own slot and nothing more, and the key refuses only
-    /// when every one of its slots is taken; the time it names is then the earliest any slot
-    /// frees. A refusal looks at each slot once.
-    pub fn try_admit(&self, now: u64) -> Result<Ticket, u64> {
-        let limit = self.limit();
-        let mut passed = 0;
+    /// Takes a slot at `now` for the record `make` writes there (given the record it
+    /// replaces), or says from when on it may try again. A slot that cannot be taken is passed
+    /// by; the window refuses only when every slot in force is taken, and names the earliest
+    /// any of them frees. A refusal looks at each slot once.
+    #[inline]
+    fn take(&self, now: u64, make: impl Fn(u64) -> u64) -> Result<Ticket, u64> {
+        let n = self.in_force.min(self.slots.len());
+        if n == 0 {
+            return Err(now + self.window_ms + 1);
+        }
+        let mut i = self.start.load(Relaxed) as usize;
+        if i >= n {
+            i = 0;
+        }
+        let mut looked = 0;
         let mut earliest = u64::MAX;
         loop {
-            let head = self.head.load(Acquire);
-            let slot = &self.slots[(head % limit) as usize];
+            let slot = &self.slots[i];
             let record = slot.load(Acquire);
-            let tag = tag_of(head, limit);
-            if record != 0 && record >> TAG_SHIFT == tag {
-                // Admission `head` is recorded but `head` has not moved on yet: help it.
-                let _ = self.head.compare_exchange(head, head + 1, AcqRel, Acquire);
-                continue;
-            }
-            if now < self.blocked_until(record) {
-                earliest = earliest.min(self.ready_estimate(record, now));
-                if passed >= limit {
-                    return Err(earliest);
+            let resolved = self.resolve(record);
+            if now >= self.blocked_until(resolved) {
+                let mine = make(record);
+                if slot.compare_exchange(record, mine, AcqRel, Acquire).is_ok() {
+                    let next = if i + 1 == n { 0 } else { i + 1 };
+                    self.start.store(next as u64, Relaxed);
+                    return Ok(Ticket {
+                        seq: i as u64,
+                        record: mine,
+                    });
                 }
-                // Taken: pass it by (if another thread moved `head` first, so be it).
-                passed += 1;
-                let _ = self.head.compare_exchange(head, head + 1, AcqRel, Acquire);
+                // Another admission changed the slot first: look at it again.
                 continue;
             }
-            let mine = encode(tag, true, now);
-            if slot.compare_exchange(record, mine, AcqRel, Acquire).is_ok() {
-                let _ = self.head.compare_exchange(head, head + 1, AcqRel, Acquire);
-                return Ok(Ticket {
-                    seq: head,
-                    record: mine,
-                });
+            earliest = earliest.min(self.ready_estimate(resolved, now));
+            looked += 1;
+            if looked >= n {
+                return Err(earliest);
             }
+            i = if i + 1 == n { 0 } else { i + 1 };
         }
     }
 
+    /// Admits one request at `now`, or says from when on it may try again.
+    #[inline]
+    pub fn try_admit(&self, now: u64) -> Result<Ticket, u64> {
+        self.take(now, |old| encode(generation(old) + 1, true, now))
+    }
+
+    /// Admits one request at `now` whose slot links to `target`, an admission of the ring
+    /// `links` is: the slot is in flight and finished with it, and needs no completion of its
+    /// own.
+    #[inline]
+    pub fn try_admit_linked(&self, now: u64, target: Ticket) -> Result<Ticket, u64> {
+        debug_assert!(target.seq < MAX_SLOTS && target.record & LINK == 0);
+        let link = LINK | generation(target.record) << GEN_SHIFT | (target.seq & INDEX_MASK);
+        self.take(now, |_| link)
+    }
+
     /// Stamps an admitted request with the time its response came back (`now`). If the slot was
-    /// meanwhile presumed abandoned and reused, there is nothing left to stamp.
+    /// meanwhile presumed abandoned and reused, there is nothing left to stamp; a link needs no
+    /// stamp (the slot it links to has its own).
+    #[inline]
     pub fn complete(&self, ticket: Ticket, now: u64) {
-        let slot = &self.slots[(ticket.seq % self.limit()) as usize];
-        let admitted = ticket.record & TIME_MASK;
-        let done = encode(ticket.record >> TAG_SHIFT, false, now.max(admitted));
-        let _ = slot.compare_exchange(ticket.record, done, AcqRel, Acquire);
+        if ticket.record & LINK != 0 {
+            return;
+        }
+        if let Some(slot) = self.slots.get(ticket.seq as usize) {
+            let admitted = ticket.record & TIME_MASK;
+            let done = encode(generation(ticket.record), false, now.max(admitted));
+            let _ = slot.compare_exchange(ticket.record, done, AcqRel, Acquire);
+        }
     }
 
     /// Takes back an admission whose request was never sent (another quota of the same
     /// admission refused): its slot is free again, as if it had never been taken. If the slot
     /// was meanwhile presumed abandoned and reused, there is nothing to take back.
     pub fn cancel(&self, ticket: Ticket) {
-        let slot = &self.slots[(ticket.seq % self.limit()) as usize];
-        let _ = slot.compare_exchange(ticket.record, 0, AcqRel, Acquire);
+        if let Some(slot) = self.slots.get(ticket.seq as usize) {
+            let _ = slot.compare_exchange(ticket.record, freed(ticket.record), AcqRel, Acquire);
+        }
     }
 
     /// The records that could still count against a window of up to `horizon_ms` at `now`
@@ -168,8 +243,10 @@ impl Window<'_> {
         let mut live: Vec<(bool, u64)> = self
             .slots
             .iter()
-            .map(|slot| slot.load(Acquire))
-            .filter(|&r| r != 0 && (r & INFLIGHT != 0 || now <= (r & TIME_MASK) + horizon_ms))
+            .map(|slot| self.resolve(slot.load(Acquire)))
+            .filter(|&r| {
+                r & TIME_MASK != 0 && (r & INFLIGHT != 0 || now <= (r & TIME_MASK) + horizon_ms)
+            })
             .map(|r| (r & INFLIGHT != 0, r & TIME_MASK))
             .collect();
         live.sort_unstable_by_key(|&(_, time)| std::cmp::Reverse(time));
@@ -181,9 +258,10 @@ impl Window<'_> {
     pub fn seed(&self, records: &[(bool, u64)]) {
         let n = records.len().min(self.slots.len());
         for (i, &(in_flight, time)) in records[..n].iter().enumerate() {
-            self.slots[i].store(encode(0, in_flight, time.max(1)), Release);
+            self.slots[i].store(encode(1, in_flight, time.max(1)), Release);
         }
-        self.head.store(n as u64, Release);
+        let in_force = self.in_force.max(1);
+        self.start.store((n % in_force) as u64, Release);
     }
 
     /// What counts against the window at `now` (a scan of the ring: for statistics, not for
@@ -191,7 +269,7 @@ impl Window<'_> {
     pub fn usage(&self, now: u64) -> Usage {
         let mut usage = Usage::default();
         for slot in self.slots {
-            let record = slot.load(Acquire);
+            let record = self.resolve(slot.load(Acquire));
             if now < self.blocked_until(record) {
                 usage.in_window += 1;
                 if record & INFLIGHT != 0 {
@@ -207,24 +285,35 @@ impl Window<'_> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::sync::atomic::Ordering::Relaxed;
     use std::sync::Arc;
 
     struct Owned {
-        head: AtomicU64,
+        start: AtomicU64,
         slots: Vec<AtomicU64>,
     }
 
     impl Owned {
         fn new(limit: usize) -> Owned {
             Owned {
-                head: AtomicU64::new(0),
+                start: AtomicU64::new(0),
                 slots: (0..limit).map(|_| AtomicU64::new(0)).collect(),
             }
         }
         fn window(&self, window_ms: u64, max_inflight_ms: u64) -> Window<'_> {
+            self.linked(window_ms, max_inflight_ms, &[])
+        }
+        fn linked<'a>(
+            &'a self,
+            window_ms: u64,
+            max_inflight_ms: u64,
+            links: &'a [AtomicU64],
+        ) -> Window<'a> {
             Window {
-                head: &self.head,
+                start: &self.start,
                 slots: &self.slots,
+                in_force: self.slots.len(),
+                links,
                 window_ms,
                 max_inflight_ms,
             }
@@ -416,15 +505,80 @@ mod tests {
     }
 
     #[test]
-    fn a_recorded_but_unadvanced_head_is_helped_forward() {
-        let owned = Owned::new(2);
+    fn a_stale_or_raced_start_only_costs_a_longer_look() {
+        let owned = Owned::new(3);
         let w = owned.window(1000, 0);
-        let t = w.try_admit(5).unwrap();
-        // Simulate a process that died between writing its slot and moving head.
-        owned.head.store(t.seq, std::sync::atomic::Ordering::SeqCst);
-        let next = w.try_admit(6).unwrap();
-        assert_eq!(next.seq, t.seq + 1);
-        assert_eq!(owned.head.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let a = w.try_admit(5).unwrap();
+        // A hint that went back (another thread's late store), or out of range (a lowered
+        // limit): the taken slot is passed by, the free ones found.
+        owned.start.store(a.seq, Relaxed);
+        let b = w.try_admit(6).unwrap();
+        assert_ne!(b.seq, a.seq);
+        owned.start.store(99, Relaxed);
+        let c = w.try_admit(7).unwrap();
+        assert!(c.seq != a.seq && c.seq != b.seq);
+        assert_eq!(w.try_admit(8), Err(1006), "every slot taken: refused");
+        // A slot taken twice holds two different records (its generation moved on).
+        w.cancel(a);
+        let again = w.try_admit(9).unwrap();
+        assert_eq!(again.seq, a.seq);
+        assert_ne!(again.record, a.record);
+        w.cancel(a); // stale: takes nothing back
+        assert!(w.try_admit(10).is_err());
+    }
+
+    #[test]
+    fn a_linked_slot_is_in_flight_finished_and_free_with_the_slot_it_links_to() {
+        let rate = Owned::new(2);
+        let tokens = Owned::new(2);
+        let r = rate.window(100, 1_000);
+        let t = tokens.linked(100, 1_000, &rate.slots);
+        let req = r.try_admit(10).unwrap();
+        let tok = t.try_admit_linked(10, req).unwrap();
+        assert_eq!(
+            t.usage(50),
+            Usage {
+                in_window: 1,
+                in_flight: 1
+            }
+        );
+        r.complete(req, 60);
+        t.complete(tok, 60); // nothing to stamp: the link follows the rate slot
+        assert_eq!(
+            t.usage(70),
+            Usage {
+                in_window: 1,
+                in_flight: 0
+            }
+        );
+        assert_eq!(t.live_records(70, 100), vec![(false, 60)]);
+        let other = t.try_admit_linked(70, r.try_admit(70).unwrap()).unwrap();
+        assert_ne!(other.seq, tok.seq);
+        assert_eq!(
+            t.try_admit(80),
+            Err(161),
+            "both token slots taken, one frees at 161"
+        );
+        assert!(
+            t.try_admit(161).is_ok(),
+            "free once the linked request left the window"
+        );
+        // A cancelled link frees at once; an abandoned request frees its links with it.
+        let rate = Owned::new(1);
+        let tokens = Owned::new(1);
+        let r = rate.window(100, 1_000);
+        let t = tokens.linked(100, 1_000, &rate.slots);
+        let lost = r.try_admit(10).unwrap();
+        let tok = t.try_admit_linked(10, lost).unwrap();
+        t.cancel(tok);
+        let tok = t.try_admit_linked(11, lost).unwrap();
+        assert_eq!(t.try_admit(1_110), Err(1_111));
+        assert!(
+            r.try_admit(1_111).is_ok(),
+            "the abandoned rate slot is taken again"
+        );
+        assert!(t.try_admit(1_111).is_ok(), "and the link to it is free");
+        t.cancel(tok); // stale: nothing to take back
     }
 
     #[test]
@@ -549,6 +703,69 @@ mod tests {
                 }
             }
             prop_assert!(max_in_any_window(&mut stamps, window) <= limit);
+        }
+    }
+
+    proptest! {
+        /// The token window's bound with its slots linked to the rate window's: on any
+        /// schedule of admissions (a rate slot, then `units` linked token slots or none),
+        /// completions (which stamp only the rate slot) and cancellations, no rolling window
+        /// ever holds more than the token ring's slots, counting each request's units at its
+        /// completion.
+        #[test]
+        fn linked_token_slots_hold_the_bound_on_random_schedules(
+            rate_limit in 1usize..10,
+            token_slots in 1usize..10,
+            window in 1u64..300,
+            ops in proptest::collection::vec((0u8..4, 0u64..200, 1u64..4), 1..300),
+        ) {
+            let rate = Owned::new(rate_limit);
+            let tokens = Owned::new(token_slots);
+            let r = rate.window(window, 1_000_000);
+            let t = tokens.linked(window, 1_000_000, &rate.slots);
+            let mut now = 1u64;
+            let mut pending: Vec<(Ticket, Vec<Ticket>)> = Vec::new();
+            let mut stamps: Vec<u64> = Vec::new();
+            for (kind, dt, units) in ops {
+                match kind {
+                    0 => now += dt,
+                    1 => {
+                        let Ok(req) = r.try_admit(now) else { continue };
+                        let mut held = Vec::new();
+                        for _ in 0..units {
+                            match t.try_admit_linked(now, req) {
+                                Ok(tk) => held.push(tk),
+                                Err(_) => break,
+                            }
+                        }
+                        if held.len() as u64 == units {
+                            pending.push((req, held));
+                        } else {
+                            for tk in held {
+                                t.cancel(tk);
+                            }
+                            r.cancel(req);
+                        }
+                    }
+                    _ => {
+                        if pending.is_empty() {
+                            continue;
+                        }
+                        let (req, held) = pending.remove((dt as usize) % pending.len());
+                        r.complete(req, now);
+                        for tk in &held {
+                            t.complete(*tk, now);
+                            stamps.push(now);
+                        }
+                    }
+                }
+                let in_flight: usize = pending.iter().map(|(_, h)| h.len()).sum();
+                let recent = stamps.iter().filter(|&&s| now <= s + window).count();
+                prop_assert!(in_flight + recent <= token_slots,
+                    "{} in flight and {} in the window at {}", in_flight, recent, now);
+                prop_assert_eq!(t.usage(now).in_window as usize, in_flight + recent);
+            }
+            prop_assert!(max_in_any_window(&mut stamps, window) <= token_slots);
         }
     }
 }

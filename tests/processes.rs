@@ -82,6 +82,67 @@ fn two_processes_share_one_daily_count_exactly() {
 }
 
 #[test]
+fn processes_racing_for_the_last_of_a_large_daily_limit_admit_exactly_it() {
+    // A daily limit far above the margin under which the count is exact by compare-and-swap:
+    // the first admissions take the one-add path, the last ones cross to the exact one, from
+    // three processes of two threads each at once. No HTTP: admission alone.
+    let _serial = fork_lock();
+    let w = World::new("proc-day-race", 1, false, None, 60_000);
+    let state = state_file("proc-day-race");
+    let config = w.config_json(json!({
+        "free_daily_limit": 240, "free_rate_limit": 100_000, "free_token_limit": 1_000_000,
+        "state": state
+    }));
+    let mut go = [0i32; 2];
+    // SAFETY: plain pipe creation.
+    assert_eq!(unsafe { libc::pipe(go.as_mut_ptr()) }, 0);
+    let children: Vec<i32> = (0..3)
+        .map(|_| {
+            let config = config.clone();
+            fork_child(move || {
+                let Ok(pool) = Config::from_json(&config).and_then(Pool::new) else {
+                    return 255;
+                };
+                // Every child waits for the parent's go, so that they race.
+                let mut byte = [0u8];
+                // SAFETY: reading one byte from our pipe.
+                unsafe { libc::read(go[0], byte.as_mut_ptr().cast(), 1) };
+                let admitted = std::sync::atomic::AtomicI32::new(0);
+                std::thread::scope(|s| {
+                    for _ in 0..2 {
+                        s.spawn(|| {
+                            for _ in 0..200 {
+                                if let Ok(lease) = pool.try_lease(pool.now()) {
+                                    admitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                    lease.complete(pool.now()).unwrap();
+                                }
+                            }
+                        });
+                    }
+                });
+                admitted.into_inner()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: writing three bytes to our pipe, one per child.
+    unsafe { libc::write(go[1], b"ggg".as_ptr().cast(), 3) };
+    let admitted: Vec<i32> = children
+        .into_iter()
+        .map(|pid| {
+            let status = wait_child(pid);
+            assert!(libc::WIFEXITED(status));
+            libc::WEXITSTATUS(status)
+        })
+        .collect();
+    assert!(admitted.iter().all(|&n| n < 250), "{admitted:?}");
+    assert_eq!(admitted.iter().sum::<i32>(), 240, "{admitted:?}");
+    let pool = Pool::new(Config::from_json(&config).unwrap()).unwrap();
+    assert!(pool.try_lease(pool.now()).is_err(), "the day is spent");
+    assert_eq!(key_stats(&pool, &w.free[0])["models"][0]["today"], 240);
+}
+
+#[test]
 fn a_killed_processs_token_reservation_frees_itself() {
     let _serial = fork_lock();
     let w = World::new("proc-kill", 1, false, None, 60_000);

@@ -136,9 +136,10 @@ fn a_file_of_another_layout_version_is_refused() {
     let w = World::new("shm-version", 1, false, None, 60_000);
     let path = temp_state("version");
     drop(pool_at(&w, &path).unwrap());
-    // A newer library's file, and an older one's (version 2 had no pin table): both are left
-    // alone, with a message that says what to do.
-    for (version, copy) in [(4u64, "version-copy"), (2, "version-old")] {
+    // A newer library's file, and older ones' (version 1 kept quotas per key, not per quota
+    // group and model; version 2 had a shared head per window, unlinked token slots and no pin
+    // table): all are left alone, with a message that says what to do.
+    for (version, copy) in [(4u64, "version-copy"), (2, "version-2"), (1, "version-old")] {
         let other = altered_copy(&path, copy, |b| {
             b[8..16].copy_from_slice(&version.to_le_bytes())
         });

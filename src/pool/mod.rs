@@ -137,7 +137,13 @@ impl<'p> Lease<'p> {
     #[inline]
     pub fn complete(mut self, now_ms: u64) -> Result<(), Error> {
         match self.ticket.take() {
-            Some(ticket) => self.quota().complete(ticket, now_ms, self.prompt_tokens),
+            Some(ticket) => match &self.model.cells[self.index] {
+                Some(cell) => {
+                    cell.complete(ticket, now_ms, self.prompt_tokens);
+                    Ok(())
+                }
+                None => self.quota().complete(ticket, now_ms, self.prompt_tokens),
+            },
             None => Ok(()),
         }
     }

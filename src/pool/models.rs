@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::key::Tier;
 use crate::quota::{Limits, Quota};
+use crate::store::group::QuotaCell;
 use crate::store::{quota_id, InUse, QuotaRecord, QuotaSpec};
 use std::collections::HashMap;
 use std::ops::Deref;
@@ -22,6 +23,9 @@ pub struct ModelState {
     pub model: String,
     /// Per key: its quota group's record of the model (keys of one group share it).
     pub(crate) quotas: Box<[Arc<dyn QuotaRecord>]>,
+    /// Per key: the same record's words when the store keeps them here (memory, shared
+    /// memory), for admission and completion without a dynamic call.
+    pub(crate) cells: Box<[Option<QuotaCell>]>,
     /// Per key: when this process may next ask it for this model (see `select`). Never later
     /// than the record could really admit: cooldowns and window records only move forward.
     pub(crate) hints: Box<[AtomicU64]>,
@@ -106,8 +110,10 @@ impl ModelState {
             in_use.push(handle.in_use);
         }
         let n = quotas.len();
+        let cells = quotas.iter().map(|q| q.cell().cloned()).collect();
         Ok(ModelState {
             model: model.to_string(),
+            cells,
             quotas: quotas.into_boxed_slice(),
             hints: (0..n).map(|_| AtomicU64::new(0)).collect(),
             seen_unavailable: (0..n).map(|_| AtomicBool::new(false)).collect(),

@@ -62,8 +62,13 @@ impl Pool {
         let mut earliest = u64::MAX;
         let k = self.free.len();
         if k > 0 {
-            let cursor = self.record.next_cursor().map_err(NoKey::Store)?;
-            let start = (cursor % k as u64) as usize;
+            // With one free key there is nothing to rotate: the shared cursor is left alone.
+            let start = if k == 1 {
+                0
+            } else {
+                let cursor = self.record.next_cursor().map_err(NoKey::Store)?;
+                (cursor % k as u64) as usize
+            };
             // From the cursor to the end, then from the start: no division per key.
             for (from, to) in [(start, k), (0, start)] {
                 let mut index = from;
@@ -158,7 +163,7 @@ impl Pool {
     /// Asks key `index` to admit a request of `model`: the key must be in service, and its
     /// group's record of the model must admit. A refusal is counted and becomes the key's hint
     /// for the model.
-    #[inline]
+    #[inline(always)]
     pub(super) fn try_key(
         &self,
         index: usize,
@@ -169,7 +174,10 @@ impl Pool {
     ) -> Result<QuotaTicket, Refusal> {
         let admitted = match key.record.disabled() {
             Ok(Some(reason)) => Err(Refusal::Disabled(reason)),
-            Ok(None) => model.quotas[index].try_admit(at, tokens),
+            Ok(None) => match &model.cells[index] {
+                Some(cell) => cell.try_admit(at, tokens),
+                None => model.quotas[index].try_admit(at, tokens),
+            },
             Err(e) => Err(Refusal::Store(e)),
         };
         match admitted {
@@ -220,6 +228,7 @@ impl Pool {
     /// Admits one request of the pool's default model at `now_ms` (a [`Pool::now`] time) on
     /// the key the pool chooses, or says why no key would. No HTTP, no waiting, no counters
     /// but the keys' own: the selection and admission alone.
+    #[inline]
     pub fn try_lease(&self, now_ms: u64) -> Result<Lease<'_>, NoKey> {
         self.acquire(now_ms, &ModelRef::Default(&self.models.default), 1)
     }

@@ -285,6 +285,11 @@ pub trait QuotaRecord: Send + Sync {
     /// Counts a call this model served as a fallback.
     fn count_fallback(&self) -> Result<(), Error>;
     fn snapshot(&self, at: &Moment) -> Result<QuotaSnapshot, Error>;
+    /// The record's words, when it is one of this crate's atomic records (memory, shared
+    /// memory): the pool then admits and completes on them without a dynamic call.
+    fn cell(&self) -> Option<&group::QuotaCell> {
+        None
+    }
 }
 
 /// What a pool record holds at one moment.

@@ -49,7 +49,8 @@ use std::time::{Duration, Instant};
 /// "GRSTATE1" read as a little-endian u64.
 const MAGIC: u64 = u64::from_le_bytes(*b"GRSTATE1");
 /// Bumped whenever the meaning of any word changes (2: quotas per quota group and model; 3:
-/// the pin table).
+/// the pin table, windows without a shared head, token slots linked to the rate slot, the
+/// quota record's header reordered).
 pub const LAYOUT_VERSION: u64 = 3;
 
 const HEADER_WORDS: usize = 512; // 4 KiB
