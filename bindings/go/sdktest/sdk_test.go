@@ -35,11 +35,24 @@ type emulator struct {
 // startEmulator starts the emulator with keys k0..k{n-1} (labels l0..) and the given faults.
 func startEmulator(t *testing.T, n int, faults ...map[string]any) *emulator {
 	t.Helper()
-	prefix := fmt.Sprintf("secret-%s-%d", t.Name(), time.Now().UnixNano())
+	prefix := uniquePrefix(t)
 	keys := make([]map[string]any, n)
 	for i := range keys {
 		keys[i] = map[string]any{"key": fmt.Sprintf("%s-%d", prefix, i), "label": fmt.Sprintf("l%d", i)}
 	}
+	e := startEmulatorWith(t, keys, faults...)
+	e.prefix = prefix
+	return e
+}
+
+// uniquePrefix names the test's keys (and projects): the pool's state is host-wide.
+func uniquePrefix(t *testing.T) string {
+	return fmt.Sprintf("secret-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano())
+}
+
+// startEmulatorWith starts the emulator with the given key entries and faults.
+func startEmulatorWith(t *testing.T, keys []map[string]any, faults ...map[string]any) *emulator {
+	t.Helper()
 	config, _ := json.Marshal(map[string]any{"keys": keys, "faults": append([]map[string]any{}, faults...), "record_bodies": true})
 	path := filepath.Join(t.TempDir(), "emulator.json")
 	if err := os.WriteFile(path, config, 0o600); err != nil {
@@ -63,7 +76,7 @@ func startEmulator(t *testing.T, n int, faults ...map[string]any) *emulator {
 		t.Fatalf("the emulator printed %q: %v", line, err)
 	}
 	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
-	return &emulator{url: url, prefix: prefix, cmd: cmd}
+	return &emulator{url: url, cmd: cmd}
 }
 
 type stats struct {
