@@ -286,3 +286,15 @@ func TestThePoolsRefusalWhenThePinnedProjectIsFull(t *testing.T) {
 		t.Fatalf("a request naming no resource waited for the full project: %+v", plain)
 	}
 }
+
+func TestAPathThePoolDoesNotServeIsRefusedClearly(t *testing.T) {
+	e := startEmulator(t, 1)
+	_, pool := client(t, e, 1, rotator.Config{})
+	_, err := pool.HTTPClient().Get(e.url + "/v1beta/tunedModels?pageSize=5")
+	if !errors.Is(err, rotator.ErrInvalidArgument) || !strings.Contains(err.Error(), "/v1beta/tunedModels") {
+		t.Fatalf("err = %v, want ErrInvalidArgument naming the path", err)
+	}
+	if got := e.stats(t).Keys["l0"].Requests; got != 0 {
+		t.Fatalf("the emulator saw %d requests", got)
+	}
+}

@@ -120,6 +120,7 @@ def cause_chain(error: Optional[BaseException]) -> Iterator[BaseException]:
 
 def test_a_file_is_used_on_the_keys_of_the_project_that_uploaded_it(emulator, projects, pool_on):
     client = sdk(pool_on(projects.entries), emulator)
+    unknown_before = emulator.unknown_key_requests()
     file = upload(client)
     assert file.name.startswith("files/") and file.size_bytes == len(TEXT)
     made = projects.log()
@@ -135,6 +136,7 @@ def test_a_file_is_used_on_the_keys_of_the_project_that_uploaded_it(emulator, pr
     for _ in range(4):
         client.models.generate_content(model=MODEL, contents="plain")
     assert projects_of(projects.log()[len(made) + 6:]) == set(projects.names)
+    assert emulator.unknown_key_requests() == unknown_before  # the placeholder never sent
 
 
 def test_a_cached_content_is_used_on_its_projects_keys(emulator, projects, pool_on):
