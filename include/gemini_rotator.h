@@ -382,6 +382,18 @@ const char *gr_error_api_message(const gr_error *error);
 // handles and out-params from this library or the caller's own live memory.
 const char *gr_error_key_fingerprint(const gr_error *error);
 
+// For `GR_ERR_API`: the service's error body, byte for byte as received (the JSON
+// `{"error": {"code", "message", "status", "details": [...]}}` with every `details` entry),
+// so that a transport can hand the caller's SDK the service's own answer; any key of the
+// pool quoted in it is redacted. "" (length 0) for any other error, an error in the middle
+// of a stream that came without a body, or a NULL `error`. `*out_len` (when `out_len` is not
+// NULL) receives the length in bytes; one NUL byte follows the body (not counted).
+// Borrowed: valid until `gr_error_free(error)`; do not free it.
+//
+// # Safety
+// `error` is NULL or a live error from this library; `out_len` NULL or writable.
+const char *gr_error_api_body(const gr_error *error, size_t *out_len);
+
 // Frees an error. Freeing NULL does nothing.
 //
 // # Safety
@@ -392,6 +404,96 @@ void gr_error_free(gr_error *error);
 // The name of a `gr_status` value ("GR_ERR_API"), or "GR_UNKNOWN_STATUS" for a number that
 // is not one. Static: do not free. (Takes an `int32_t` so that any number is safe to pass.)
 const char *gr_status_name(int32_t status);
+
+// Forwards one HTTP request exactly as an SDK built it through the pool: the core routes it
+// by its path, chooses the key and performs it.
+//
+// - `http_method`: "GET", "POST", "PATCH", "PUT" or "DELETE".
+// - `path`: the URL's path and query as the SDK built it (a whole URL also does). Anything
+//   before `/{version}/` or `/upload/{version}/` (a base URL's own prefix) is dropped; the
+//   API version (`v1`, `v1beta`, `v1alpha`, ...) is kept: the request goes to
+//   `{pool base URL}/{version}/...`. A `key=` query parameter is dropped; others are kept.
+// - `headers_json`: NULL, or a JSON object `{"name": "value", ...}` of the SDK's headers. Only
+//   `content-type` and `x-goog-upload-*` are forwarded; every other (the SDK's placeholder
+//   `x-goog-api-key`, `authorization`, user agents) is dropped. The pool's key goes in
+//   `x-goog-api-key`, never in the URL.
+// - `body`, `body_len`: the request body, sent untouched (`body` may be NULL when
+//   `body_len` is 0).
+// - `max_wait_ms`, `timeout_ms`, `cancel`: as for `gr_call`.
+//
+// Routing:
+// - `POST /{v}/models/{m}:generateContent` (and `countTokens`, `embedContent`,
+//   `batchEmbedContents`): the pool's model call under m's limits (rotation, admission per
+//   group and model, reactions, failover), in API version v. `streamGenerateContent` is
+//   `gr_forward_stream`'s: here it is `GR_ERR_INVALID_ARGUMENT` naming it.
+// - `GET /{v}/models[/m]`, and resource requests (`files`, `/upload/{v}/files`,
+//   `cachedContents`, `operations`, `batches`): on one key, no model admission (they use no
+//   model quota), to another allowed key after a dead key, a 429, a 5xx or no answer.
+// - Any other path: `GR_ERR_INVALID_ARGUMENT` naming the method and path.
+//
+// Pins: a resource lives in the project of the key that made it. When an answer creates one
+// (a file, a cached content, an operation), its name is pinned to the serving key's quota
+// group in the pool's state (shared like the rest of it; 48 hours, or a cached content's
+// `expireTime`); an upload session to the exact key that started it. A request naming a
+// pinned resource (in its path, or in its body: `cachedContent`, `fileData.fileUri`) is served
+// only by keys of that group; when none can, the usual `GR_ERR_ALL_KEYS_RATE_LIMITED` with
+// its retry time, never another project's key. A resource with no pin goes to any key; when
+// the answer is a 403/404 about it, one key of each other group is asked before the
+// service's answer is returned, and the resource is pinned where it was found. Deleting a
+// resource removes its pin.
+//
+// On `GR_OK`, `*out_response` receives a `gr_response` (free it with `gr_response_free`):
+// `gr_response_body` is the service's answer bytes (JSON or anything), `gr_response_http_status`
+// its 2xx status, `gr_response_header` its `content-type` and `x-goog-upload-*` headers.
+// Errors: the service's final error is `GR_ERR_API` with `gr_error_http_status`,
+// `gr_error_rpc_status`, `gr_error_api_message` and `gr_error_api_body` (the raw body, every
+// `details` entry intact); the pool's own errors as for `gr_call`
+// (`GR_ERR_ALL_KEYS_RATE_LIMITED`, `GR_ERR_MODEL_UNAVAILABLE`, `GR_ERR_NO_USABLE_KEYS`,
+// `GR_ERR_STATE`, `GR_ERR_CANCELLED`, `GR_ERR_TIMEOUT`, `GR_ERR_TRANSPORT`);
+// `GR_ERR_INVALID_ARGUMENT` (`path`, or a model call's `body` that is not UTF-8),
+// `GR_ERR_INVALID_JSON` (`headers_json`, a model call's `body`), `GR_ERR_NULL_ARGUMENT`,
+// `GR_ERR_INVALID_UTF8`.
+//
+// Thread safety: call it from as many threads as you like on one pool.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above: strings NUL-terminated, `body`
+// `body_len` readable bytes, handles and out-params from this library or the caller's own
+// live memory.
+gr_status gr_forward(const gr_pool *pool,
+                     const char *http_method,
+                     const char *path,
+                     const char *headers_json,
+                     const uint8_t *body,
+                     size_t body_len,
+                     uint64_t max_wait_ms,
+                     uint64_t timeout_ms,
+                     const gr_cancel *cancel,
+                     gr_response **out_response,
+                     gr_error **out_error);
+
+// Forwards `POST .../{version}/models/{m}:streamGenerateContent` as an SDK built it (sent with
+// `alt=sse`, in the path's API version): the stream `gr_stream_open` gives, events through
+// `gr_stream_next`, failover only before the first event, and the pins of `gr_forward` (a
+// body naming a pinned file or cached content streams from that group's keys). Any other
+// path is `GR_ERR_INVALID_ARGUMENT` naming it. `headers_json` is checked as for `gr_forward`
+// (the stream's request needs none of them: it is JSON).
+//
+// On `GR_OK`, `*out_stream` receives the stream (free it with `gr_stream_free`). Errors: those
+// of `gr_forward`.
+//
+// # Safety
+// As for `gr_forward`; the pool stays alive until the stream is freed.
+gr_status gr_forward_stream(const gr_pool *pool,
+                            const char *path,
+                            const char *headers_json,
+                            const uint8_t *body,
+                            size_t body_len,
+                            uint64_t max_wait_ms,
+                            uint64_t timeout_ms,
+                            const gr_cancel *cancel,
+                            gr_stream **out_stream,
+                            gr_error **out_error);
 
 // The service's answer (for `gr_generate`: the GenerateContentResponse JSON), byte for byte as
 // received. `*out_len` (when `out_len` is not NULL) receives its length in bytes. The answer
@@ -427,6 +529,24 @@ uint32_t gr_response_attempts(const gr_response *response);
 // # Safety
 // `response` is NULL or a live response from this library.
 const char *gr_response_model(const gr_response *response);
+
+// The service's HTTP status of the answer: 200 for `gr_generate`, `gr_call`, the models list
+// and stream events; for `gr_forward` the service's own 2xx status. 0 for a NULL `response`.
+//
+// # Safety
+// `response` is NULL or a live response from this library.
+uint16_t gr_response_http_status(const gr_response *response);
+
+// A header of the service's answer, by `name` (case-insensitive), or NULL when the answer
+// had none of that name. Only a `gr_forward` answer has headers: its `content-type` and
+// `x-goog-upload-*` (the upload protocol's, e.g. `x-goog-upload-url`); any other response
+// answers NULL. A NULL `response` or `name` (or a `name` that is not UTF-8) answers NULL.
+// Borrowed: valid until `gr_response_free(response)`; do not free it.
+//
+// # Safety
+// `response` is NULL or a live response from this library; `name` NULL or a NUL-terminated
+// string.
+const char *gr_response_header(const gr_response *response, const char *name);
 
 // Frees a response (and with it what its accessors returned). Freeing NULL does nothing.
 //

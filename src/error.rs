@@ -13,6 +13,10 @@ pub struct ApiError {
     pub message: String,
     /// The key that received this answer.
     pub key_fingerprint: Option<String>,
+    /// The service's error body, byte for byte as received (`details` and all), any key of
+    /// the pool in it redacted; empty when the error came in the middle of a stream's text
+    /// without one.
+    pub body: bytes::Bytes,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -40,6 +40,9 @@ pub enum Failure {
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
+    /// The answer's `content-type` and `x-goog-upload-*` headers, for a forwarded request
+    /// ([`Http::send_request`]); empty otherwise.
+    pub headers: Vec<(String, String)>,
     response: reqwest::Response,
     runtime: Handle,
     cancel: Vec<Cancel>,
@@ -179,18 +182,36 @@ fn parse_url(url: &str) -> Result<reqwest::Url, String> {
     reqwest::Url::parse(url).map_err(|e| format!("cannot build the request URL: {e}"))
 }
 
-fn model_url(base_url: &str, model: &str, method: Method) -> Result<reqwest::Url, String> {
+/// The API version of every call that does not name one (`gr_generate`, `gr_call`, ...).
+pub const DEFAULT_API_VERSION: &str = "v1beta";
+
+fn model_url(
+    base_url: &str,
+    version: &str,
+    model: &str,
+    method: Method,
+) -> Result<reqwest::Url, String> {
     parse_url(&format!(
-        "{base_url}/v1beta/models/{model}{}",
+        "{base_url}/{version}/models/{model}{}",
         method.url_suffix()
     ))
+}
+
+/// Whether a request or answer header is one a forwarded request keeps: `content-type` and
+/// the upload protocol's `x-goog-upload-*`. Every other (the SDK's placeholder key,
+/// `authorization`, user agents) is dropped.
+pub fn is_forwarded_header(name: &str) -> bool {
+    name.eq_ignore_ascii_case("content-type")
+        || name
+            .get(..14)
+            .is_some_and(|p| p.eq_ignore_ascii_case("x-goog-upload-"))
 }
 
 impl Http {
     pub fn new(base_url: &str, default_model: &str) -> Result<Http, String> {
         let default_urls = Method::ALL
             .iter()
-            .map(|m| model_url(base_url, default_model, *m))
+            .map(|m| model_url(base_url, DEFAULT_API_VERSION, default_model, *m))
             .collect::<Result<_, _>>()?;
         Ok(Http {
             default_model: default_model.to_string(),
@@ -219,14 +240,25 @@ impl Http {
         }
     }
 
-    /// The URL of `method` of `model`.
-    pub fn model_url(&self, model: &str, method: Method) -> Result<reqwest::Url, String> {
-        if model == self.default_model {
+    /// The URL of `method` of `model` in API `version` (`v1beta`, `v1`, ...).
+    pub fn model_url(
+        &self,
+        version: &str,
+        model: &str,
+        method: Method,
+    ) -> Result<reqwest::Url, String> {
+        if model == self.default_model && version == DEFAULT_API_VERSION {
             if let Some(i) = Method::ALL.iter().position(|m| *m == method) {
                 return Ok(self.default_urls[i].clone());
             }
         }
-        model_url(&self.base_url, model, method)
+        model_url(&self.base_url, version, model, method)
+    }
+
+    /// The URL of a forwarded request: the pool's base URL, then `path_and_query` (which
+    /// starts with `/{version}/` or `/upload/{version}/`, checked by the caller).
+    pub fn forward_url(&self, path_and_query: &str) -> Result<reqwest::Url, String> {
+        parse_url(&format!("{}{path_and_query}", self.base_url))
     }
 
     /// The URL of one page of the models list.
@@ -256,6 +288,46 @@ impl Http {
         deadline: Instant,
         cancel: &[&Cancel],
     ) -> Result<Answer, Failure> {
+        let method = match body {
+            Some(_) => reqwest::Method::POST,
+            None => reqwest::Method::GET,
+        };
+        let json = [("content-type".to_string(), "application/json".to_string())];
+        let headers: &[(String, String)] = if body.is_some() { &json } else { &[] };
+        self.exchange(key, method, url, headers, body, false, deadline, cancel)
+    }
+
+    /// Sends a forwarded request: `method` to `url` with `key`, the caller's `headers` (only
+    /// those [`is_forwarded_header`] keeps) and `body` (untouched); the answer keeps its
+    /// forwarded headers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_request(
+        &self,
+        key: &ApiKey,
+        method: &str,
+        url: reqwest::Url,
+        headers: &[(String, String)],
+        body: Option<Bytes>,
+        deadline: Instant,
+        cancel: &[&Cancel],
+    ) -> Result<Answer, Failure> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| Failure::Transport(format!("bad HTTP method {method:?}: {e}")))?;
+        self.exchange(key, method, url, headers, body, true, deadline, cancel)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn exchange(
+        &self,
+        key: &ApiKey,
+        method: reqwest::Method,
+        url: reqwest::Url,
+        headers: &[(String, String)],
+        body: Option<Bytes>,
+        keep_headers: bool,
+        deadline: Instant,
+        cancel: &[&Cancel],
+    ) -> Result<Answer, Failure> {
         let slot = self.slot().map_err(Failure::Transport)?;
         let Ok(mut secret) = reqwest::header::HeaderValue::from_str(key.secret()) else {
             // Configuration checks keys for header-safe characters; this cannot happen.
@@ -265,14 +337,15 @@ impl Http {
         };
         // Marked sensitive: never printed by the HTTP stack's debug output.
         secret.set_sensitive(true);
-        let request = match body {
-            Some(body) => slot
-                .client
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body),
-            None => slot.client.get(url),
-        };
+        let mut request = slot.client.request(method, url);
+        for (name, value) in headers {
+            if is_forwarded_header(name) {
+                request = request.header(name.as_str(), value.as_str());
+            }
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
         let cancel: Vec<Cancel> = cancel.iter().map(|c| (*c).clone()).collect();
         let response = wait(
             slot.runtime.handle(),
@@ -281,8 +354,21 @@ impl Http {
             &cancel,
             None,
         )?;
+        let headers = if keep_headers {
+            response
+                .headers()
+                .iter()
+                .filter(|(name, _)| is_forwarded_header(name.as_str()))
+                .filter_map(|(name, value)| {
+                    Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Answer {
             status: response.status().as_u16(),
+            headers,
             response,
             runtime: slot.runtime.handle().clone(),
             cancel,

@@ -11,7 +11,8 @@
 //! - [`gemini`]: the Gemini wire format (error bodies, response text).
 //! - [`http`]: the reused, fork-aware HTTP client, on a runtime the library owns;
 //!   [`cancel`]: a token that stops an HTTP exchange from another thread.
-//! - [`method`]: the model methods; [`sse`]: the stream's event framing.
+//! - [`method`]: the model methods; [`sse`]: the stream's event framing; [`resource`]:
+//!   requests as an SDK builds them (routes, API version, resource names and the pin rule).
 //! - [`metrics`]: counters, statistics snapshots and the Prometheus exposition.
 //! - [`log`]: structured log events.
 //! - `ffi`: the C ABI (`include/gemini_rotator.h`).
@@ -31,9 +32,12 @@ pub mod method;
 pub mod metrics;
 pub mod pool;
 pub mod quota;
+pub mod resource;
 pub mod sse;
 pub mod store;
 
 pub use config::Config;
 pub use error::{ApiError, Error};
-pub use pool::{CallOptions, Lease, NoKey, Pool, Response, Stream, Usage};
+pub use pool::{
+    CallOptions, ForwardRequest, Forwarded, Lease, NoKey, Pool, Response, Stream, Usage,
+};

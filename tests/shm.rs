@@ -78,7 +78,7 @@ fn the_file_is_private_versioned_and_holds_no_key() {
     assert_eq!(&bytes[..8], b"GRSTATE1");
     assert_eq!(
         u64::from_le_bytes(bytes[8..16].try_into().unwrap()),
-        2,
+        3,
         "layout version"
     );
     assert_eq!(
@@ -136,16 +136,16 @@ fn a_file_of_another_layout_version_is_refused() {
     let w = World::new("shm-version", 1, false, None, 60_000);
     let path = temp_state("version");
     drop(pool_at(&w, &path).unwrap());
-    // A newer library's file, and an older one's (version 1 kept quotas per key, not per
-    // quota group and model): both are left alone, with a message that says what to do.
-    for (version, copy) in [(3u64, "version-copy"), (1, "version-old")] {
+    // A newer library's file, and an older one's (version 2 had no pin table): both are left
+    // alone, with a message that says what to do.
+    for (version, copy) in [(4u64, "version-copy"), (2, "version-old")] {
         let other = altered_copy(&path, copy, |b| {
             b[8..16].copy_from_slice(&version.to_le_bytes())
         });
         let msg = state_error(pool_at(&w, &other));
         assert!(
             msg.contains(&format!("layout version {version}"))
-                && msg.contains("this library uses version 2")
+                && msg.contains("this library uses version 3")
                 && msg.contains("remove the file"),
             "{msg}"
         );

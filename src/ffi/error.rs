@@ -120,6 +120,8 @@ pub struct gr_error {
     pub(crate) rpc_status: CString,
     pub(crate) api_message: CString,
     pub(crate) key_fingerprint: CString,
+    /// For `GR_ERR_API`: the service's error body as received, then one NUL not part of it.
+    pub(crate) api_body: Vec<u8>,
 }
 
 fn c_string(s: String) -> CString {
@@ -136,6 +138,7 @@ impl gr_error {
             rpc_status: CString::default(),
             api_message: CString::default(),
             key_fingerprint: CString::default(),
+            api_body: vec![0],
         }
     }
 
@@ -161,6 +164,9 @@ impl gr_error {
             error.rpc_status = c_string(api.rpc_status.clone());
             error.api_message = c_string(api.message.clone());
             error.key_fingerprint = c_string(api.key_fingerprint.clone().unwrap_or_default());
+            error.api_body = Vec::with_capacity(api.body.len() + 1);
+            error.api_body.extend_from_slice(&api.body);
+            error.api_body.push(0);
         }
         error
     }
@@ -247,6 +253,34 @@ pub unsafe extern "C" fn gr_error_api_message(error: *const gr_error) -> *const 
 pub unsafe extern "C" fn gr_error_key_fingerprint(error: *const gr_error) -> *const c_char {
     // SAFETY: NULL or a live error from this library.
     unsafe { opt_ref(error) }.map_or(c"".as_ptr(), |e| e.key_fingerprint.as_ptr())
+}
+
+/// For `GR_ERR_API`: the service's error body, byte for byte as received (the JSON
+/// `{"error": {"code", "message", "status", "details": [...]}}` with every `details` entry),
+/// so that a transport can hand the caller's SDK the service's own answer; any key of the
+/// pool quoted in it is redacted. "" (length 0) for any other error, an error in the middle
+/// of a stream that came without a body, or a NULL `error`. `*out_len` (when `out_len` is not
+/// NULL) receives the length in bytes; one NUL byte follows the body (not counted).
+/// Borrowed: valid until `gr_error_free(error)`; do not free it.
+///
+/// # Safety
+/// `error` is NULL or a live error from this library; `out_len` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gr_error_api_body(
+    error: *const gr_error,
+    out_len: *mut usize,
+) -> *const c_char {
+    // SAFETY: NULL or a live error from this library.
+    let (body, len) = match unsafe { opt_ref(error) } {
+        // `api_body` always ends with its NUL.
+        Some(e) => (e.api_body.as_ptr().cast::<c_char>(), e.api_body.len() - 1),
+        None => (c"".as_ptr(), 0),
+    };
+    // SAFETY: per the contract above.
+    if let Some(out) = unsafe { super::ptr::Out::optional(out_len) } {
+        out.write(len);
+    }
+    body
 }
 
 /// Frees an error. Freeing NULL does nothing.

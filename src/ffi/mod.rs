@@ -20,6 +20,7 @@
 
 pub mod call;
 pub mod error;
+pub mod forward;
 mod guard;
 mod ptr;
 pub mod response;

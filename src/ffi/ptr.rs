@@ -98,6 +98,24 @@ pub unsafe fn c_str<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Failu
     })
 }
 
+/// A byte-buffer argument given as pointer and length: NULL is allowed only with length 0.
+///
+/// # Safety
+/// `ptr` is NULL or points to `len` readable bytes valid for the call.
+pub unsafe fn byte_slice<'a>(ptr: *const u8, len: usize, name: &str) -> Result<&'a [u8], Failure> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Failure::new(
+            gr_status::GR_ERR_NULL_ARGUMENT,
+            format!("argument `{name}` is NULL with length {len}"),
+        ));
+    }
+    // SAFETY: non-NULL and `len` readable bytes per the contract above.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
 /// Like [`c_str`], but NULL is `None`.
 ///
 /// # Safety

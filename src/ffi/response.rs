@@ -21,6 +21,10 @@ pub struct gr_response {
     key_fingerprint: CString,
     attempts: u32,
     model: CString,
+    /// The service's HTTP status: 200 but for a forwarded request (`gr_forward`).
+    http_status: u16,
+    /// A forwarded answer's `content-type` and `x-goog-upload-*` headers.
+    headers: Vec<(String, CString)>,
 }
 
 impl gr_response {
@@ -35,7 +39,22 @@ impl gr_response {
             attempts: response.attempts,
             // A model name is checked to be letters, digits, '-', '.', '_': never a NUL.
             model: CString::new(response.model).unwrap_or_default(),
+            http_status: 200,
+            headers: Vec::new(),
         }
+    }
+
+    /// A forwarded request's answer, with its status and headers.
+    pub fn forwarded(forwarded: crate::pool::Forwarded) -> gr_response {
+        let mut response = gr_response::new(forwarded.response);
+        response.http_status = forwarded.http_status;
+        response.headers = forwarded
+            .headers
+            .into_iter()
+            // A header value is visible ASCII: never a NUL.
+            .filter_map(|(name, value)| Some((name, CString::new(value).ok()?)))
+            .collect();
+        response
     }
 }
 
@@ -102,6 +121,45 @@ pub unsafe extern "C" fn gr_response_attempts(response: *const gr_response) -> u
 pub unsafe extern "C" fn gr_response_model(response: *const gr_response) -> *const c_char {
     // SAFETY: per the contract above.
     unsafe { opt_ref(response) }.map_or(c"".as_ptr(), |r| r.model.as_ptr())
+}
+
+/// The service's HTTP status of the answer: 200 for `gr_generate`, `gr_call`, the models list
+/// and stream events; for `gr_forward` the service's own 2xx status. 0 for a NULL `response`.
+///
+/// # Safety
+/// `response` is NULL or a live response from this library.
+#[no_mangle]
+pub unsafe extern "C" fn gr_response_http_status(response: *const gr_response) -> u16 {
+    // SAFETY: per the contract above.
+    unsafe { opt_ref(response) }.map_or(0, |r| r.http_status)
+}
+
+/// A header of the service's answer, by `name` (case-insensitive), or NULL when the answer
+/// had none of that name. Only a `gr_forward` answer has headers: its `content-type` and
+/// `x-goog-upload-*` (the upload protocol's, e.g. `x-goog-upload-url`); any other response
+/// answers NULL. A NULL `response` or `name` (or a `name` that is not UTF-8) answers NULL.
+/// Borrowed: valid until `gr_response_free(response)`; do not free it.
+///
+/// # Safety
+/// `response` is NULL or a live response from this library; `name` NULL or a NUL-terminated
+/// string.
+#[no_mangle]
+pub unsafe extern "C" fn gr_response_header(
+    response: *const gr_response,
+    name: *const c_char,
+) -> *const c_char {
+    // SAFETY: per the contract above.
+    let Some(r) = (unsafe { opt_ref(response) }) else {
+        return std::ptr::null();
+    };
+    // SAFETY: per the contract above.
+    let Ok(Some(name)) = (unsafe { super::ptr::opt_c_str(name, "name") }) else {
+        return std::ptr::null();
+    };
+    r.headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map_or(std::ptr::null(), |(_, v)| v.as_ptr())
 }
 
 /// Frees a response (and with it what its accessors returned). Freeing NULL does nothing.

@@ -61,13 +61,19 @@ pub unsafe extern "C" fn gr_stream_open(
         let cancel = unsafe { opt_ref(cancel) }.map(|c| &c.token);
         let options = call_options(model, max_wait_ms, timeout_ms);
         let stream = pool.pool.stream(request, &options, cancel)?;
-        let key_fingerprint = CString::new(stream.key_fingerprint()).unwrap_or_default();
-        out_stream.write(into_handle(gr_stream {
-            stream,
-            key_fingerprint,
-        }));
+        out_stream.write(into_handle(gr_stream::new(stream)));
         Ok(())
     })
+}
+
+impl gr_stream {
+    pub(super) fn new(stream: Stream<'static>) -> gr_stream {
+        let key_fingerprint = CString::new(stream.key_fingerprint()).unwrap_or_default();
+        gr_stream {
+            stream,
+            key_fingerprint,
+        }
+    }
 }
 
 /// The next event. On `GR_OK`, `*out_event` receives it as a `gr_response` (free it with

@@ -107,6 +107,23 @@ pub(crate) fn prompt_token_count(body: &[u8]) -> Option<u64> {
         .ok()
 }
 
+/// `body` with any of `keys` in it redacted (a copy only when one is there: the service
+/// rarely quotes a key).
+pub(crate) fn redact_bytes<'a>(
+    body: Bytes,
+    keys: impl IntoIterator<Item = &'a crate::key::ApiKey>,
+) -> Bytes {
+    let keys: Vec<_> = keys.into_iter().collect();
+    let quoted = keys.iter().any(|k| {
+        let secret = k.secret().as_bytes();
+        !secret.is_empty() && body.windows(secret.len()).any(|w| w == secret)
+    });
+    if !quoted {
+        return body;
+    }
+    Bytes::from(redact(&String::from_utf8_lossy(&body), keys))
+}
+
 impl Pool {
     /// Sends `request` on the leased key within `remaining_ms`, counts the attempt on the key
     /// and the pool, and completes the lease once the answer is in. `retry`: the attempt
@@ -154,7 +171,7 @@ impl Pool {
     ) -> Result<Answer, Failure> {
         let url = self
             .http
-            .model_url(request.model, request.method)
+            .model_url(request.version, request.model, request.method)
             .map_err(Failure::Transport)?;
         let cancel: Vec<&Cancel> = request.cancel.into_iter().collect();
         self.http
@@ -208,6 +225,7 @@ impl Pool {
                     rpc_status: e.status,
                     message,
                     key_fingerprint: Some(key.key.fingerprint().to_string()),
+                    body: redact_bytes(body, keys()),
                 }))
             }
             Happened::TimedOut => Err(Error::Timeout {

@@ -4,6 +4,7 @@
 //! Every model method rotates and counts against the limits like generateContent: to the pool
 //! they differ only in the URL. The stream has its own attempt (`stream.rs`) on the same loop.
 
+use super::resource::Scope;
 use super::{estimate_tokens, request_body, CallOptions, Lease, Pool, PoolKey, Response};
 use crate::cancel::Cancel;
 use crate::error::Error;
@@ -15,6 +16,8 @@ use std::time::{Duration, Instant};
 
 /// What one attempt sends.
 pub(crate) struct Request<'a> {
+    /// The API version (`v1beta` unless the caller's URL named another).
+    pub version: &'a str,
     pub model: &'a str,
     pub method: Method,
     pub body: &'a Bytes,
@@ -57,8 +60,20 @@ impl Pool {
                 "streamGenerateContent is a stream: open it as one (Pool::stream, gr_stream_open)",
             ));
         }
+        self.call_scoped(method, request_json, options, cancel, &Scope::DEFAULT)
+    }
+
+    /// [`Pool::call`] in the API version and on the keys `scope` says.
+    pub(crate) fn call_scoped(
+        &self,
+        method: Method,
+        request_json: &str,
+        options: &CallOptions,
+        cancel: Option<&Cancel>,
+        scope: &Scope<'_>,
+    ) -> Result<Response, Error> {
         self.record.add(PoolCounter::Requests, 1)?;
-        let result = self.call_unrecorded(method, request_json, options, cancel);
+        let result = self.call_unrecorded(method, request_json, options, cancel, scope);
         let counted = self.count_outcome(result.as_ref().map(|_| ()));
         let response = result?;
         counted.map(|()| response)
@@ -70,6 +85,7 @@ impl Pool {
         request_json: &str,
         options: &CallOptions,
         cancel: Option<&Cancel>,
+        scope: &Scope<'_>,
     ) -> Result<Response, Error> {
         let body = request_body(request_json)?;
         // Every method is admitted on the quotas of its own model (and its fallbacks).
@@ -79,16 +95,18 @@ impl Pool {
             options,
             &chain,
             tokens,
+            scope.only.as_deref(),
             |lease: Lease<'_>, remaining, retry| {
                 let model = lease.model().to_string();
                 let request = Request {
+                    version: scope.version,
                     model: &model,
                     method,
                     body: &body,
                     cancel,
                 };
                 self.attempt(lease, &request, remaining, retry)
-                    .map(|happened| Tried::<()>::Happened(happened, None))
+                    .map(|happened| Tried::<()>::Happened(scope.judge(happened), None))
             },
         )?;
         Ok(Response {

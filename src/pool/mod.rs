@@ -23,10 +23,13 @@
 mod attempt;
 mod call;
 mod decide;
+mod forward;
 mod models;
+mod resource;
 mod select;
 mod stream;
 
+pub use forward::{ForwardRequest, Forwarded};
 pub use models::{ModelRef, ModelState};
 pub use select::NoKey;
 pub use stream::{Stream, Usage};
@@ -380,13 +383,15 @@ impl Pool {
     /// The attempt loop of one call, over the models of `chain` (the one asked for, then its
     /// fallbacks), admitting `tokens` input tokens per attempt. `attempt` sends one attempt on
     /// the lease it is given (whose model is the one to send to), with the call's remaining
-    /// time and whether it retries a transient failure; the loop decides what next and
+    /// time. `only`: when given, the keys (by position) the call may use (a pinned resource's
+    /// group); `None` is every key, with no cost on the admitting path and whether it retries a transient failure; the loop decides what next and
     /// applies it.
     fn run<'p, T>(
         &'p self,
         options: &CallOptions,
         chain: &[ModelRef<'p>],
         tokens: u64,
+        only: Option<&[bool]>,
         mut attempt: impl FnMut(Lease<'p>, u64, bool) -> Result<Tried<T>, Error>,
     ) -> Result<Done<'p, T>, Error> {
         let budget = options
@@ -405,6 +410,7 @@ impl Pool {
             let lease = self.acquire_waiting(
                 chain,
                 tokens,
+                only,
                 progress.wait_until,
                 progress.last_failure.as_ref(),
             )?;

@@ -126,7 +126,7 @@ impl Pool {
         Err(NoKey::Until(earliest))
     }
 
-    fn lease<'p>(
+    pub(super) fn lease<'p>(
         &'p self,
         key: &'p PoolKey,
         index: usize,
@@ -159,7 +159,7 @@ impl Pool {
     /// group's record of the model must admit. A refusal is counted and becomes the key's hint
     /// for the model.
     #[inline]
-    fn try_key(
+    pub(super) fn try_key(
         &self,
         index: usize,
         key: &PoolKey,
@@ -253,12 +253,13 @@ impl Pool {
 
     /// Waits (up to `wait_until`, a store time) for a key to admit the request on the first
     /// model of `chain` that can serve it (the call's model, then its fallbacks), sleeping on
-    /// the pool's clock. `last_failure` is what the service last answered in this call, for
+    /// the pool's clock; only on the keys `only` allows, when given (see `resource`). `last_failure` is what the service last answered in this call, for
     /// the error.
     pub(super) fn acquire_waiting<'p>(
         &'p self,
         chain: &[ModelRef<'p>],
         tokens: u64,
+        only: Option<&[bool]>,
         wait_until: u64,
         last_failure: Option<&Error>,
     ) -> Result<Lease<'p>, Error> {
@@ -267,7 +268,11 @@ impl Pool {
             let mut ready = u64::MAX;
             let mut unavailable = 0;
             for model in chain {
-                match self.acquire(now, model, tokens) {
+                let acquired = match only {
+                    None => self.acquire(now, model, tokens),
+                    Some(only) => self.acquire_only(now, model, tokens, only),
+                };
+                match acquired {
                     Ok(lease) => return Ok(lease),
                     Err(NoKey::AllDisabled) => return Err(self.no_usable_keys(last_failure)),
                     Err(NoKey::Store(e)) => return Err(e),

@@ -16,6 +16,7 @@
 
 use super::attempt::Happened;
 use super::call::{Request, Tried};
+use super::resource::Scope;
 use super::{estimate_tokens, request_body, CallOptions, Lease, Pool};
 use crate::cancel::Cancel;
 use crate::error::{ApiError, Error};
@@ -122,8 +123,19 @@ impl Pool {
         options: &CallOptions,
         cancel: Option<&Cancel>,
     ) -> Result<Stream<'_>, Error> {
+        self.stream_scoped(request_json, options, cancel, &Scope::DEFAULT)
+    }
+
+    /// [`Pool::stream`] in the API version and on the keys `scope` says.
+    pub(crate) fn stream_scoped(
+        &self,
+        request_json: &str,
+        options: &CallOptions,
+        cancel: Option<&Cancel>,
+        scope: &Scope<'_>,
+    ) -> Result<Stream<'_>, Error> {
         self.record.add(PoolCounter::Requests, 1)?;
-        let opened = self.open(request_json, options, cancel);
+        let opened = self.open(request_json, options, cancel, scope);
         if let Err(e) = &opened {
             self.count_outcome(Err(e))?;
         }
@@ -135,19 +147,26 @@ impl Pool {
         request_json: &str,
         options: &CallOptions,
         cancel: Option<&Cancel>,
+        scope: &Scope<'_>,
     ) -> Result<Stream<'_>, Error> {
         let body = request_body(request_json)?;
         let chain = self.model_chain(options)?;
         let tokens = estimate_tokens(&body);
-        let done = self.run(options, &chain, tokens, |lease, remaining, retry| {
+        let only = scope.only.as_deref();
+        let done = self.run(options, &chain, tokens, only, |lease, remaining, retry| {
             let model = lease.model().to_string();
             let request = Request {
+                version: scope.version,
                 model: &model,
                 method: Method::StreamGenerateContent,
                 body: &body,
                 cancel,
             };
             self.stream_attempt(lease, &request, remaining, retry)
+                .map(|tried| match tried {
+                    Tried::Happened(happened, live) => Tried::Happened(scope.judge(happened), live),
+                    abandoned => abandoned,
+                })
         })?;
         let live = done.value.ok_or_else(|| Error::Transport {
             message: "the stream opened without an event".into(),
@@ -445,6 +464,7 @@ fn mid_stream_error(text: &[u8], pool: &Pool) -> Error {
             rpc_status: e.status,
             message: redact(&e.message, keys()),
             key_fingerprint: None,
+            body: super::attempt::redact_bytes(Bytes::copy_from_slice(text), keys()),
         }),
         None => Error::Transport {
             message: format!(

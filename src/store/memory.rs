@@ -165,3 +165,42 @@ impl Store for MemoryStore {
         "memory".to_string()
     }
 }
+
+/// Pins in this process's memory: a map behind a lock (pins are rare; see `PinRecord`).
+#[derive(Default)]
+pub struct MemoryPins {
+    pins: std::sync::Mutex<HashMap<String, (super::PinTarget, u64)>>,
+}
+
+impl super::PinRecord for MemoryPins {
+    fn pin(&self, name: &str, target: super::PinTarget, expires_at: u64) -> Result<(), Error> {
+        let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        pins.insert(name.to_string(), (target, expires_at));
+        Ok(())
+    }
+
+    fn lookup(&self, name: &str, now: u64) -> Result<Option<super::PinTarget>, Error> {
+        let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        match pins.get(name) {
+            Some(&(target, until)) if now < until => Ok(Some(target)),
+            Some(_) => {
+                pins.remove(name);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn unpin(&self, name: &str) -> Result<(), Error> {
+        let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        pins.remove(name);
+        Ok(())
+    }
+}
+
+/// This process's pins, shared by every memory store (records are process-wide, so pins are).
+pub fn process_pins() -> Arc<dyn super::PinRecord> {
+    static PINS: once_cell::sync::Lazy<Arc<MemoryPins>> =
+        once_cell::sync::Lazy::new(Default::default);
+    PINS.clone()
+}

@@ -351,6 +351,57 @@ pub trait Store: Send + Sync {
     fn used_bytes(&self) -> Option<u64>;
     /// `memory`, or where the shared state lives.
     fn describe(&self) -> String;
+    /// The pins of resources to the quota group (or key) that made them. A store that keeps
+    /// none of its own (one outside this crate) gets this process's.
+    fn pins(&self) -> Arc<dyn PinRecord> {
+        memory::process_pins()
+    }
+}
+
+/// What a resource is pinned to: the quota group whose project holds it (files, cached
+/// contents, operations), or the exact key that started an upload session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinTarget {
+    /// A quota group (`GroupId::digest`).
+    Group([u8; 16]),
+    /// A key, by its stored identity (never its secret).
+    Key(KeyId),
+}
+
+impl PinTarget {
+    /// One byte of kind and the 16 bytes of identity, as shared stores keep it.
+    pub fn to_bytes(self) -> [u8; 17] {
+        let (kind, id) = match self {
+            PinTarget::Group(g) => (1, g),
+            PinTarget::Key(k) => (2, k),
+        };
+        let mut out = [0u8; 17];
+        out[0] = kind;
+        out[1..].copy_from_slice(&id);
+        out
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Option<PinTarget> {
+        let id: [u8; 16] = b.get(1..17)?.try_into().ok()?;
+        match b.first()? {
+            1 => Some(PinTarget::Group(id)),
+            2 => Some(PinTarget::Key(id)),
+            _ => None,
+        }
+    }
+}
+
+/// Pins: resource names (`files/abc`, `cachedContents/x`, `upload:{id}`) to what serves them,
+/// each until a store time. Names are the service's, never key material. Shared like the rest
+/// of the store's state (every process on the host, or every host on one Redis). Pins are
+/// rare next to admissions: a store may take a lock for them.
+pub trait PinRecord: Send + Sync {
+    /// Pins `name` to `target` until `expires_at` (a [`Store::now`] time), replacing any pin.
+    fn pin(&self, name: &str, target: PinTarget, expires_at: u64) -> Result<(), Error>;
+    /// What `name` is pinned to at `now`, if a pin for it has not expired.
+    fn lookup(&self, name: &str, now: u64) -> Result<Option<PinTarget>, Error>;
+    /// Removes the pin of `name` (the resource was deleted); no pin is no error.
+    fn unpin(&self, name: &str) -> Result<(), Error>;
 }
 
 /// The store a configuration names, counting time on `clock`.

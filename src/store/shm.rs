@@ -6,7 +6,8 @@
 //! - a header of `HEADER_WORDS` words: magic, layout version, file size, the boot it was made in,
 //!   the arena's fill mark, and the number of entries in each table;
 //! - the key table (`KEY_CAPACITY` entries of [id, id, location]), the pool table and the
-//!   quota table (one record per quota group and model, `group`), where a location packs a record's offset and length into one word, so that a reader never pairs
+//!   quota table (one record per quota group and model, `group`), then the pin table (`pins`),
+//!   where a location packs a record's offset and length into one word, so that a reader never pairs
 //!   one record's offset with another's length;
 //! - the arena, where the records live (see `layout`).
 //!
@@ -22,6 +23,8 @@
 //! earlier boot is rebuilt. A file of another layout version, another owner, a loose mode, a bad
 //! size or contents it cannot trust is an error that says what to do, never undefined
 //! behaviour: every offset read from the file is checked against the mapping before use.
+
+mod pins;
 
 use super::group::{QuotaCell, QUOTA_HEADER_WORDS};
 use super::layout::{KeyCell, PoolCell, Words, KEY_WORDS, POOL_WORDS};
@@ -45,8 +48,9 @@ use std::time::{Duration, Instant};
 
 /// "GRSTATE1" read as a little-endian u64.
 const MAGIC: u64 = u64::from_le_bytes(*b"GRSTATE1");
-/// Bumped whenever the meaning of any word changes (2: quotas per quota group and model).
-pub const LAYOUT_VERSION: u64 = 2;
+/// Bumped whenever the meaning of any word changes (2: quotas per quota group and model; 3:
+/// the pin table).
+pub const LAYOUT_VERSION: u64 = 3;
 
 const HEADER_WORDS: usize = 512; // 4 KiB
 const H_MAGIC: usize = 0;
@@ -65,7 +69,11 @@ const QUOTA_CAPACITY: usize = 65_536;
 const KEY_TABLE: usize = HEADER_WORDS;
 const POOL_TABLE: usize = KEY_TABLE + KEY_CAPACITY * ENTRY_WORDS;
 const QUOTA_TABLE: usize = POOL_TABLE + POOL_CAPACITY * ENTRY_WORDS;
-const ARENA: usize = QUOTA_TABLE + QUOTA_CAPACITY * ENTRY_WORDS;
+/// The pins of resources to quota groups (`pins`): a fixed-size table.
+pub const PIN_CAPACITY: usize = 4_096;
+const PIN_ENTRY_WORDS: usize = 6;
+const PIN_TABLE: usize = QUOTA_TABLE + QUOTA_CAPACITY * ENTRY_WORDS;
+const ARENA: usize = PIN_TABLE + PIN_CAPACITY * PIN_ENTRY_WORDS;
 /// The file's size. It is sparse: only the pages records touch take memory (about 130 bytes
 /// per key, and per quota group and model 300 bytes plus 8 per unit of its rate limit and per
 /// slot of its token window).
@@ -790,5 +798,9 @@ impl Store for ShmStore {
 
     fn describe(&self) -> String {
         format!("shm:{}", self.file.path.display())
+    }
+
+    fn pins(&self) -> Arc<dyn super::PinRecord> {
+        self.shm_pins()
     }
 }

@@ -100,28 +100,28 @@ def _c_pool_new(c_worker: Path, keys: KeySet, state: str):
 
 def test_state_file_of_another_layout_version(tmp_path, real_state_file, go_worker, c_worker):
     keys, real = real_state_file
-    wrong = tmp_path / "version3.state"
+    wrong = tmp_path / "version4.state"
     sparse_copy(real, wrong)
     with open(wrong, "r+b") as f:
         f.seek(VERSION_AT)
         assert struct.unpack("<Q", f.read(8))[0] == 2  # layout 2: quotas per (group, model)
         f.seek(VERSION_AT)
-        f.write(struct.pack("<Q", 3))
+        f.write(struct.pack("<Q", 4))
     original = wrong.read_bytes()[:4096]
 
     with pytest.raises(StateError) as raised:
         _pool(keys, f"shm:{wrong}")
     message = str(raised.value)
     keys.assert_no_key(message, "the Python error")
-    assert str(wrong) in message and "version 3" in message, message
+    assert str(wrong) in message and "version 4" in message, message
 
     flags, message = _go_pool_new(go_worker, keys, f"shm:{wrong}")
     assert flags == "true false", (flags, message)  # errors.Is(err, ErrState), not ErrConfig
-    assert str(wrong) in message and "version 3" in message, message
+    assert str(wrong) in message and "version 4" in message, message
 
     status, message = _c_pool_new(c_worker, keys, f"shm:{wrong}")
     assert status == "11 GR_ERR_STATE", (status, message)
-    assert str(wrong) in message and "version 3" in message, message
+    assert str(wrong) in message and "version 4" in message, message
 
     # Refused, not repaired: another version's file is left as it was.
     assert wrong.read_bytes()[:4096] == original

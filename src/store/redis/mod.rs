@@ -25,6 +25,7 @@
 
 mod conn;
 mod names;
+mod pins;
 mod scripts;
 
 pub use conn::{OnFailure, Target};
@@ -457,6 +458,12 @@ impl Store for RedisStore {
 
     fn describe(&self) -> String {
         self.shared.target.address()
+    }
+
+    fn pins(&self) -> Arc<dyn super::PinRecord> {
+        Arc::new(pins::RedisPins {
+            shared: self.shared.clone(),
+        })
     }
 }
 
