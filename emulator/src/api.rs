@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Request, Response};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use hyper::{Request, Response, Uri};
 use serde_json::json;
 
 use crate::config::ModelLimits;
@@ -22,6 +22,7 @@ use crate::http::{
 use crate::method::Method;
 use crate::models;
 use crate::request::{parse_count_tokens, parse_prompt, Prompt};
+use crate::resources::{refs_in, Owner};
 use crate::responses;
 use crate::state::{Arrival, Input, Pending, Shared, Verdict, LIMIT_ZERO_RETRY_DELAY};
 use crate::stream::{self, Framing};
@@ -46,23 +47,49 @@ enum Payload {
     Metadata,
 }
 
-/// Answers one request of `method` for `model` ("" for models.list).
-pub async fn handle(
-    shared: Arc<Shared>,
-    request: Request<Incoming>,
-    version: &str,
-    model: &str,
-    method: Method,
-) -> Result<Response<Body>, CloseConnection> {
+/// The key a request carries (`x-goog-api-key`, else the `key` query parameter), and
+/// whether its URL had a `key` parameter.
+fn request_key(request: &Request<Incoming>) -> (Option<String>, bool) {
     let header_key = request
         .headers()
         .get("x-goog-api-key")
         .and_then(|value| value.to_str().ok())
         .filter(|key| !key.is_empty())
         .map(str::to_string);
+    let url_key = query_param(request.uri().query(), "key");
+    let in_url = url_key.is_some();
+    (header_key.or(url_key.filter(|key| !key.is_empty())), in_url)
+}
+
+/// The path and query as the log shows them: without a `key` parameter, so that a key
+/// never reaches the log.
+fn logged_path(uri: &Uri) -> String {
+    let path = uri.path();
+    let Some(query) = uri.query() else {
+        return path.to_string();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| pair.split('=').next() != Some("key"))
+        .collect();
+    if kept.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    }
+}
+
+/// Answers one request of `method` for `model` ("" for models.list).
+pub async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+    version: &'static str,
+    model: &str,
+    method: Method,
+) -> Result<Response<Body>, CloseConnection> {
+    let (key, key_in_url) = request_key(&request);
     let query = request.uri().query().map(str::to_string);
-    let url_key = query_param(query.as_deref(), "key");
-    let key = header_key.or(url_key.clone().filter(|key| !key.is_empty()));
+    let path = logged_path(request.uri());
     // Kept for the one answer that quotes the key back, as the real service does.
     let key_text = key.clone().unwrap_or_default();
 
@@ -96,11 +123,17 @@ pub async fn handle(
         )
     };
 
+    let refs = match input {
+        Input::Tokens(_) => refs_in(&body),
+        _ => Vec::new(),
+    };
     // The arrival time is taken here, once the body is in: the token quota needs it.
     let (pending, verdict) = shared.admit(Arrival {
         key: key.as_deref(),
-        key_in_url: url_key.is_some(),
+        key_in_url,
         version,
+        path: &path,
+        refs: &refs,
         model,
         method,
         input,
@@ -178,7 +211,7 @@ fn parse(method: Method, model: &str, body: &[u8]) -> Result<(u64, Payload), Api
                 Payload::Batch(requests),
             )
         }
-        Method::ListModels | Method::GetModel => (0, Payload::Metadata),
+        _ => (0, Payload::Metadata),
     })
 }
 
@@ -232,8 +265,88 @@ fn serve(
     finish(pending, response)
 }
 
+/// A request about a file, an upload or a cached content that passed authentication and
+/// faults: what its handler needs.
+pub struct ResourceRequest {
+    /// To be finished with the answer's status.
+    pub pending: Pending,
+    /// The key's label and project, which own what the request makes.
+    pub owner: Owner,
+    pub headers: HeaderMap,
+    pub query: Option<String>,
+    pub body: Bytes,
+}
+
+/// Reads a resource request and meets it like every request (key, faults, the log); `Err`
+/// is the answer when it ends there. `resource` names what its path names, for the log.
+pub async fn admit_resource(
+    shared: &Arc<Shared>,
+    request: Request<Incoming>,
+    version: &'static str,
+    method: Method,
+    resource: Option<String>,
+) -> Result<ResourceRequest, Result<Response<Body>, CloseConnection>> {
+    let (key, key_in_url) = request_key(&request);
+    let path = logged_path(request.uri());
+    let query = request.uri().query().map(str::to_string);
+    let (parts, body) = request.into_parts();
+    let (body, input) = match read_body(body).await {
+        Ok(body) => (body, Input::Tokens(0)),
+        Err(BodyError::TooLarge) => {
+            let error = ApiError::payload_too_large(MAX_BODY_BYTES);
+            (Bytes::new(), Input::Invalid(error))
+        }
+        Err(BodyError::Broken) => (Bytes::new(), Input::Abandoned),
+    };
+    let too_large = match &input {
+        Input::Invalid(error) => Some(error.clone()),
+        _ => None,
+    };
+    let (mut pending, verdict) = shared.admit(Arrival {
+        key: key.as_deref(),
+        key_in_url,
+        version,
+        path: &path,
+        refs: &[],
+        model: "",
+        method,
+        input,
+    });
+    if let Some(resource) = resource {
+        pending.name_resource(resource);
+    }
+    if let Some(ms) = pending.latency_ms().filter(|&ms| ms > 0) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let response = match verdict {
+        Verdict::Abandon => return Err(Err(CloseConnection)),
+        Verdict::Reject(error) => error_response(&error),
+        Verdict::Inject { fault, limits } => {
+            let key_text = key.unwrap_or_default();
+            match injected_answer(shared, &fault, &limits, &body, "", &key_text) {
+                Some(response) => response,
+                None => return Err(Err(CloseConnection)),
+            }
+        }
+        Verdict::Serve { .. } => match (too_large, pending.owner()) {
+            (Some(error), _) => error_response(&error),
+            (None, Some(owner)) => {
+                return Ok(ResourceRequest {
+                    pending,
+                    owner,
+                    headers: parts.headers,
+                    query,
+                    body,
+                })
+            }
+            (None, None) => error_response(&ApiError::invalid_key()),
+        },
+    };
+    Err(Ok(finish(pending, response)))
+}
+
 /// Records the answer's status and passes the answer on.
-fn finish(pending: Pending, response: Response<Body>) -> Response<Body> {
+pub fn finish(pending: Pending, response: Response<Body>) -> Response<Body> {
     pending.finish(response.status().as_u16());
     response
 }

@@ -1,5 +1,6 @@
 //! The control API under `/_emulator/`, for tests written in other languages: stats, the
-//! request log, faults, keys, reset and the wall clock. It is never rate-limited and never
+//! request log, live resources (files, uploads, cached contents), faults, keys, reset and the
+//! wall clock. It is never rate-limited and never
 //! logged.
 
 use hyper::body::Incoming;
@@ -27,7 +28,7 @@ pub async fn handle(
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let expected = match endpoint {
-        "stats" | "log" | "last_body" => Method::GET,
+        "stats" | "log" | "last_body" | "resources" => Method::GET,
         "faults" | "keys" | "reset" => Method::POST,
         "clock" if method == Method::POST => Method::POST,
         "clock" => Method::GET,
@@ -46,6 +47,7 @@ pub async fn handle(
     let response = match endpoint {
         "stats" => json_response(200, &shared.stats()),
         "log" => json_response(200, &shared.log()),
+        "resources" => json_response(200, &shared.resource_views()),
         "last_body" => last_body(shared, request.uri().query()),
         "faults" => match parse::<Fault>(request, "fault").await? {
             Ok(fault) => match fault.validate() {

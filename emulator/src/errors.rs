@@ -300,6 +300,65 @@ impl ApiError {
         )
     }
 
+    // ----- Files and cached contents -----
+
+    /// 403: a file that does not exist, has expired or belongs to another project; the
+    /// service does not say which.
+    pub fn file_denied(id: &str) -> Self {
+        ApiError::new(
+            403,
+            "PERMISSION_DENIED",
+            format!("You do not have permission to access the File {id} or it may not exist."),
+        )
+    }
+
+    /// 403: a cached content that does not exist, has expired or belongs to another project.
+    pub fn cached_content_denied() -> Self {
+        ApiError::new(
+            403,
+            "PERMISSION_DENIED",
+            "CachedContent not found (or permission denied)",
+        )
+    }
+
+    /// 400: a model call names a cached content made for another model.
+    pub fn cached_content_model(model: &str, cached_model: &str) -> Self {
+        ApiError::new(
+            400,
+            "INVALID_ARGUMENT",
+            format!(
+                "Model used by GenerateContent request (models/{model}) and CachedContent \
+                 ({cached_model}) has to be the same."
+            ),
+        )
+    }
+
+    /// 409: a file of that name exists already.
+    pub fn file_exists(name: &str) -> Self {
+        ApiError::new(
+            409,
+            "ALREADY_EXISTS",
+            format!("File {name} already exists."),
+        )
+    }
+
+    /// 404: an upload URL whose `upload_id` names no open upload session.
+    pub fn upload_not_found(upload_id: &str) -> Self {
+        ApiError::new(
+            404,
+            "NOT_FOUND",
+            format!(
+                "Upload session {upload_id} not found: it was finalized or cancelled, or never \
+                 started."
+            ),
+        )
+    }
+
+    /// 400 INVALID_ARGUMENT about the upload protocol (a header, an offset, a size).
+    pub fn bad_upload(message: impl Into<String>) -> Self {
+        ApiError::new(400, "INVALID_ARGUMENT", message)
+    }
+
     // ----- The emulator's own HTTP surface -----
 
     /// 404 for a path the emulator does not serve.

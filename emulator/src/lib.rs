@@ -1,8 +1,9 @@
 //! A Gemini API emulator for gemini-rotator's tests, benchmarks and demo.
 //!
 //! It serves the Gemini API on loopback (`generateContent`, `streamGenerateContent`,
-//! `countTokens`, `embedContent`, `batchEmbedContents`, the models list, under `v1` and
-//! `v1beta`) with the real service's answer and error shapes, enforces quotas per
+//! `countTokens`, `embedContent`, `batchEmbedContents`, the models list, files with their
+//! resumable upload, cached contents, under `v1` and `v1beta`) with the real service's answer
+//! and error shapes, keeps files and cached contents to the project that made them, enforces quotas per
 //! (project, model) as Google does (requests and input tokens per rolling window, requests per
 //! Pacific day, `limit: 0`), injects faults on demand, and records what it saw (counters and a
 //! request log) without ever showing a key.
@@ -19,17 +20,22 @@
 //! ```
 
 mod api;
+mod caches;
 mod config;
 mod control;
 mod embeddings;
 mod errors;
 mod faults;
+mod files;
+mod fingerprint;
 mod http;
 mod limiter;
 mod method;
 mod models;
 mod pacific;
+mod paging;
 mod request;
+mod resources;
 mod responses;
 mod server;
 mod state;
@@ -46,6 +52,7 @@ use tokio::sync::oneshot;
 pub use config::{ConfigError, EmulatorConfig, KeySpec, ModelLimits, StreamConfig};
 pub use faults::{Fault, FaultKind};
 pub use method::Method;
+pub use resources::ResourceView;
 pub use state::ClockView;
 pub use stats::{KeyStats, LogEntry, ModelStats, ProjectStats, Stats, StreamLog};
 
@@ -94,6 +101,8 @@ impl Emulator {
             let _context = runtime.enter();
             tokio::net::TcpListener::from_std(listener)?
         };
+
+        shared.set_base_url(format!("http://{addr}"));
 
         let (shutdown, shutdown_rx) = oneshot::channel();
         let serving = Arc::clone(&shared);
@@ -154,6 +163,12 @@ impl Emulator {
         self.shared.log()
     }
 
+    /// Every live file, open upload and cached content, with the project and key label that
+    /// own it (`GET /_emulator/resources`).
+    pub fn resources(&self) -> Vec<ResourceView> {
+        self.shared.resource_views()
+    }
+
     /// Adds a fault after the existing ones.
     pub fn add_fault(&self, fault: Fault) {
         self.shared.add_fault(fault);
@@ -190,8 +205,8 @@ impl Emulator {
         self.shared.advance_clock(ms);
     }
 
-    /// Clears counters, the log, faults, recorded bodies and quota state; keys and the clock
-    /// stay. Requests in flight during the reset are not recorded.
+    /// Clears counters, the log, faults, recorded bodies, quota state, files, uploads and
+    /// cached contents; keys and the clock stay. Requests in flight during the reset are not recorded.
     pub fn reset(&self) {
         self.shared.reset();
     }

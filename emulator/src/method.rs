@@ -23,6 +23,28 @@ pub enum Method {
     /// `GET /{version}/models/{model}`
     #[serde(rename = "models.get")]
     GetModel,
+    /// `POST /upload/{version}/files`: starts a resumable upload.
+    #[serde(rename = "files.create")]
+    CreateFile,
+    /// `POST|PUT /upload/{version}/files?upload_id=ID`: sends bytes, finalizes, queries.
+    #[serde(rename = "files.upload")]
+    UploadFile,
+    #[serde(rename = "files.get")]
+    GetFile,
+    #[serde(rename = "files.list")]
+    ListFiles,
+    #[serde(rename = "files.delete")]
+    DeleteFile,
+    #[serde(rename = "cachedContents.create")]
+    CreateCachedContent,
+    #[serde(rename = "cachedContents.get")]
+    GetCachedContent,
+    #[serde(rename = "cachedContents.list")]
+    ListCachedContents,
+    #[serde(rename = "cachedContents.patch")]
+    PatchCachedContent,
+    #[serde(rename = "cachedContents.delete")]
+    DeleteCachedContent,
 }
 
 impl Method {
@@ -48,13 +70,37 @@ impl Method {
             Method::BatchEmbedContents => "batchEmbedContents",
             Method::ListModels => "models.list",
             Method::GetModel => "models.get",
+            Method::CreateFile => "files.create",
+            Method::UploadFile => "files.upload",
+            Method::GetFile => "files.get",
+            Method::ListFiles => "files.list",
+            Method::DeleteFile => "files.delete",
+            Method::CreateCachedContent => "cachedContents.create",
+            Method::GetCachedContent => "cachedContents.get",
+            Method::ListCachedContents => "cachedContents.list",
+            Method::PatchCachedContent => "cachedContents.patch",
+            Method::DeleteCachedContent => "cachedContents.delete",
         }
     }
 
     /// Calls on a model, which count against that (project, model)'s quotas. Reading model
-    /// metadata does not: it has no generation quota in the real service.
+    /// metadata and managing files and cached contents do not: they have no generation quota
+    /// in the real service.
     pub fn uses_quota(self) -> bool {
-        !matches!(self, Method::ListModels | Method::GetModel)
+        matches!(
+            self,
+            Method::GenerateContent
+                | Method::StreamGenerateContent
+                | Method::CountTokens
+                | Method::EmbedContent
+                | Method::BatchEmbedContents
+        )
+    }
+
+    /// Requests about a resource tied to a project (a file, an upload, a cached content),
+    /// which name no model.
+    pub fn is_resource(self) -> bool {
+        !self.uses_quota() && !matches!(self, Method::ListModels | Method::GetModel)
     }
 
     /// Whether `model` serves this method: embedding models (any name containing
@@ -64,7 +110,7 @@ impl Method {
         match self {
             Method::GenerateContent | Method::StreamGenerateContent => !embedding,
             Method::EmbedContent | Method::BatchEmbedContents => embedding,
-            Method::CountTokens | Method::ListModels | Method::GetModel => true,
+            _ => true,
         }
     }
 }

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::errors::ApiError;
 use crate::method::{is_embedding_model, Method};
+use crate::paging::Paging;
 
 /// Listed even when the configuration names no model.
 const BUILT_IN: &[&str] = &[
@@ -19,9 +20,11 @@ const BUILT_IN: &[&str] = &[
     "gemini-embedding-001",
 ];
 /// `pageSize` when absent or 0, and its maximum (larger values are clamped, as the service does).
-const DEFAULT_PAGE_SIZE: usize = 50;
-const MAX_PAGE_SIZE: usize = 1000;
-const PAGE_TOKEN_PREFIX: &str = "emu-page-";
+const MODELS_PAGING: Paging = Paging {
+    field: "models",
+    default_size: 50,
+    max_size: 1000,
+};
 
 /// Every listed model name, built-in ones first, each once.
 pub fn catalog<'a>(configured: impl Iterator<Item = &'a String>) -> Vec<String> {
@@ -62,48 +65,14 @@ pub fn model_resource(model: &str) -> Value {
     })
 }
 
-/// One page of the list, for the query's `pageSize` and `pageToken`.
+/// One page of the catalog.
 pub fn list_page(
     names: &[String],
     page_size: Option<&str>,
     page_token: Option<&str>,
 ) -> Result<Value, ApiError> {
-    let size = match page_size.filter(|s| !s.is_empty()) {
-        None => DEFAULT_PAGE_SIZE,
-        Some(text) => match text.parse::<usize>() {
-            Ok(0) => DEFAULT_PAGE_SIZE,
-            Ok(n) => n.min(MAX_PAGE_SIZE),
-            Err(_) => {
-                return Err(ApiError::invalid_request(
-                    "page_size",
-                    format!("Invalid value at 'page_size' (TYPE_INT32), \"{text}\""),
-                ))
-            }
-        },
-    };
-    let start = match page_token.filter(|s| !s.is_empty()) {
-        None => 0,
-        Some(token) => token
-            .strip_prefix(PAGE_TOKEN_PREFIX)
-            .and_then(|n| n.parse::<usize>().ok())
-            .filter(|&n| n > 0 && n < names.len())
-            .ok_or_else(|| {
-                ApiError::invalid_request(
-                    "page_token",
-                    format!("Invalid page_token {token:?}: use a nextPageToken of an earlier page"),
-                )
-            })?,
-    };
-    let end = (start + size).min(names.len());
-    let models: Vec<Value> = names[start..end]
-        .iter()
-        .map(|m| model_resource(m))
-        .collect();
-    let mut page = json!({ "models": models });
-    if end < names.len() {
-        page["nextPageToken"] = Value::String(format!("{PAGE_TOKEN_PREFIX}{end}"));
-    }
-    Ok(page)
+    let models = names.iter().map(|m| model_resource(m)).collect();
+    MODELS_PAGING.page(models, page_size, page_token)
 }
 
 #[cfg(test)]

@@ -7,15 +7,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::{EmulatorConfig, KeySpec, ModelLimits, StreamConfig};
 use crate::errors::{duration_string, ApiError, QuotaId};
 use crate::faults::{AppliedFault, Fault, FaultTable};
+use crate::fingerprint::fingerprint;
 use crate::limiter::{Dimension, Limits, Quota, Usage, Violation};
 use crate::method::{is_retired, Method};
 use crate::pacific;
+use crate::resources::{Owner, ResourceRef, ResourceView, Resources};
 use crate::stats::{Caller, LogEntry, Outcome, Recorder, Stats};
 
 /// The `retryDelay` of a spent daily quota. The real service sends a short one ("0s", "22s",
@@ -44,7 +46,12 @@ pub struct Arrival<'a> {
     /// A `key` query parameter was present.
     pub key_in_url: bool,
     /// "v1beta" or "v1".
-    pub version: &'a str,
+    pub version: &'static str,
+    /// The path and query (without any `key` parameter), as the log shows it.
+    pub path: &'a str,
+    /// The files and cached contents a model call's body names, checked against the
+    /// key's project before the quota is.
+    pub refs: &'a [ResourceRef],
     /// The model in the path ("" for models.list).
     pub model: &'a str,
     pub method: Method,
@@ -76,6 +83,8 @@ pub struct Shared {
     next_response_id: AtomicU64,
     global_models: BTreeMap<String, ModelLimits>,
     stream: StreamConfig,
+    /// `http://127.0.0.1:PORT`, set once the socket is bound: upload URLs and file URIs.
+    base_url: OnceLock<String>,
     inner: Mutex<Inner>,
 }
 
@@ -92,6 +101,7 @@ struct Inner {
     faults: FaultTable,
     recorder: Recorder,
     bodies: HashMap<Arc<str>, String>,
+    resources: Resources,
 }
 
 #[derive(Debug)]
@@ -131,6 +141,7 @@ impl Shared {
             next_response_id: AtomicU64::new(1),
             global_models: config.models.clone(),
             stream: config.stream.clone(),
+            base_url: OnceLock::new(),
             inner: Mutex::new(Inner {
                 wall_at_start_ms,
                 ..Inner::default()
@@ -157,6 +168,32 @@ impl Shared {
 
     fn now_ns(&self) -> u64 {
         self.started.elapsed().as_nanos() as u64
+    }
+
+    /// Records the emulator's base URL (once; later calls change nothing).
+    pub fn set_base_url(&self, base_url: String) {
+        let _ = self.base_url.set(base_url);
+    }
+
+    /// The emulator's base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        self.base_url
+            .get()
+            .map_or("http://127.0.0.1", String::as_str)
+    }
+
+    /// Runs `f` on the files, uploads and cached contents, with the wall-clock time (ms
+    /// since the Unix epoch) that decides their expiry.
+    pub fn with_resources<R>(&self, f: impl FnOnce(&mut Resources, i64) -> R) -> R {
+        let now_ns = self.now_ns();
+        let mut inner = self.lock();
+        let wall_ms = inner.wall_at_start_ms + (now_ns / 1_000_000) as i64;
+        f(&mut inner.resources, wall_ms)
+    }
+
+    /// Every live resource (`GET /_emulator/resources`).
+    pub fn resource_views(&self) -> Vec<ResourceView> {
+        self.with_resources(|resources, now_ms| resources.views(now_ms))
     }
 
     /// Every model the catalog lists beyond the built-in ones.
@@ -193,7 +230,11 @@ impl Shared {
             t_ns,
             caller,
             project: entry.map(|entry| Arc::clone(&entry.project)),
+            key_fingerprint: arrival.key.map(fingerprint),
             key_in_url: arrival.key_in_url,
+            version: arrival.version,
+            path: arrival.path.to_string(),
+            resources: arrival.refs.iter().map(ResourceRef::name).collect(),
             model: arrival.model.to_string(),
             method: arrival.method,
             tokens: None,
@@ -246,6 +287,19 @@ impl Shared {
         }
 
         let wall_ms = inner.wall_at_start_ms + (t_ns / 1_000_000) as i64;
+        // A model call may use only its own project's files and cached contents.
+        let input = match input {
+            Input::Tokens(tokens) if !arrival.refs.is_empty() => {
+                match inner
+                    .resources
+                    .check_refs(arrival.refs, &project, model, wall_ms)
+                {
+                    Ok(()) => Input::Tokens(tokens),
+                    Err(error) => Input::Invalid(error),
+                }
+            }
+            input => input,
+        };
         let day = pacific::pacific_day(wall_ms);
         let quota = inner
             .quotas
@@ -317,13 +371,21 @@ impl Shared {
             })
             .collect();
         let quotas = &mut inner.quotas;
-        inner.recorder.stats(|project, model| {
+        let mut stats = inner.recorder.stats(|project, model| {
             let window_ns = windows.get(project).copied().unwrap_or(60_000_000_000);
             match quotas.get_mut(&(Arc::from(project), model.to_string())) {
                 Some(quota) => quota.usage(now_ns, day, window_ns),
                 None => Usage::default(),
             }
-        })
+        });
+        let wall_ms = inner.wall_at_start_ms + (now_ns / 1_000_000) as i64;
+        for (project, counts) in inner.resources.counts(wall_ms) {
+            let entry = stats.projects.entry(project).or_default();
+            entry.files = counts.files;
+            entry.cached_contents = counts.cached_contents;
+            entry.upload_sessions = counts.upload_sessions;
+        }
+        stats
     }
 
     pub fn log(&self) -> Vec<LogEntry> {
@@ -372,6 +434,7 @@ impl Shared {
         inner.recorder.clear();
         inner.bodies.clear();
         inner.quotas.clear();
+        inner.resources.clear();
     }
 
     /// The wall clock now.
@@ -448,7 +511,11 @@ pub struct Pending {
     t_ns: u64,
     caller: Caller,
     project: Option<Arc<str>>,
+    key_fingerprint: Option<String>,
     key_in_url: bool,
+    version: &'static str,
+    path: String,
+    resources: Vec<String>,
     model: String,
     method: Method,
     tokens: Option<u64>,
@@ -470,6 +537,21 @@ impl Pending {
     /// The model named in the path.
     pub fn model(&self) -> &str {
         &self.model
+    }
+
+    /// The label and project of a known key.
+    pub fn owner(&self) -> Option<Owner> {
+        Some(Owner {
+            label: Arc::clone(self.label()?),
+            project: Arc::clone(self.project.as_ref()?),
+        })
+    }
+
+    /// Names the resource the request is about, for the log.
+    pub fn name_resource(&mut self, name: String) {
+        if !self.resources.contains(&name) {
+            self.resources.push(name);
+        }
     }
 
     /// How long the applied fault (of any kind) delays the answer.
@@ -505,7 +587,11 @@ impl Pending {
             t_ns: self.t_ns,
             caller: self.caller.clone(),
             project: self.project.clone(),
+            key_fingerprint: self.key_fingerprint.take(),
             key_in_url: self.key_in_url,
+            version: self.version,
+            path: std::mem::take(&mut self.path),
+            resources: std::mem::take(&mut self.resources),
             status,
             model: std::mem::take(&mut self.model),
             method: self.method,
@@ -576,6 +662,8 @@ mod tests {
             key,
             key_in_url: false,
             version: "v1beta",
+            path: "/v1beta/models/m:generateContent",
+            refs: &[],
             model,
             method: Method::GenerateContent,
             input: Input::Tokens(1),

@@ -31,6 +31,12 @@ pub struct Stats {
     /// Streams whose body is still being sent.
     #[serde(default)]
     pub open_streams: u64,
+    /// Requests by API version ("v1", "v1beta").
+    #[serde(default)]
+    pub by_version: BTreeMap<String, u64>,
+    /// Requests by method ("generateContent", "files.create", "cachedContents.get", ...).
+    #[serde(default)]
+    pub by_method: BTreeMap<String, u64>,
 }
 
 /// One project: its keys and, per model, what it used.
@@ -40,6 +46,15 @@ pub struct ProjectStats {
     pub keys: Vec<String>,
     /// By model, for the models it was asked for.
     pub models: BTreeMap<String, ModelStats>,
+    /// Its live uploaded files.
+    #[serde(default)]
+    pub files: u64,
+    /// Its live cached contents.
+    #[serde(default)]
+    pub cached_contents: u64,
+    /// Its open resumable uploads.
+    #[serde(default)]
+    pub upload_sessions: u64,
 }
 
 /// What one (project, model) saw, and what its quotas hold right now.
@@ -89,6 +104,20 @@ pub struct LogEntry {
     /// The project of that key; `null` for a missing or unknown key.
     #[serde(default)]
     pub project: Option<String>,
+    /// The fingerprint of the key sent, known or not (gemini-rotator's rule: the first 12 hex
+    /// digits of SHA-256 over "gemini-rotator/key/v1\0" and the key); `null` with no key.
+    #[serde(default)]
+    pub key_fingerprint: Option<String>,
+    /// The API version of the path ("v1", "v1beta").
+    #[serde(default)]
+    pub version: String,
+    /// The path and query, without any `key` parameter.
+    #[serde(default)]
+    pub path: String,
+    /// The files, uploads and cached contents the request named or made
+    /// (`files/abc`, `cachedContents/xyz`), in its path or its body.
+    #[serde(default)]
+    pub resources: Vec<String>,
     /// The HTTP status answered; 0 when the connection closed without an answer.
     pub status: u16,
     /// The model named in the path ("" for models.list).
@@ -136,7 +165,11 @@ pub struct Outcome {
     pub t_ns: u64,
     pub caller: Caller,
     pub project: Option<Arc<str>>,
+    pub key_fingerprint: Option<String>,
     pub key_in_url: bool,
+    pub version: &'static str,
+    pub path: String,
+    pub resources: Vec<String>,
     pub status: u16,
     pub model: String,
     pub method: Method,
@@ -159,6 +192,8 @@ pub struct Recorder {
     /// Model-call counters by (project, model).
     models: BTreeMap<(Arc<str>, String), ModelCounters>,
     open_streams: u64,
+    by_version: BTreeMap<&'static str, u64>,
+    by_method: BTreeMap<&'static str, u64>,
     /// Entries in arrival order (by `seq`), although requests may finish in another order.
     log: Vec<(u64, LogEntry)>,
 }
@@ -191,6 +226,8 @@ impl Recorder {
     /// Records one finished request.
     pub fn record(&mut self, outcome: Outcome) {
         self.total += 1;
+        *self.by_version.entry(outcome.version).or_default() += 1;
+        *self.by_method.entry(outcome.method.as_str()).or_default() += 1;
         if outcome.key_in_url {
             self.key_in_url += 1;
         }
@@ -228,6 +265,10 @@ impl Recorder {
             t_ms: (outcome.t_ns / 1_000) as f64 / 1_000.0,
             label,
             project: outcome.project.map(|p| p.to_string()),
+            key_fingerprint: outcome.key_fingerprint,
+            version: outcome.version.to_string(),
+            path: outcome.path,
+            resources: outcome.resources,
             status: outcome.status,
             model: outcome.model,
             method: outcome.method.as_str().to_string(),
@@ -319,6 +360,8 @@ impl Recorder {
             keys,
             projects,
             open_streams: self.open_streams,
+            by_version: counts_by_name(&self.by_version),
+            by_method: counts_by_name(&self.by_method),
         }
     }
 
@@ -326,6 +369,13 @@ impl Recorder {
     pub fn log(&self) -> Vec<LogEntry> {
         self.log.iter().map(|(_, entry)| entry.clone()).collect()
     }
+}
+
+fn counts_by_name(counts: &BTreeMap<&'static str, u64>) -> BTreeMap<String, u64> {
+    counts
+        .iter()
+        .map(|(name, n)| (name.to_string(), *n))
+        .collect()
 }
 
 #[cfg(test)]
@@ -341,7 +391,11 @@ mod tests {
                 _ => None,
             },
             caller,
+            key_fingerprint: None,
             key_in_url: false,
+            version: "v1beta",
+            path: "/v1beta/models/m:generateContent".into(),
+            resources: Vec::new(),
             status,
             model: "m".into(),
             method: Method::GenerateContent,

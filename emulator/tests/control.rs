@@ -55,10 +55,13 @@ fn stats_and_log_match_the_library_snapshots() {
                 "a": { "keys": ["a"], "models": { MODEL: {
                     "requests": 2, "ok": 1, "rate_limited": 1, "input_tokens": 1,
                     "in_window": 1, "tokens_in_window": 1, "today": 1,
-                } } },
-                "b": { "keys": ["b"], "models": {} },
+                } }, "files": 0, "cached_contents": 0, "upload_sessions": 0 },
+                "b": { "keys": ["b"], "models": {},
+                       "files": 0, "cached_contents": 0, "upload_sessions": 0 },
             },
             "open_streams": 0,
+            "by_version": { "v1beta": 4 },
+            "by_method": { "generateContent": 4 },
         })
     );
     assert_eq!(
@@ -84,6 +87,16 @@ fn stats_and_log_match_the_library_snapshots() {
     // Rejected requests count no tokens; unknown keys have no project.
     assert!(raw[1]["tokens"].is_null());
     assert!(raw[2]["project"].is_null());
+    // Keys by fingerprint (the core's rule), known or not; the path and version used.
+    assert_eq!(raw[0]["key_fingerprint"], "b1f7aed3c596");
+    assert_eq!(raw[2]["key_fingerprint"].as_str().unwrap().len(), 12);
+    assert!(raw[3]["key_fingerprint"].is_null());
+    assert_eq!(raw[0]["version"], "v1beta");
+    assert_eq!(
+        raw[0]["path"],
+        format!("/v1beta/models/{MODEL}:generateContent")
+    );
+    assert_eq!(raw[0]["resources"], json!([]));
 }
 
 #[test]
