@@ -169,15 +169,22 @@ def test_files_get_and_delete_and_the_models_list(emulator, projects, pool_on):
     got = client.files.get(name=file.name)
     assert got.name == file.name and got.mime_type == "text/plain"
     client.files.delete(name=file.name)
+    pinned = projects.log()
+    # create, upload, get, delete: all on the uploading project's keys
+    assert [e["method"] for e in pinned] == [
+        "files.create", "files.upload", "files.get", "files.delete"
+    ]
+    assert len(projects_of(pinned)) == 1
+    # The delete removed the pin: the pool asks one key of each project before it answers.
     with pytest.raises(genai_errors.ClientError) as raised:
         client.files.get(name=file.name)
     assert raised.value.code in (403, 404)
-    (owner,) = projects_of(projects.log())  # every request about the file on its project
+    after = projects.log()[len(pinned):]
+    assert len(after) == 2 and projects_of(after) == set(projects.names)
     names = [m.name for m in client.models.list()]
-    assert f"models/{MODEL}" in names
+    assert "models/gemini-3.6-flash" in names  # the emulator's catalog
     model = client.models.get(model=MODEL)
     assert model.name == f"models/{MODEL}" and model.input_token_limit
-    assert owner in projects.names
 
 
 def test_the_sdks_api_version_reaches_the_service(emulator, projects, pool_on):
