@@ -159,8 +159,15 @@ def test_a_cached_content_is_used_on_its_projects_keys(emulator, projects, pool_
     assert len(uses) == 4 and projects_of(uses) == {owner}
     assert all(e["status"] == 200 for e in uses)
     assert client.caches.get(name=cache.name).name == cache.name
+    updated = client.caches.update(
+        name=cache.name, config=types.UpdateCachedContentConfig(ttl="1200s")
+    )
+    assert updated.expire_time > cache.expire_time
     client.caches.delete(name=cache.name)
-    assert projects_of(projects.log()[len(made):]) == {owner}
+    later = projects.log()[len(made) + 4:]
+    assert [e["method"] for e in later] == ["cachedContents.get", "cachedContents.patch",
+                                            "cachedContents.delete"]
+    assert projects_of(later) == {owner}
 
 
 def test_files_get_and_delete_and_the_models_list(emulator, projects, pool_on):
