@@ -187,29 +187,9 @@ func (p *KeyPool) forward(ctx context.Context, fr *forwardRequest) (int, http.He
 // forwardStream opens a streamGenerateContent request through gr_forward_stream under ctx;
 // it returns once the first event is in (failover happens before it only).
 func (p *KeyPool) forwardStream(ctx context.Context, fr *forwardRequest) (*stream, error) {
-	timeoutMS, deadlineBudget, err := budget(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ptr, err := p.acquire()
-	if err != nil {
-		return nil, err
-	}
-	w, err := watchContext(ctx)
-	if err != nil {
-		p.release()
-		return nil, err
-	}
-	var s *C.gr_stream
-	var cerr *C.gr_error
-	status := C.gr_forward_stream(ptr, fr.path, fr.headers, fr.body, fr.bodyLen,
-		0, C.uint64_t(timeoutMS), w.token, &s, &cerr)
-	if status != C.GR_OK {
-		w.release()
-		p.release()
-		return nil, callError(ctx, status, cerr, deadlineBudget)
-	}
-	return &stream{pool: p, ptr: s, watch: w, fingerprint: C.GoString(C.gr_stream_key_fingerprint(s))}, nil
+	return p.startStream(ctx, func(ptr *C.gr_pool, timeoutMS C.uint64_t, token *C.gr_cancel, out **C.gr_stream, cerr **C.gr_error) C.gr_status {
+		return C.gr_forward_stream(ptr, fr.path, fr.headers, fr.body, fr.bodyLen, 0, timeoutMS, token, out, cerr)
+	})
 }
 
 // apiErrorResponse turns the service's own error into the response the SDK reads it from: its

@@ -91,21 +91,8 @@ func onlyProject(t *testing.T, entries []logEntry) string {
 func (p *projects) sdkOn(t *testing.T, cfg rotator.Config, apiVersion string) *genai.Client {
 	t.Helper()
 	cfg.FreeKeys = p.entries
-	cfg.BaseURL = p.url
-	cfg.RetryBase = time.Millisecond
 	cfg.Model = model
-	pool, err := rotator.NewKeyPool(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pool.Close() })
-	c, err := genai.NewClient(context.Background(), &genai.ClientConfig{
-		APIKey: "placeholder-never-sent", Backend: genai.BackendGeminiAPI, HTTPClient: pool.HTTPClient(),
-		HTTPOptions: genai.HTTPOptions{BaseURL: p.url, APIVersion: apiVersion},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _ := sdkClient(t, p.emulator, cfg, apiVersion)
 	return c
 }
 

@@ -107,6 +107,13 @@ func client(t *testing.T, e *emulator, n int, cfg rotator.Config) (*genai.Client
 	for i := 0; i < n; i++ {
 		cfg.FreeKeys = append(cfg.FreeKeys, fmt.Sprintf("%s-%d", e.prefix, i))
 	}
+	return sdkClient(t, e, cfg, "")
+}
+
+// sdkClient is the SDK on a pool of cfg (its keys given), in API version apiVersion ("": the
+// SDK's default), both pointed at the emulator.
+func sdkClient(t *testing.T, e *emulator, cfg rotator.Config, apiVersion string) (*genai.Client, *rotator.KeyPool) {
+	t.Helper()
 	cfg.BaseURL = e.url
 	cfg.RetryBase = time.Millisecond
 	pool, err := rotator.NewKeyPool(cfg)
@@ -116,7 +123,7 @@ func client(t *testing.T, e *emulator, n int, cfg rotator.Config) (*genai.Client
 	t.Cleanup(func() { pool.Close() })
 	c, err := genai.NewClient(context.Background(), &genai.ClientConfig{
 		APIKey: "placeholder-never-sent", Backend: genai.BackendGeminiAPI, HTTPClient: pool.HTTPClient(),
-		HTTPOptions: genai.HTTPOptions{BaseURL: e.url},
+		HTTPOptions: genai.HTTPOptions{BaseURL: e.url, APIVersion: apiVersion},
 	})
 	if err != nil {
 		t.Fatal(err)

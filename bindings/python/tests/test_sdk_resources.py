@@ -12,20 +12,19 @@ import json
 import subprocess
 import sys
 import textwrap
-from typing import Any, Dict, Iterator, List, Optional, Set
+from typing import Any, Dict, Iterator, List, Set
 
-import httpx
 import pytest
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
 import gemini_rotator
-from gemini_rotator import AllKeysRateLimitedError, AsyncHttpxTransport, HttpxTransport
+from gemini_rotator import AllKeysRateLimitedError
 from gr_emulator import Emulator, Key, unique
+from test_sdk import cause_chain, sdk
 
 MODEL = "gemini-2.5-flash"
-PLACEHOLDER = "placeholder-that-must-never-be-sent"
 TEXT = "one two three four five six seven eight"
 
 
@@ -86,18 +85,6 @@ def pool_on(emulator: Emulator, tmp_path) -> Iterator[Any]:
         pool.close()
 
 
-def sdk(pool: gemini_rotator.KeyPool, emulator: Emulator, api_version: Optional[str] = None):
-    return genai.Client(
-        api_key=PLACEHOLDER,
-        http_options=types.HttpOptions(
-            base_url=emulator.base_url,
-            api_version=api_version,
-            httpx_client=httpx.Client(transport=HttpxTransport(pool)),
-            httpx_async_client=httpx.AsyncClient(transport=AsyncHttpxTransport(pool)),
-        ),
-    )
-
-
 def upload(client: genai.Client, text: str = TEXT) -> types.File:
     return client.files.upload(
         file=io.BytesIO(text.encode()), config=types.UploadFileConfig(mime_type="text/plain")
@@ -110,12 +97,6 @@ def naming(file: types.File) -> List[Any]:
 
 def projects_of(entries: List[Dict[str, Any]]) -> Set[str]:
     return {e["project"] for e in entries}
-
-
-def cause_chain(error: Optional[BaseException]) -> Iterator[BaseException]:
-    while error is not None:
-        yield error
-        error = error.__cause__ or error.__context__
 
 
 def test_a_file_is_used_on_the_keys_of_the_project_that_uploaded_it(emulator, projects, pool_on):
