@@ -229,8 +229,9 @@ UPLOADER = textwrap.dedent(
     base_url, state, entries = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     pool = gemini_rotator.KeyPool(free_keys=entries, base_url=base_url, state=state,
                                   model="gemini-2.5-flash")
+    transport = gemini_rotator.HttpxTransport(pool)
     client = genai.Client(api_key="unused", http_options=types.HttpOptions(
-        base_url=base_url, httpx_client=httpx.Client(transport=gemini_rotator.HttpxTransport(pool))))
+        base_url=base_url, httpx_client=httpx.Client(transport=transport)))
     file = client.files.upload(file=io.BytesIO(b"made in another process"),
                                config=types.UploadFileConfig(mime_type="text/plain"))
     print(json.dumps({"uri": file.uri, "mime_type": file.mime_type}))
