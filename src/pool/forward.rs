@@ -124,22 +124,23 @@ impl Pool {
         let names = resource::names_in_body(body);
         let scope = self.scope_for(&target.version, &names)?;
         let first = call(&options, &scope);
-        let Err(Error::Api(api)) = &first else {
-            return first;
+        let asked = match &first {
+            Err(e @ Error::Api(api)) if scope.unpinned_not_found(e) => api.key_fingerprint.clone(),
+            _ => return first,
         };
-        if scope.unpinned.is_empty() || !matches!(api.http_status, 403 | 404) {
-            return first;
-        }
-        if !scope.quotes_unpinned(&api.body) {
-            return first;
-        }
         // Not where the first key's project is: one try per other group.
-        let asked = api.key_fingerprint.clone();
         for group in self.groups_except(asked.as_deref()) {
-            let only = self.allowed_by(group);
+            let mut only = self.allowed_by(group);
+            if let Some(pinned) = &scope.only {
+                only.iter_mut().zip(pinned).for_each(|(a, p)| *a &= *p);
+            }
+            if !only.contains(&true) {
+                continue;
+            }
             let scoped = Scope {
                 version: scope.version,
                 only: Some(only),
+                names: scope.names.clone(),
                 unpinned: scope.unpinned.clone(),
             };
             match call(&options, &scoped) {
@@ -149,8 +150,7 @@ impl Pool {
                     }
                     return Ok(done);
                 }
-                Err(Error::Api(e))
-                    if matches!(e.http_status, 403 | 404) && scope.quotes_unpinned(&e.body) => {}
+                Err(e) if scope.unpinned_not_found(&e) => {}
                 Err(other) => return Err(other),
             }
         }

@@ -22,7 +22,9 @@ pub(crate) struct Scope<'a> {
     pub version: &'a str,
     /// Per key of the pool (free keys, then the paid key): whether it may serve; `None`: all.
     pub only: Option<Vec<bool>>,
-    /// Resources the request names that no pin says where they live.
+    /// Every resource the request names.
+    pub names: Vec<String>,
+    /// Those of `names` that no pin says where they live.
     pub unpinned: Vec<String>,
 }
 
@@ -31,16 +33,41 @@ impl Scope<'static> {
     pub const DEFAULT: Scope<'static> = Scope {
         version: DEFAULT_API_VERSION,
         only: None,
+        names: Vec::new(),
         unpinned: Vec::new(),
     };
 }
 
+/// Whether an error body speaks of one of `names` (its name, its id, or the kind of resource
+/// it is): the service's "You do not have permission to access the File X or it may not
+/// exist", "CachedContent not found (or permission denied)".
+fn quotes_any(names: &[String], body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("api key") {
+        return false;
+    }
+    names.iter().any(|name| {
+        let (kind, id) = name.split_once('/').unwrap_or(("", name));
+        let kind = match kind {
+            "files" => "file",
+            "cachedContents" => "cachedcontent",
+            "operations" => "operation",
+            "batches" => "batch",
+            _ => "\0",
+        };
+        text.contains(name.as_str())
+            || (!id.is_empty() && text.contains(id))
+            || lower.contains(kind)
+    })
+}
+
 impl Scope<'_> {
-    /// An answer that speaks of a resource the request names without a pin (a 403
-    /// PERMISSION_DENIED or 404 NOT_FOUND quoting it) is about the resource being elsewhere,
-    /// not about the key: the caller's answer, nothing against the key.
+    /// An answer that speaks of a resource the request names (a 403 PERMISSION_DENIED or 404
+    /// NOT_FOUND about it) is about the resource (elsewhere, expired, deleted), not about the
+    /// key: the caller's answer, nothing against the key.
     pub(crate) fn judge(&self, happened: Happened) -> Happened {
-        if self.unpinned.is_empty() || !self.about_unpinned(&happened) {
+        if self.names.is_empty() || !self.about(&self.names, &happened) {
             return happened;
         }
         match happened {
@@ -59,20 +86,29 @@ impl Scope<'_> {
         }
     }
 
-    pub(crate) fn about_unpinned(&self, happened: &Happened) -> bool {
+    fn about(&self, names: &[String], happened: &Happened) -> bool {
         let Happened::Answered { status, body, .. } = happened else {
             return false;
         };
-        matches!(status, 403 | 404) && self.quotes_unpinned(body)
+        matches!(status, 403 | 404) && quotes_any(names, body)
     }
 
-    /// Whether an error body quotes one of the unpinned names (or its id alone).
-    pub(crate) fn quotes_unpinned(&self, body: &[u8]) -> bool {
-        let text = String::from_utf8_lossy(body);
-        self.unpinned.iter().any(|name| {
-            let id = name.rsplit('/').next().unwrap_or(name);
-            text.contains(name.as_str()) || (!id.is_empty() && text.contains(id))
-        })
+    /// The answer says a resource the store has no pin for is not there (for this key's
+    /// project): other groups may have it.
+    pub(crate) fn about_unpinned(&self, happened: &Happened) -> bool {
+        !self.unpinned.is_empty() && self.about(&self.unpinned, happened)
+    }
+
+    /// The same for an error the call returned.
+    pub(crate) fn unpinned_not_found(&self, e: &Error) -> bool {
+        match e {
+            Error::Api(api) => {
+                !self.unpinned.is_empty()
+                    && matches!(api.http_status, 403 | 404)
+                    && quotes_any(&self.unpinned, &api.body)
+            }
+            _ => false,
+        }
     }
 }
 
@@ -97,6 +133,7 @@ impl Pool {
         let mut scope = Scope {
             version,
             only: None,
+            names: names.to_vec(),
             unpinned: Vec::new(),
         };
         if names.is_empty() {

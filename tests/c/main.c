@@ -65,6 +65,11 @@ static const test_case TESTS[] = {
     TEST(endpoints_rotate),
     TEST(endpoints_bad_method),
     TEST(cancel_plain_call),
+    TEST(forward_model_methods),
+    TEST(forward_raw_error_body),
+    TEST(forward_refusals),
+    TEST(forward_stream_and_models),
+    TEST(forward_pins),
     TEST(threads),
 };
 

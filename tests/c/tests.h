@@ -70,6 +70,13 @@ void test_endpoints_rotate(void);
 void test_endpoints_bad_method(void);
 void test_cancel_plain_call(void);
 
+/* test_forward.c: requests as an SDK built them (gr_forward, gr_forward_stream) */
+void test_forward_model_methods(void);
+void test_forward_raw_error_body(void);
+void test_forward_refusals(void);
+void test_forward_stream_and_models(void);
+void test_forward_pins(void);
+
 /* test_threads.c */
 void test_threads(void);
 
