@@ -100,7 +100,7 @@ const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
 
 /// Days since 1970-01-01 of a proleptic Gregorian civil date.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;

@@ -33,6 +33,17 @@ fn forward(
     )
 }
 
+/// `generateContent` of gemini-3-flash forwarded with `body`.
+fn generate(pool: &Pool, body: &str) -> Result<Forwarded, Error> {
+    forward(
+        pool,
+        "POST",
+        "/v1beta/models/gemini-3-flash:generateContent",
+        &[],
+        body.as_bytes(),
+    )
+}
+
 fn json_of(f: &Forwarded) -> Value {
     serde_json::from_slice(&f.response.body).unwrap()
 }
@@ -87,14 +98,7 @@ fn the_raw_error_body_is_kept_with_its_details() {
     let w = World::new("fwd-error", 1, false, None, 60_000);
     let pool = w.pool(json!({}));
     w.fault(json!({"kind": "bad_request", "count": 1}));
-    let e = forward(
-        &pool,
-        "POST",
-        "/v1beta/models/gemini-3-flash:generateContent",
-        &[],
-        GENERATE.as_bytes(),
-    )
-    .unwrap_err();
+    let e = generate(&pool, GENERATE).unwrap_err();
     let Error::Api(api) = e else { panic!("{e:?}") };
     assert_eq!(api.http_status, 400);
     let raw: Value = serde_json::from_slice(&api.body).unwrap();
@@ -311,27 +315,13 @@ fn a_file_is_used_only_with_keys_of_the_project_that_made_it() {
         assert_eq!(json_of(&f)["name"], name.as_str());
     }
     for _ in 0..6 {
-        let f = forward(
-            &pool,
-            "POST",
-            "/v1beta/models/gemini-3-flash:generateContent",
-            &[],
-            with_file(&uri).as_bytes(),
-        )
-        .unwrap();
+        let f = generate(&pool, &with_file(&uri)).unwrap();
         assert_eq!(p.project_of(&f.response.key_fingerprint), project);
     }
     // A call naming nothing still rotates over every key.
     let mut projects = std::collections::BTreeSet::new();
     for _ in 0..4 {
-        let f = forward(
-            &pool,
-            "POST",
-            "/v1beta/models/gemini-3-flash:generateContent",
-            &[],
-            GENERATE.as_bytes(),
-        )
-        .unwrap();
+        let f = generate(&pool, GENERATE).unwrap();
         projects.insert(p.project_of(&f.response.key_fingerprint));
     }
     assert_eq!(projects.len(), 2, "{projects:?}");
@@ -353,37 +343,16 @@ fn a_full_pinned_group_is_all_rate_limited_never_another_project() {
     let pool = p.pool(&["a0", "a1", "b0", "b1"], json!({"free_rate_limit": 2}));
     let (_, uri, project) = upload(&pool, &p, "notes");
     for _ in 0..2 {
-        let f = forward(
-            &pool,
-            "POST",
-            "/v1beta/models/gemini-3-flash:generateContent",
-            &[],
-            with_file(&uri).as_bytes(),
-        )
-        .unwrap();
+        let f = generate(&pool, &with_file(&uri)).unwrap();
         assert_eq!(p.project_of(&f.response.key_fingerprint), project);
     }
-    let e = forward(
-        &pool,
-        "POST",
-        "/v1beta/models/gemini-3-flash:generateContent",
-        &[],
-        with_file(&uri).as_bytes(),
-    )
-    .unwrap_err();
+    let e = generate(&pool, &with_file(&uri)).unwrap_err();
     assert!(
         matches!(e, Error::AllKeysRateLimited { retry_after_ms, .. } if retry_after_ms > 0),
         "{e:?}"
     );
     // The other project still serves calls that name nothing.
-    let f = forward(
-        &pool,
-        "POST",
-        "/v1beta/models/gemini-3-flash:generateContent",
-        &[],
-        GENERATE.as_bytes(),
-    )
-    .unwrap();
+    let f = generate(&pool, GENERATE).unwrap();
     assert_ne!(p.project_of(&f.response.key_fingerprint), project);
 }
 
@@ -421,14 +390,7 @@ fn a_resource_made_elsewhere_is_found_in_its_project_and_pinned_there() {
     }
     // A model call naming an unknown cached content or file elsewhere: the same search.
     let other = p.pool(&["a0", "b0"], json!({"state": "memory"}));
-    let f = forward(
-        &other,
-        "POST",
-        "/v1beta/models/gemini-3-flash:generateContent",
-        &[],
-        with_file(&uri).as_bytes(),
-    )
-    .unwrap();
+    let f = generate(&other, &with_file(&uri)).unwrap();
     assert_eq!(p.project_of(&f.response.key_fingerprint), "pb");
     // A resource nobody has: the service's answer, once per group.
     let e = forward(&pool, "GET", "/v1beta/files/nosuchfile", &[], b"").unwrap_err();

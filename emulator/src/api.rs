@@ -134,6 +134,7 @@ pub async fn handle(
         version,
         path: &path,
         refs: &refs,
+        session_owner: None,
         model,
         method,
         input,
@@ -279,14 +280,17 @@ pub struct ResourceRequest {
 
 /// Reads a resource request and meets it like every request (key, faults, the log); `Err`
 /// is the answer when it ends there. `resource` names what its path names, for the log.
+/// `session_owner` (for an upload URL) stands for the key when the request carries none.
 pub async fn admit_resource(
     shared: &Arc<Shared>,
     request: Request<Incoming>,
     version: &'static str,
     method: Method,
     resource: Option<String>,
+    session_owner: impl FnOnce() -> Option<Owner>,
 ) -> Result<ResourceRequest, Result<Response<Body>, CloseConnection>> {
     let (key, key_in_url) = request_key(&request);
+    let session_owner = if key.is_none() { session_owner() } else { None };
     let path = logged_path(request.uri());
     let query = request.uri().query().map(str::to_string);
     let (parts, body) = request.into_parts();
@@ -308,6 +312,7 @@ pub async fn admit_resource(
         version,
         path: &path,
         refs: &[],
+        session_owner,
         model: "",
         method,
         input,

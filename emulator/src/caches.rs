@@ -37,10 +37,11 @@ pub async fn handle(
     id: Option<String>,
 ) -> Result<Response<Body>, CloseConnection> {
     let resource = id.as_ref().map(|id| format!("cachedContents/{id}"));
-    let mut request = match api::admit_resource(&shared, request, version, method, resource).await {
-        Ok(request) => request,
-        Err(answer) => return answer,
-    };
+    let mut request =
+        match api::admit_resource(&shared, request, version, method, resource, || None).await {
+            Ok(request) => request,
+            Err(answer) => return answer,
+        };
     let answer = match (method, id) {
         (Method::CreateCachedContent, _) => create(&shared, &mut request, version),
         (Method::ListCachedContents, _) => list(&shared, &request),

@@ -58,7 +58,17 @@ pub async fn handle(
         FileTarget::File(id) => Some(format!("files/{id}")),
         _ => None,
     };
-    let mut request = match api::admit_resource(&shared, request, version, method, resource).await {
+    // An upload URL is its own credential: a request on it without a key is the session
+    // owner's (a key, when sent, must be of the owner's project).
+    let session_owner = || match &target {
+        FileTarget::Upload(Some(upload_id)) => {
+            shared.with_resources(|resources, _| resources.upload_owner(upload_id))
+        }
+        _ => None,
+    };
+    let admitted =
+        api::admit_resource(&shared, request, version, method, resource, session_owner).await;
+    let mut request = match admitted {
         Ok(request) => request,
         Err(answer) => return answer,
     };

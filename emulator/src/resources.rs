@@ -170,7 +170,7 @@ pub struct Resources {
     caches: BTreeMap<String, CachedRecord>,
     /// Creation order, which lists follow.
     next_seq: u64,
-    /// Feeds the ids; the same sequence every run, which makes failures reproducible.
+    /// Feeds the ids; seeded per emulator so that two emulators never hand out the same name.
     next_id: u64,
 }
 
@@ -205,9 +205,17 @@ pub struct UploadRefusal {
 }
 
 impl Resources {
-    /// Forgets everything.
+    /// No resources; ids start from `seed`.
+    pub fn with_seed(seed: u64) -> Self {
+        Resources {
+            next_id: seed,
+            ..Resources::default()
+        }
+    }
+
+    /// Forgets everything but where the ids are (a name is never handed out twice).
     pub fn clear(&mut self) {
-        *self = Resources::default();
+        *self = Resources::with_seed(self.next_id);
     }
 
     /// Drops what has expired by `now_ms`.
@@ -282,6 +290,11 @@ impl Resources {
         };
         self.uploads.insert(upload_id.clone(), session);
         Ok((upload_id, file_id))
+    }
+
+    /// Who opened the upload session `upload_id`, if it is open.
+    pub fn upload_owner(&self, upload_id: &str) -> Option<Owner> {
+        Some(self.uploads.get(upload_id)?.owner.clone())
     }
 
     /// The file id of an open session that `project` may use.

@@ -52,6 +52,9 @@ pub struct Arrival<'a> {
     /// The files and cached contents a model call's body names, checked against the
     /// key's project before the quota is.
     pub refs: &'a [ResourceRef],
+    /// For a request on an upload URL that carries no key: the upload session's owner. As in
+    /// the service, the `upload_id` is then the credential (google-genai sends no key there).
+    pub session_owner: Option<Owner>,
     /// The model in the path ("" for models.list).
     pub model: &'a str,
     pub method: Method,
@@ -144,6 +147,7 @@ impl Shared {
             base_url: OnceLock::new(),
             inner: Mutex::new(Inner {
                 wall_at_start_ms,
+                resources: Resources::with_seed(id_seed()),
                 ..Inner::default()
             }),
         };
@@ -214,10 +218,13 @@ impl Shared {
         let seq = inner.next_seq;
         inner.next_seq += 1;
 
-        let label = arrival
-            .key
-            .and_then(|key| inner.label_of_key.get(key).cloned());
+        let label = match (arrival.key, &arrival.session_owner) {
+            (Some(key), _) => inner.label_of_key.get(key).cloned(),
+            (None, Some(owner)) => Some(Arc::clone(&owner.label)),
+            (None, None) => None,
+        };
         let caller = match (arrival.key, &label) {
+            (None, Some(label)) => Caller::Known(Arc::clone(label)),
             (None, _) => Caller::Missing,
             (Some(_), None) => Caller::Unknown,
             (Some(_), Some(label)) => Caller::Known(Arc::clone(label)),
@@ -474,6 +481,16 @@ impl Shared {
     }
 }
 
+/// A seed for resource ids that differs between emulators, even two started at once.
+fn id_seed() -> u64 {
+    static STARTED: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let nth = STARTED.fetch_add(1, Ordering::Relaxed);
+    nanos ^ u64::from(std::process::id()).rotate_left(32) ^ nth.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// The 429 the emulator's own quotas answer: one violation per exceeded quota, the longest
 /// wait in RetryInfo; a `limit: 0` answer carries the 1.1 s trap instead.
 fn quota_error(violations: &[Violation], model: &str) -> ApiError {
@@ -664,6 +681,7 @@ mod tests {
             version: "v1beta",
             path: "/v1beta/models/m:generateContent",
             refs: &[],
+            session_owner: None,
             model,
             method: Method::GenerateContent,
             input: Input::Tokens(1),

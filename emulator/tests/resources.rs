@@ -266,6 +266,24 @@ fn upload_protocol_errors_name_what_is_wrong() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["file"]["sizeBytes"], "4");
 
+    // The upload URL is its own credential: google-genai sends its chunks without a key.
+    let url = start(&emulator, "key-a2", "v1beta", 3, "x");
+    let keyless = client()
+        .post(&url)
+        .header("x-goog-upload-command", "upload, finalize")
+        .header("x-goog-upload-offset", "0")
+        .body("abc");
+    let (status, upload, body) = parts(keyless.send().unwrap());
+    assert_eq!((status, upload.as_deref()), (200, Some("final")), "{body}");
+    let entry = emulator.log().pop().unwrap();
+    assert_eq!(
+        (entry.label.as_deref(), entry.key_fingerprint),
+        (Some("a2"), None)
+    );
+    // Without a key, an unknown upload_id has no owner to stand for one.
+    let spent = client().post(&url).header("x-goog-upload-command", "query");
+    assert_eq!(spent.send().unwrap().status(), 403);
+
     // An unknown upload_id: 404, final (so the SDKs stop rather than retry).
     let unknown = format!("{}/upload/v1beta/files?upload_id=nope", emulator.base_url());
     let (status, upload, body) = parts(chunk(&unknown, "key-a", "upload", 0, b"x"));

@@ -10,7 +10,6 @@ use crate::cancel::Cancel;
 use crate::error::Error;
 use crate::gemini::Verdict;
 use crate::method::Method;
-use crate::metrics::counters::PoolCounter;
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
@@ -72,11 +71,7 @@ impl Pool {
         cancel: Option<&Cancel>,
         scope: &Scope<'_>,
     ) -> Result<Response, Error> {
-        self.record.add(PoolCounter::Requests, 1)?;
-        let result = self.call_unrecorded(method, request_json, options, cancel, scope);
-        let counted = self.count_outcome(result.as_ref().map(|_| ()));
-        let response = result?;
-        counted.map(|()| response)
+        self.counted(|| self.call_unrecorded(method, request_json, options, cancel, scope))
     }
 
     fn call_unrecorded(

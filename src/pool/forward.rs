@@ -18,7 +18,6 @@ use crate::cancel::Cancel;
 use crate::error::Error;
 use crate::gemini::Verdict;
 use crate::method::Method;
-use crate::metrics::counters::PoolCounter;
 use crate::resource::{self, Route, Target, UPLOAD_PIN_PREFIX};
 use crate::store::PinTarget;
 use bytes::Bytes;
@@ -184,11 +183,7 @@ impl Pool {
         options: &CallOptions,
         cancel: Option<&Cancel>,
     ) -> Result<Forwarded, Error> {
-        self.record.add(PoolCounter::Requests, 1)?;
-        let result = self.forward_plain_unrecorded(request, target, path_name, options, cancel);
-        let counted = self.count_outcome(result.as_ref().map(|_| ()));
-        let forwarded = result?;
-        counted.map(|()| forwarded)
+        self.counted(|| self.forward_plain_unrecorded(request, target, path_name, options, cancel))
     }
 
     fn forward_plain_unrecorded(
@@ -219,7 +214,7 @@ impl Pool {
         let start = (self.record.next_cursor()? % keys.len().max(1) as u64) as usize;
         let order: Vec<usize> = (0..keys.len())
             .map(|i| (start + i) % keys.len())
-            .filter(|&i| scope.only.as_ref().is_none_or(|o| o[i]))
+            .filter(|&i| scope.only.as_ref().map_or(true, |o| o[i]))
             .collect();
         let mut attempts = 0;
         let mut last_failure: Option<Error> = None;

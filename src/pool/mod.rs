@@ -353,6 +353,16 @@ impl Pool {
         self.call(Method::GenerateContent, request_json, options, None)
     }
 
+    /// Runs one call, counted on the pool: a request when it starts, its outcome when it ends.
+    /// When the call fails, its own error is returned even if counting it failed too.
+    fn counted<T>(&self, call: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+        self.record.add(PoolCounter::Requests, 1)?;
+        let result = call();
+        let counted = self.count_outcome(result.as_ref().map(|_| ()));
+        let value = result?;
+        counted.map(|()| value)
+    }
+
     /// Counts a call's outcome on the pool (requests were counted when it started).
     fn count_outcome(&self, result: Result<(), &Error>) -> Result<(), Error> {
         match result {
