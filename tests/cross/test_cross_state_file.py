@@ -104,7 +104,7 @@ def test_state_file_of_another_layout_version(tmp_path, real_state_file, go_work
     sparse_copy(real, wrong)
     with open(wrong, "r+b") as f:
         f.seek(VERSION_AT)
-        assert struct.unpack("<Q", f.read(8))[0] == 2  # layout 2: quotas per (group, model)
+        assert struct.unpack("<Q", f.read(8))[0] == 3  # layout 3: quotas per (group, model), pins
         f.seek(VERSION_AT)
         f.write(struct.pack("<Q", 4))
     original = wrong.read_bytes()[:4096]
