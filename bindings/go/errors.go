@@ -93,6 +93,9 @@ type APIError struct {
 	Message string
 	// KeyFingerprint is the fingerprint of the key that got the answer; "" if unknown.
 	KeyFingerprint string
+	// Body is the service's error body byte for byte as received (its JSON, every details
+	// entry included); nil for an APIError built by hand.
+	Body []byte
 
 	// msg is the library's one-line message, which Error() shows as it is.
 	msg string

@@ -80,7 +80,10 @@ func takeError(status C.gr_status, cerr *C.gr_error, deadlineBudget bool) error 
 		}
 		return &RateLimitError{RetryAfter: retry, msg: msg}
 	case C.GR_ERR_API:
+		var n C.size_t
+		body := C.gr_error_api_body(cerr, &n)
 		return &APIError{
+			Body:           C.GoBytes(unsafe.Pointer(body), C.int(n)),
 			StatusCode:     int(C.gr_error_http_status(cerr)),
 			Status:         C.GoString(C.gr_error_rpc_status(cerr)),
 			Message:        C.GoString(C.gr_error_api_message(cerr)),

@@ -74,11 +74,8 @@ type stream struct {
 }
 
 func (p *KeyPool) openStream(ctx context.Context, model string, body []byte, maxWait time.Duration) (*stream, error) {
-	timeoutMS, deadlineBudget, err := budget(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var cmodel *C.char
+	var err error
 	if model != "" {
 		if cmodel, err = cString(model, "the model name"); err != nil {
 			return nil, err
@@ -90,6 +87,22 @@ func (p *KeyPool) openStream(ctx context.Context, model string, body []byte, max
 		return nil, err
 	}
 	defer C.free(unsafe.Pointer(cbody))
+	return p.startStream(ctx, func(ptr *C.gr_pool, timeoutMS C.uint64_t, token *C.gr_cancel, out **C.gr_stream, cerr **C.gr_error) C.gr_status {
+		return C.gr_stream_open(ptr, cmodel, cbody, C.uint64_t(millisOrZero(maxWait)), timeoutMS, token, out, cerr)
+	})
+}
+
+// streamOpener is gr_stream_open or gr_forward_stream, its request's arguments bound.
+type streamOpener func(ptr *C.gr_pool, timeoutMS C.uint64_t, token *C.gr_cancel, out **C.gr_stream, cerr **C.gr_error) C.gr_status
+
+// startStream opens a stream with open under ctx (its deadline the time budget, its
+// cancellation a gr_cancel); the pool stays borrowed and the context watched until the
+// stream is freed.
+func (p *KeyPool) startStream(ctx context.Context, open streamOpener) (*stream, error) {
+	timeoutMS, deadlineBudget, err := budget(ctx)
+	if err != nil {
+		return nil, err
+	}
 	ptr, err := p.acquire()
 	if err != nil {
 		return nil, err
@@ -101,8 +114,7 @@ func (p *KeyPool) openStream(ctx context.Context, model string, body []byte, max
 	}
 	var s *C.gr_stream
 	var cerr *C.gr_error
-	status := C.gr_stream_open(ptr, cmodel, cbody, C.uint64_t(millisOrZero(maxWait)), C.uint64_t(timeoutMS), w.token, &s, &cerr)
-	if status != C.GR_OK {
+	if status := open(ptr, C.uint64_t(timeoutMS), w.token, &s, &cerr); status != C.GR_OK {
 		w.release()
 		p.release()
 		return nil, callError(ctx, status, cerr, deadlineBudget)

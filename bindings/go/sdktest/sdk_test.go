@@ -35,11 +35,24 @@ type emulator struct {
 // startEmulator starts the emulator with keys k0..k{n-1} (labels l0..) and the given faults.
 func startEmulator(t *testing.T, n int, faults ...map[string]any) *emulator {
 	t.Helper()
-	prefix := fmt.Sprintf("secret-%s-%d", t.Name(), time.Now().UnixNano())
+	prefix := uniquePrefix(t)
 	keys := make([]map[string]any, n)
 	for i := range keys {
 		keys[i] = map[string]any{"key": fmt.Sprintf("%s-%d", prefix, i), "label": fmt.Sprintf("l%d", i)}
 	}
+	e := startEmulatorWith(t, keys, faults...)
+	e.prefix = prefix
+	return e
+}
+
+// uniquePrefix names the test's keys (and projects): the pool's state is host-wide.
+func uniquePrefix(t *testing.T) string {
+	return fmt.Sprintf("secret-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano())
+}
+
+// startEmulatorWith starts the emulator with the given key entries and faults.
+func startEmulatorWith(t *testing.T, keys []map[string]any, faults ...map[string]any) *emulator {
+	t.Helper()
 	config, _ := json.Marshal(map[string]any{"keys": keys, "faults": append([]map[string]any{}, faults...), "record_bodies": true})
 	path := filepath.Join(t.TempDir(), "emulator.json")
 	if err := os.WriteFile(path, config, 0o600); err != nil {
@@ -63,7 +76,7 @@ func startEmulator(t *testing.T, n int, faults ...map[string]any) *emulator {
 		t.Fatalf("the emulator printed %q: %v", line, err)
 	}
 	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
-	return &emulator{url: url, prefix: prefix, cmd: cmd}
+	return &emulator{url: url, cmd: cmd}
 }
 
 type stats struct {
@@ -94,6 +107,13 @@ func client(t *testing.T, e *emulator, n int, cfg rotator.Config) (*genai.Client
 	for i := 0; i < n; i++ {
 		cfg.FreeKeys = append(cfg.FreeKeys, fmt.Sprintf("%s-%d", e.prefix, i))
 	}
+	return sdkClient(t, e, cfg, "")
+}
+
+// sdkClient is the SDK on a pool of cfg (its keys given), in API version apiVersion ("": the
+// SDK's default), both pointed at the emulator.
+func sdkClient(t *testing.T, e *emulator, cfg rotator.Config, apiVersion string) (*genai.Client, *rotator.KeyPool) {
+	t.Helper()
 	cfg.BaseURL = e.url
 	cfg.RetryBase = time.Millisecond
 	pool, err := rotator.NewKeyPool(cfg)
@@ -103,7 +123,7 @@ func client(t *testing.T, e *emulator, n int, cfg rotator.Config) (*genai.Client
 	t.Cleanup(func() { pool.Close() })
 	c, err := genai.NewClient(context.Background(), &genai.ClientConfig{
 		APIKey: "placeholder-never-sent", Backend: genai.BackendGeminiAPI, HTTPClient: pool.HTTPClient(),
-		HTTPOptions: genai.HTTPOptions{BaseURL: e.url},
+		HTTPOptions: genai.HTTPOptions{BaseURL: e.url, APIVersion: apiVersion},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ HEADER = (REPO / "include" / "gemini_rotator.h").read_text()
 
 # Scalars and the library's own types, by their C spelling.
 SCALARS: Dict[str, Any] = {
+    "uint8_t": ctypes.c_uint8,
     "uint16_t": ctypes.c_uint16,
     "uint32_t": ctypes.c_uint32,
     "uint64_t": ctypes.c_uint64,

@@ -1,7 +1,8 @@
 """google-genai on top of the pool (HttpxTransport, AsyncHttpxTransport, genai_client), against
 the emulator: rotation and limits, 429 failover, stream failover before the first event and a
 typed error after it, the placeholder key never sent, the pool's error and the service's own
-errors through the SDK, async concurrency."""
+errors through the SDK, async concurrency. Files, cached contents and the models:
+test_sdk_resources.py."""
 
 from __future__ import annotations
 
@@ -180,11 +181,13 @@ def test_both_api_versions_are_served(emulator, make_pool, version):
     assert client.models.generate_content(model=MODEL, contents=FIVE).text == ANSWER
 
 
-def test_requests_not_tied_to_a_model_are_refused_clearly(make_pool, emulator):
-    client = sdk(make_pool(emulator.add_keys(1), model=MODEL), emulator)
-    with pytest.raises(Exception) as raised:
-        client.files.get(name="files/abc")
-    assert "files/abc" in str(raised.value)
+def test_a_path_the_pool_does_not_serve_is_refused_clearly(make_pool, emulator):
+    key = emulator.add_key()
+    http = httpx.Client(transport=HttpxTransport(make_pool([key], model=MODEL)))
+    with pytest.raises(gemini_rotator.InvalidArgumentError) as raised:
+        http.get(f"{emulator.base_url}/v1beta/tunedModels?pageSize=5")
+    assert "GET" in str(raised.value) and "/v1beta/tunedModels" in str(raised.value)
+    assert emulator.requests(key) == 0
 
 
 def test_async_calls_run_concurrently_and_rotate(emulator, make_pool):

@@ -12,6 +12,7 @@ All exceptions pickle (so that :mod:`multiprocessing` can send them from a worke
 from __future__ import annotations
 
 import builtins
+import ctypes
 from typing import Any, Optional, Tuple
 
 from . import _ffi
@@ -61,8 +62,9 @@ class APIError(GeminiError):
     INVALID_ARGUMENT: <the service's message> (key <fingerprint>)"``). The parts:
     ``status_code`` is the HTTP status, ``status`` the RPC status of the error body
     (``"INVALID_ARGUMENT"``, ``""`` when the body had none), ``message`` the service's own
-    message (keys redacted), and ``key_fingerprint`` the fingerprint of the key that received
-    the answer (``""`` if unknown).
+    message (keys redacted), ``key_fingerprint`` the fingerprint of the key that received
+    the answer (``""`` if unknown), and ``body`` the service's error body byte for byte as
+    received (its JSON, every ``details`` entry included; ``b""`` when there is none).
     """
 
     def __init__(
@@ -72,17 +74,26 @@ class APIError(GeminiError):
         status: str,
         message: Optional[str] = None,
         key_fingerprint: str = "",
+        body: bytes = b"",
     ) -> None:
         super().__init__(text)
         self.message = text if message is None else message
         self.status_code = status_code
         self.status = status
         self.key_fingerprint = key_fingerprint
+        self.body = body
 
     def __reduce__(self) -> Tuple[Any, ...]:
         return (
             type(self),
-            (str(self), self.status_code, self.status, self.message, self.key_fingerprint),
+            (
+                str(self),
+                self.status_code,
+                self.status,
+                self.message,
+                self.key_fingerprint,
+                self.body,
+            ),
         )
 
 
@@ -174,9 +185,12 @@ def take_error(status: int, error: Any, secrets: Tuple[str, ...] = ()) -> Gemini
             api_message = (lib.gr_error_api_message(error) or b"").decode("utf-8", "replace")
             fp = lib.gr_error_key_fingerprint(error) or b""
             key_fingerprint = fp.decode("ascii", "replace")
+            length = ctypes.c_size_t(0)
+            raw = lib.gr_error_api_body(error, ctypes.byref(length))
+            body = ctypes.string_at(raw, length.value) if raw else b""
         else:
             message, retry_after_ms, http_status, rpc_status = "", 0, 0, ""
-            api_message, key_fingerprint = "", ""
+            api_message, key_fingerprint, body = "", "", b""
     finally:
         _ffi.lib.gr_error_free(error)
     message = _redact(message, secrets) or f"gemini-rotator call failed ({_ffi.status_name(status)})"
@@ -184,7 +198,7 @@ def take_error(status: int, error: Any, secrets: Tuple[str, ...] = ()) -> Gemini
         return AllKeysRateLimitedError(message, retry_after_ms / 1000.0)
     if status == _ffi.GR_ERR_API:
         return APIError(
-            message, http_status, rpc_status, _redact(api_message, secrets), key_fingerprint
+            message, http_status, rpc_status, _redact(api_message, secrets), key_fingerprint, body
         )
     cls = _SIMPLE.get(status)
     if cls is None:

@@ -27,6 +27,7 @@ from ctypes import (
     c_int64,
     c_size_t,
     c_uint16,
+    c_uint8,
     c_uint32,
     c_uint64,
     c_void_p,
@@ -96,6 +97,9 @@ ErrorPtr = POINTER(gr_error)
 ResponsePtr = POINTER(gr_response)
 CancelPtr = POINTER(gr_cancel)
 StreamPtr = POINTER(gr_stream)
+
+#: `const uint8_t *`: bytes handed to the library for the duration of a call.
+BytePtr = POINTER(c_uint8)
 
 # `gr_status` is a C enum; its values fit an int32 and every platform we build for passes it
 # as an int.
@@ -203,6 +207,8 @@ SIGNATURES: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "gr_error_rpc_status": (c_char_p, (ErrorPtr,)),
     "gr_error_api_message": (c_char_p, (ErrorPtr,)),
     "gr_error_key_fingerprint": (c_char_p, (ErrorPtr,)),
+    # The raw error body is bytes with a length: `void *`, read with string_at(ptr, len).
+    "gr_error_api_body": (c_void_p, (ErrorPtr, POINTER(c_size_t))),
     "gr_error_free": (None, (ErrorPtr,)),
     "gr_status_name": (c_char_p, (c_int32,)),  # static
     # The body is bytes with a length, not a C string: `void *`, read with string_at(ptr, len).
@@ -210,6 +216,8 @@ SIGNATURES: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "gr_response_key_fingerprint": (c_char_p, (ResponsePtr,)),
     "gr_response_attempts": (c_uint32, (ResponsePtr,)),
     "gr_response_model": (c_char_p, (ResponsePtr,)),
+    "gr_response_http_status": (c_uint16, (ResponsePtr,)),
+    "gr_response_header": (c_char_p, (ResponsePtr, c_char_p)),
     "gr_response_free": (None, (ResponsePtr,)),
     "gr_cancel_new": (gr_status, (POINTER(CancelPtr), _OutError)),
     "gr_cancel_trigger": (None, (CancelPtr,)),
@@ -240,6 +248,41 @@ SIGNATURES: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
             PoolPtr,
             c_char_p,
             c_char_p,
+            c_uint64,
+            c_uint64,
+            CancelPtr,
+            POINTER(StreamPtr),
+            _OutError,
+        ),
+    ),
+    # (pool, http_method, path, headers_json or NULL, body, body_len, max_wait_ms, timeout_ms,
+    #  cancel or NULL, out_response, out_error); the body is bytes: see `byte_buffer`.
+    "gr_forward": (
+        gr_status,
+        (
+            PoolPtr,
+            c_char_p,
+            c_char_p,
+            c_char_p,
+            BytePtr,
+            c_size_t,
+            c_uint64,
+            c_uint64,
+            CancelPtr,
+            POINTER(ResponsePtr),
+            _OutError,
+        ),
+    ),
+    # (pool, path, headers_json or NULL, body, body_len, max_wait_ms, timeout_ms, cancel or
+    #  NULL, out_stream, out_error)
+    "gr_forward_stream": (
+        gr_status,
+        (
+            PoolPtr,
+            c_char_p,
+            c_char_p,
+            BytePtr,
+            c_size_t,
             c_uint64,
             c_uint64,
             CancelPtr,
@@ -284,6 +327,12 @@ def take_response(ptr: Any) -> Tuple[bytes, str]:
         return answer, fingerprint
     finally:
         lib.gr_response_free(ptr)
+
+
+def byte_buffer(data: bytes) -> Any:
+    """``data`` as a ``const uint8_t *`` argument, without a copy: valid while ``data`` is
+    referenced (the caller keeps it for the call)."""
+    return ctypes.cast(c_char_p(data), BytePtr)
 
 
 def status_name(status: int) -> str:
