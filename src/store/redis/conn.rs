@@ -294,11 +294,13 @@ impl Connections {
     }
 
     /// Runs `f` on a connection (an idle one, else a new one); the connection goes back to
-    /// the pool only if `f` did not fail on it.
+    /// the pool only if `f` did not fail on it. Signals are held back meanwhile (see
+    /// [`SignalsHeld`]).
     pub fn with<T>(
         &self,
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> redis::RedisResult<T> {
+        let _held = SignalsHeld::new();
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut conn = match idle {
             Some(c) => c,
@@ -326,6 +328,46 @@ impl Connections {
     /// Drops every idle connection (after a failure, the others are likely broken too).
     pub fn reset(&self) {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// Asynchronous signals blocked on this thread for one round trip, then the caller's mask
+/// restored (pending signals are delivered then).
+///
+/// Why: the sockets have timeouts (SO_RCVTIMEO/SO_SNDTIMEO bound a call when Redis does not
+/// answer), and a blocking call on such a socket is not restarted after a signal handler even
+/// under SA_RESTART: it fails with EINTR. Host runtimes signal their threads all the time (Go
+/// preempts goroutines with SIGURG), and an interrupted script cannot simply be sent again: it
+/// may have run on the server. The faults the program itself raises (SIGSEGV, SIGBUS, SIGFPE,
+/// SIGILL, SIGTRAP) stay unblocked. A round trip is bounded by the timeout, so no signal waits
+/// longer than that.
+struct SignalsHeld {
+    old: libc::sigset_t,
+}
+
+impl SignalsHeld {
+    fn new() -> SignalsHeld {
+        // SAFETY: sigset_t is plain data, initialised by sigfillset before use; the mask
+        // calls take valid pointers to locals.
+        unsafe {
+            let mut block: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut block);
+            for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP] {
+                libc::sigdelset(&mut block, sig);
+            }
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut old);
+            SignalsHeld { old }
+        }
+    }
+}
+
+impl Drop for SignalsHeld {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `new` on this same thread.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
+        }
     }
 }
 
