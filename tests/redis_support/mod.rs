@@ -1,5 +1,7 @@
 //! A real `redis-server` for the Redis tests: started on a free loopback port with a
 //! temporary directory and no persistence, killed (and its directory removed) when dropped.
+//! Each test binary that includes it uses a different part of it.
+#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::PathBuf;
