@@ -352,7 +352,13 @@ impl SignalsHeld {
         unsafe {
             let mut block: libc::sigset_t = std::mem::zeroed();
             libc::sigfillset(&mut block);
-            for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP] {
+            for sig in [
+                libc::SIGSEGV,
+                libc::SIGBUS,
+                libc::SIGFPE,
+                libc::SIGILL,
+                libc::SIGTRAP,
+            ] {
                 libc::sigdelset(&mut block, sig);
             }
             let mut old: libc::sigset_t = std::mem::zeroed();
