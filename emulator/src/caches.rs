@@ -70,7 +70,7 @@ fn create(
     request: &mut ResourceRequest,
     version: &'static str,
 ) -> Result<Value, ApiError> {
-    let body = parse_object(&request.body)?;
+    let body = crate::request::json_object(&request.body)?;
     let model = match body.get("model") {
         Some(Value::String(model)) if !model.is_empty() => {
             model.strip_prefix("models/").unwrap_or(model).to_string()
@@ -115,7 +115,7 @@ fn create(
 
 /// `PATCH /{v}/cachedContents/{id}`: a new `ttl` or `expireTime`.
 fn patch(shared: &Shared, request: &ResourceRequest, id: &str) -> Result<Value, ApiError> {
-    let body = parse_object(&request.body)?;
+    let body = crate::request::json_object(&request.body)?;
     if let Some(mask) = query_param(request.query.as_deref(), "updateMask") {
         if let Some(field) = mask
             .split(',')
@@ -233,23 +233,6 @@ fn count_tokens(body: &Map<String, Value>) -> Result<u64, ApiError> {
         }
     }
     Ok(words.max(1))
-}
-
-fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::invalid_request(
-            "",
-            "Invalid JSON payload received. Root element must be a message.",
-        )),
-        Err(e) => Err(ApiError::invalid_request(
-            "",
-            format!("Invalid JSON payload received. {e}."),
-        )),
-    }
 }
 
 fn invalid_field(field: &str, kind: &str, value: &Value) -> ApiError {

@@ -39,13 +39,13 @@ pub struct EmbedRequest {
 
 /// Validates an `embedContent` body for `model`.
 pub fn parse_embed(body: &[u8], model: &str) -> Result<EmbedRequest, ApiError> {
-    let request = json_object(body)?;
+    let request = crate::request::json_object(body)?;
     embed_request(&request, model, "")
 }
 
 /// Validates a `batchEmbedContents` body for `model`.
 pub fn parse_batch(body: &[u8], model: &str) -> Result<Vec<EmbedRequest>, ApiError> {
-    let request = json_object(body)?;
+    let request = crate::request::json_object(body)?;
     let requests = match request.get("requests") {
         Some(Value::Array(requests)) if !requests.is_empty() => requests,
         None | Some(Value::Null) | Some(Value::Array(_)) => {
@@ -91,20 +91,6 @@ pub fn batch_answer(requests: &[EmbedRequest]) -> Value {
         .map(|r| json!({ "values": vector(r) }))
         .collect();
     json!({ "embeddings": embeddings })
-}
-
-fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::invalid_request(
-            "",
-            "Invalid JSON payload received. Root element must be a message.",
-        )),
-        Err(e) => Err(ApiError::invalid_request(
-            "",
-            format!("Invalid JSON payload received. {e}."),
-        )),
-    }
 }
 
 /// One `EmbedContentRequest`; `prefix` places its fields inside a batch ("requests[2].").

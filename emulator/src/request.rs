@@ -5,7 +5,7 @@
 //! words; a request's input tokens are the words of every text part of `contents` and of
 //! `systemInstruction`, at least 1. Other parts (inline data, function calls) count nothing.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::errors::ApiError;
 
@@ -30,22 +30,28 @@ pub fn count_words(text: &str) -> u64 {
     text.split_whitespace().count() as u64
 }
 
-/// Validates a request body the way the real service would, naming what is wrong.
-pub fn parse_prompt(body: &[u8]) -> Result<Prompt, ApiError> {
-    // An empty body reads as an empty request, which then lacks `contents`.
-    let request: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Object(Default::default())
-    } else {
-        serde_json::from_slice(body).map_err(|e| {
-            ApiError::invalid_request("", format!("Invalid JSON payload received. {e}."))
-        })?
-    };
-    let Value::Object(request) = request else {
-        return Err(ApiError::invalid_request(
+/// A request body as the JSON object every method takes, refused as the real service refuses
+/// it; an empty body reads as an empty request (which then lacks what the method needs).
+pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::invalid_request(
             "",
             "Invalid JSON payload received. Root element must be a message.",
-        ));
-    };
+        )),
+        Err(e) => Err(ApiError::invalid_request(
+            "",
+            format!("Invalid JSON payload received. {e}."),
+        )),
+    }
+}
+
+/// Validates a request body the way the real service would, naming what is wrong.
+pub fn parse_prompt(body: &[u8]) -> Result<Prompt, ApiError> {
+    let request = json_object(body)?;
 
     let contents = match request.get("contents") {
         None | Some(Value::Null) => return Err(contents_not_specified()),
