@@ -262,8 +262,8 @@ impl Pool {
 
     /// Waits (up to `wait_until`, a store time) for a key to admit the request on the first
     /// model of `chain` that can serve it (the call's model, then its fallbacks), sleeping on
-    /// the pool's clock; only on the keys `only` allows, when given (see `resource`). `last_failure` is what the service last answered in this call, for
-    /// the error.
+    /// the pool's clock; only on the keys `only` allows, when given (see `resource`).
+    /// `last_failure` is what the service last answered in this call, for the error.
     pub(super) fn acquire_waiting<'p>(
         &'p self,
         chain: &[ModelRef<'p>],
