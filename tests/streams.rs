@@ -287,6 +287,17 @@ fn a_cancel_token_stops_a_stream_and_a_plain_call_from_another_thread() {
     assert_eq!(called, Err(Error::Cancelled));
     assert!(started.elapsed() < Duration::from_millis(1000));
     assert_eq!(in_flight(&pool, &w.free[0]), 0);
+    // The emulator logs the abandoned call when it sees the connection go, which may be
+    // later than the caller's return: wait for it (the stream and the call), so the count
+    // below can only move if the next call is sent.
+    let waited = Instant::now();
+    while w.stats()["total"].as_u64().unwrap() < 2 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "the emulator never logged the cancelled call"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // A token already triggered stops the next call before it is sent.
     let before = w.stats()["total"].as_u64().unwrap();
     assert_eq!(
