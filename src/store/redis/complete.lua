@@ -2,27 +2,29 @@
 -- did not say), then the token slots' seqs. Stamps the admission's slots with the server's
 -- time now (if they still hold it) and corrects the token reservation to the service's
 -- count: slots above it are freed, missing ones taken if free (beyond that the service's own
--- limit answers).
+-- limit answers). The header stays in locals (a table costs more).
 local ring, tring = KEYS[2], KEYS[3]
-local h = header(ring)
-if not h then return 0 end
-local now = clock(h)
+local cr, win, _, ctok, r, _, tk, unit, tslots, infl, _, _, _, _, rh, th, day, cnt, hwm =
+  words(ring)
+if not cr then return 0 end
+local now = clock_above(hwm)
 local admitted = tonumber(ARGV[1])
 local done = math.max(now, admitted)
--- The rate slot, in the common case one BITFIELD: stamped (reading what it held); put back
--- if it no longer held this admission (freed and taken again). Then the high-water mark.
-local slot = '#' .. (HEADER + tonumber(ARGV[2]) % rate_len(h))
-local old = redis.call('BITFIELD', ring, 'GET', 'i64', slot, 'SET', 'i64', slot, done)[1]
-if old ~= -admitted then redis.call('BITFIELD', ring, 'SET', 'i64', slot, old) end
-local tlen = tok_len(h)
+-- The rate slot, in the common case a GETRANGE and a SETRANGE: stamped if it still holds this
+-- admission (not if it was freed and taken again). Then the high-water mark.
+local at = 8 * (HEADER + tonumber(ARGV[2]) % rate_len(r, cr))
+if word_at(ring, at) == -admitted then
+  redis.call('SETRANGE', ring, at, struct.pack(WORD, done))
+end
+local tlen = tok_len(ctok, tk, unit, tslots)
 if tlen == 0 then
-  write_hot(ring, h)
+  write_hot(ring, rh, th, day, cnt, now)
   return 1
 end
 local held = #ARGV - 3
 local prompt = tonumber(ARGV[3])
 local needed = held
-if prompt >= 0 then needed = math.min(math.ceil(prompt / h.unit), tlen) end
+if prompt >= 0 then needed = math.min(math.ceil(prompt / unit), tlen) end
 if held > 0 then
   local get = {}
   for i = 1, held do
@@ -40,12 +42,12 @@ if held > 0 then
   if #args > 0 then redis.call('BITFIELD', tring, unpack(args)) end
 end
 if needed > held then
-  local got, _, some = find(tring, 0, h.th, tlen, needed - held, now, h.win, h.infl)
+  local got, _, some = find(tring, 0, th, tlen, needed - held, now, win, infl)
   local extra = got or some
   if #extra > 0 then
     stamp(tring, 0, extra, tlen, done)
-    h.th = extra[#extra] + 1
+    th = extra[#extra] + 1
   end
 end
-write_hot(ring, h)
+write_hot(ring, rh, th, day, cnt, now)
 return 1

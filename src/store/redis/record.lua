@@ -2,10 +2,13 @@
 -- tag: the ring string `KEYS[2]`, whose first HEADER words (signed 64-bit big-endian, the
 -- encoding of BITFIELD's i64) are the header the hot scripts need, then the rate ring's slots;
 -- the token ring's string `KEYS[3]`; and the hash `KEYS[1]` with what is read rarely (tier,
--- group, model, streak, fallbacks, birth). One GETRANGE reads the header, one BITFIELD takes
--- the head's slot and one SETRANGE moves the head (its fields are the header's last words):
--- an admission is TIME and three cheap commands (tokens: one or two more). Each redis.call
--- costs about a microsecond, so the scripts count them, and build no strings they can spell.
+-- group, model, streak, fallbacks, birth). One GETRANGE reads the header, one GETRANGE and one
+-- SETRANGE take the head's slot, and one SETRANGE moves the head (its fields are the header's
+-- last words): an admission is TIME and four of the cheapest commands there are (tokens: one
+-- or two more). Each redis.call costs the better part of a microsecond, so the scripts count
+-- them, keep the hot words in locals and build no strings they can spell. BITFIELD reads and
+-- writes the same words (its i64 at `#n` is bytes 8n to 8n + 7) where many slots are
+-- looked at at once.
 --
 -- The header words, in order (a missing record reads as an empty string):
 -- cr, win, cdly, ctok: the configured rate, window (ms), daily and token limits;
@@ -22,13 +25,19 @@ local HEADER_FORMAT = '>i8>i8>i8>i8>i8>i8>i8>i8>i8>i8>i8>i8>i8>i8>i8>i8>i8>i8>i8
 -- Where the words an admission writes begin (rh), and their format.
 local HOT = 14
 local HOT_FORMAT = '>i8>i8>i8>i8>i8'
+-- The header of `ring`, its words in the order of FIELDS (then one value to ignore); nothing
+-- when there is no record. The hot scripts keep them in locals (cheaper than a table).
+local function words(ring)
+  local s = redis.call('GETRANGE', ring, 0, 8 * HEADER - 1)
+  if #s < 8 * HEADER then return end
+  return struct.unpack(HEADER_FORMAT, s)
+end
 -- The header of `ring`, as a table by field name; nil when there is no record.
 local function header(ring)
-  local s = redis.call('GETRANGE', ring, 0, 8 * HEADER - 1)
-  if #s < 8 * HEADER then return nil end
+  local v = {words(ring)}
+  if #v == 0 then return nil end
   local h = {}
-  h.cr, h.win, h.cdly, h.ctok, h.r, h.d, h.tk, h.unit, h.tslots, h.infl, h.cd, h.cdc, h.un,
-    h.q, h.rh, h.th, h.day, h.cnt, h.hwm = struct.unpack(HEADER_FORMAT, s)
+  for i, field in ipairs(FIELDS) do h[field] = v[i] end
   return h
 end
 -- Writes the header's fields from `h` (all of them, or from word `from` on).
@@ -39,22 +48,29 @@ local function write_header(ring, h, from)
   redis.call('SETRANGE', ring, 8 * from, struct.pack(string.rep(WORD, HEADER - from), unpack(v)))
 end
 -- Writes what an admission moves: the heads, the day's count, the high-water mark.
-local function write_hot(ring, h)
-  redis.call('SETRANGE', ring, 8 * HOT, struct.pack(HOT_FORMAT, h.rh, h.th, h.day, h.cnt, h.hwm))
+local function write_hot(ring, rh, th, day, cnt, hwm)
+  redis.call('SETRANGE', ring, 8 * HOT, struct.pack(HOT_FORMAT, rh, th, day, cnt, hwm))
+end
+-- The word at byte `at` of `ring` (0 past its end, as BITFIELD reads it).
+local function word_at(ring, at)
+  local s = redis.call('GETRANGE', ring, at, at + 7)
+  if #s < 8 then return 0 end
+  return (struct.unpack(WORD, s))
 end
 -- The server's clock in whole milliseconds (rounded up, never 0), never below the record's
--- high-water mark `h.hwm` (a server clock stepped backwards never frees a slot early), which
--- it raises in `h` (the caller writes it with what it writes anyway). Read once per script (time
--- runs during a script before Redis 7.2).
-local function server_time()
+-- high-water mark `hwm` (a server clock stepped backwards never frees a slot early); the
+-- caller raises the mark to it with what it writes anyway. Read once per script (time runs
+-- during a script before Redis 7.2).
+local function clock_above(hwm)
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
-end
-local function clock(h)
-  local now = server_time()
-  if now < h.hwm then now = h.hwm end
-  h.hwm = now
+  local now = tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
+  if now < hwm then return hwm end
   return now
+end
+-- The same for a header table `h`, whose mark it raises.
+local function clock(h)
+  h.hwm = clock_above(h.hwm)
+  return h.hwm
 end
 -- Counter increments a client folds into the script it sends anyway: ARGV from `first` on,
 -- pairs of (field, increment).
@@ -119,10 +135,10 @@ local function stamp(ring, base, seqs, len, value)
   redis.call('BITFIELD', ring, unpack(stamps({}, base, seqs, len, value)))
 end
 -- The slots in force of a record's two rings (lowered limits use the first slots).
-local function rate_len(h) return clamp(h.r, 1, h.cr) end
-local function tok_len(h)
-  if h.ctok == 0 then return 0 end
-  return clamp(math.floor(h.tk / h.unit), 1, h.tslots)
+local function rate_len(r, cr) return clamp(r, 1, cr) end
+local function tok_len(ctok, tk, unit, tslots)
+  if ctok == 0 then return 0 end
+  return clamp(math.floor(tk / unit), 1, tslots)
 end
 -- How many slots of a ring (`len` from word `base`) count at `now`, and of those how many
 -- are in flight.

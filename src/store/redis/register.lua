@@ -11,8 +11,8 @@ local h = header(ring)
 if h then
   local now = clock(h)
   if h.cr ~= cr or h.win ~= window or h.cdly ~= cdaily or h.ctok ~= ctok then
-    local rw = usage(ring, HEADER, rate_len(h), now, h.win, h.infl)
-    local tw = usage(tring, 0, tok_len(h), now, h.win, h.infl)
+    local rw = usage(ring, HEADER, rate_len(h.r, h.cr), now, h.win, h.infl)
+    local tw = usage(tring, 0, tok_len(h.ctok, h.tk, h.unit, h.tslots), now, h.win, h.infl)
     if rw > 0 or tw > 0 then return {1, h.cr, h.win, h.cdly, h.ctok} end
     -- Nothing of the old windows counts any more: start them afresh; the day's count, the
     -- cooldown, the availability and the clocks carry on.
@@ -28,7 +28,7 @@ end
 -- failover): then requests admitted before the loss may still count for up to timeout +
 -- window, so the record admits nothing until then. Lost: since now. Otherwise since the
 -- generation began (a generation younger than that may follow a loss).
-local now = server_time()
+local now = clock_above(0)
 local q = 0
 if ARGV[11] == '1' then
   q = now + hold
