@@ -2,8 +2,8 @@
 //! port: one admission (`try_admit`, one `EVALSHA` of the admission script) and one
 //! completion, each next to a bare round trip from the same client (an `EVALSHA` of a script
 //! that returns 1) and to the floor of any exact admission (a script that reads a record,
-//! the server's clock and writes one word); admission + completion from 8 threads; and, when Go is installed,
-//! go-redis/redis_rate (benches/redis_rate) against the same server.
+//! the server's clock and writes one word); admission + completion from 8 threads; and, when
+//! Go is installed, go-redis/redis_rate (benches/redis_rate) against the same server.
 //!
 //! A plain timing loop (no criterion): the figures are round trips on loopback, tens of
 //! microseconds, far above a loop's overhead.

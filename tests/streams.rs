@@ -47,14 +47,16 @@ fn open_streams(w: &World) -> u64 {
     w.stats()["open_streams"].as_u64().unwrap()
 }
 
-/// Waits (at most 5 s) until the emulator has no stream open: it notices a client that left.
+/// Waits (at most 10 s) until the emulator has no stream open: it notices a client that left.
 fn until_no_stream_open(w: &World) {
+    until(w, "a stream stays open", |w| open_streams(w) == 0);
+}
+
+/// Waits until `done` holds of the emulator; after 10 s, fails with `what`.
+fn until(w: &World, what: &str, done: impl Fn(&World) -> bool) {
     let started = Instant::now();
-    while open_streams(w) > 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "a stream stays open"
-        );
+    while !done(w) {
+        assert!(started.elapsed() < Duration::from_secs(10), "{what}");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -290,14 +292,9 @@ fn a_cancel_token_stops_a_stream_and_a_plain_call_from_another_thread() {
     // The emulator logs the abandoned call when it sees the connection go, which may be
     // later than the caller's return: wait for it (the stream and the call), so the count
     // below can only move if the next call is sent.
-    let waited = Instant::now();
-    while w.stats()["total"].as_u64().unwrap() < 2 {
-        assert!(
-            waited.elapsed() < Duration::from_secs(10),
-            "the emulator never logged the cancelled call"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    until(&w, "the emulator never logged the cancelled call", |w| {
+        w.stats()["total"].as_u64().unwrap() >= 2
+    });
     // A token already triggered stops the next call before it is sent.
     let before = w.stats()["total"].as_u64().unwrap();
     assert_eq!(

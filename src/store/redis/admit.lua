@@ -31,15 +31,15 @@ if tokens > 0 and tlen > 0 then
 end
 local rlen = rate_len(r, cr)
 local seq = rh
-local at = 8 * (HEADER + seq % rlen)
+local at = rate_slot(seq, rlen)
 if now < blocked_until(word_at(ring, at), win, infl) then
   -- The head's slot is taken: look at the others.
   local rseqs, rready = find(ring, HEADER, seq, rlen, 1, now, win, infl)
   if not rseqs then return {1, rready, now} end
   seq = rseqs[1]
-  at = 8 * (HEADER + seq % rlen)
+  at = rate_slot(seq, rlen)
 end
-redis.call('SETRANGE', ring, at, struct.pack(WORD, -now))
+set_word_at(ring, at, -now)
 stamp(tring, 0, tseqs, tlen, -now)
 if #tseqs > 0 then th = tseqs[#tseqs] + 1 end
 write_hot(ring, seq + 1, th, today, cnt + 1, now)

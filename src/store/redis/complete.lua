@@ -12,10 +12,8 @@ local admitted = tonumber(ARGV[1])
 local done = math.max(now, admitted)
 -- The rate slot, in the common case a GETRANGE and a SETRANGE: stamped if it still holds this
 -- admission (not if it was freed and taken again). Then the high-water mark.
-local at = 8 * (HEADER + tonumber(ARGV[2]) % rate_len(r, cr))
-if word_at(ring, at) == -admitted then
-  redis.call('SETRANGE', ring, at, struct.pack(WORD, done))
-end
+local at = rate_slot(tonumber(ARGV[2]), rate_len(r, cr))
+if word_at(ring, at) == -admitted then set_word_at(ring, at, done) end
 local tlen = tok_len(ctok, tk, unit, tslots)
 if tlen == 0 then
   write_hot(ring, rh, th, day, cnt, now)

@@ -51,11 +51,16 @@ end
 local function write_hot(ring, rh, th, day, cnt, hwm)
   redis.call('SETRANGE', ring, 8 * HOT, struct.pack(HOT_FORMAT, rh, th, day, cnt, hwm))
 end
--- The word at byte `at` of `ring` (0 past its end, as BITFIELD reads it).
+-- Where (the byte) the slot of `seq` is in a rate ring of `len` slots.
+local function rate_slot(seq, len) return 8 * (HEADER + seq % len) end
+-- The word at byte `at` of `ring` (0 past its end, as BITFIELD reads it), and its writing.
 local function word_at(ring, at)
   local s = redis.call('GETRANGE', ring, at, at + 7)
   if #s < 8 then return 0 end
   return (struct.unpack(WORD, s))
+end
+local function set_word_at(ring, at, value)
+  redis.call('SETRANGE', ring, at, struct.pack(WORD, value))
 end
 -- The server's clock in whole milliseconds (rounded up, never 0), never below the record's
 -- high-water mark `hwm` (a server clock stepped backwards never frees a slot early); the
